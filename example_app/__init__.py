@@ -1,0 +1,1 @@
+"""The example blog app (built in a later issue)."""

@@ -1,0 +1,57 @@
+"""Flash DB: an async, Django-like ORM on SQLAlchemy 2, made for FastAPI."""
+
+from flash_db.database import (
+    Database,
+    close_db,
+    create_all,
+    drop_all,
+    get_database,
+    get_db,
+    init_db,
+    session,
+)
+from flash_db.exceptions import (
+    DoesNotExist,
+    FieldError,
+    FlashDBError,
+    MultipleObjectsReturned,
+    RelationNotLoaded,
+    SessionBusy,
+    TransactionError,
+    ValidationError,
+)
+from flash_db.expressions import F, Q, Value
+from flash_db.manager import Manager
+from flash_db.models import AwareDateTime, Model, SoftDeleteMixin, TimestampMixin
+from flash_db.query import QuerySet
+from flash_db.transaction import atomic, on_commit
+
+__all__ = [
+    "AwareDateTime",
+    "Database",
+    "DoesNotExist",
+    "F",
+    "FieldError",
+    "FlashDBError",
+    "Manager",
+    "Model",
+    "MultipleObjectsReturned",
+    "Q",
+    "QuerySet",
+    "RelationNotLoaded",
+    "SessionBusy",
+    "SoftDeleteMixin",
+    "TimestampMixin",
+    "TransactionError",
+    "ValidationError",
+    "Value",
+    "atomic",
+    "close_db",
+    "create_all",
+    "drop_all",
+    "get_database",
+    "get_db",
+    "init_db",
+    "on_commit",
+    "session",
+]

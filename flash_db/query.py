@@ -1,0 +1,499 @@
+"""QuerySet[M]: lazy, immutable query state, synchronous builders and async terminals.
+
+A QuerySet holds names and expressions in a frozen dataclass; every builder
+returns a copy (``dataclasses.replace``). The SQLAlchemy statement is built
+inside the terminal that runs it, so nothing touches the database, and no name
+is resolved, before a terminal is awaited with a session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
+
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import UnaryExpression
+from typing_extensions import TypeVar
+
+from flash_db.exceptions import FieldError
+from flash_db.expressions import Expression, F, OrderBy, Q
+from flash_db.lookups import Resolver, pk_name
+from flash_db.transaction import execute_write
+
+if TYPE_CHECKING:
+    from flash_db.models import Model
+
+__all__ = ["QuerySet"]
+
+M = TypeVar("M", bound="Model")
+R = TypeVar("R", default=M)
+
+_ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """Everything a QuerySet knows; never mutated, only replaced."""
+
+    where: tuple[Any, ...] = ()
+    order_by: tuple[Any, ...] | None = None
+    reversed: bool = False
+    limit: int | None = None
+    offset: int | None = None
+    distinct: bool = False
+    distinct_fields: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    defer: tuple[str, ...] = ()
+    select_related: tuple[str, ...] = ()
+    prefetch_related: tuple[Any, ...] = ()
+    annotations: tuple[tuple[str, Any], ...] = ()
+    fields: tuple[str, ...] = ()
+    kind: _ResultKind = "model"
+    for_update: tuple[bool, bool, tuple[Any, ...]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySet(Generic[M, R]):
+    """A lazy, immutable query over one model; ``R`` is the type of each result."""
+
+    model: type[M]
+    state: _State = field(default_factory=_State)
+
+    # -- builders -------------------------------------------------------------
+
+    def _clone(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, state=dataclasses.replace(self.state, **changes))
+
+    def all(self) -> Self:
+        """Return a copy of this QuerySet."""
+        return self._clone()
+
+    def filter(self, *conditions: Any, **lookups: Any) -> Self:
+        """Return a new QuerySet with the conditions and lookups ANDed to the filters."""
+        if not conditions and not lookups:
+            return self._clone()
+        return self._clone(where=(*self.state.where, Q(*conditions, **lookups)))
+
+    def exclude(self, *conditions: Any, **lookups: Any) -> Self:
+        """Return a new QuerySet with NOT (conditions AND lookups) ANDed to the filters.
+
+        Rows where a compared column is NULL are kept, as in Django.
+        """
+        if not conditions and not lookups:
+            return self._clone()
+        return self._clone(where=(*self.state.where, ~Q(*conditions, **lookups)))
+
+    def order_by(self, *fields: str | Any) -> Self:
+        """Return a new QuerySet ordered by ``fields`` (``"name"``, ``"-created_at"``, expressions).
+
+        A later call replaces an earlier one; ``order_by()`` with no fields clears it.
+        """
+        return self._clone(order_by=tuple(fields), reversed=False)
+
+    def reverse(self) -> Self:
+        """Return a new QuerySet with the ordering flipped."""
+        return self._clone(reversed=not self.state.reversed)
+
+    def distinct(self, *fields: str) -> Self:
+        """Return a new QuerySet with ``SELECT DISTINCT`` (PostgreSQL: ``DISTINCT ON (fields)``)."""
+        return self._clone(distinct=True, distinct_fields=tuple(fields))
+
+    def limit(self, n: int | None) -> Self:
+        """Return a new QuerySet returning at most ``n`` rows."""
+        if n is not None and n < 0:
+            raise ValueError(f"limit() takes a non-negative number, got {n!r}.")
+        return self._clone(limit=n)
+
+    def offset(self, n: int | None) -> Self:
+        """Return a new QuerySet skipping the first ``n`` rows."""
+        if n is not None and n < 0:
+            raise ValueError(f"offset() takes a non-negative number, got {n!r}.")
+        return self._clone(offset=n)
+
+    def __getitem__(self, item: slice) -> Self:
+        """Slice the QuerySet (``qs[10:20]``): LIMIT/OFFSET, still lazy."""
+        if not isinstance(item, slice):
+            raise TypeError(
+                "QuerySets support slicing (qs[a:b]) only; use await qs.first(db) or "
+                f"(await qs.fetch(db))[i] for one row, not qs[{item!r}]."
+            )
+        if item.step not in (None, 1):
+            raise ValueError("QuerySet slicing does not support a step.")
+        start, stop = item.start, item.stop
+        if (start is not None and start < 0) or (stop is not None and stop < 0):
+            raise ValueError("Negative indexing is not supported on QuerySets.")
+        base_offset = self.state.offset or 0
+        base_limit = self.state.limit
+        new_offset = base_offset + (start or 0)
+        if stop is None:
+            new_limit = None if base_limit is None else max(base_limit - (start or 0), 0)
+        else:
+            new_limit = max(stop - (start or 0), 0)
+            if base_limit is not None:
+                new_limit = min(new_limit, max(base_limit - (start or 0), 0))
+        return self._clone(limit=new_limit, offset=new_offset or None)
+
+    def only(self, *fields: str) -> Self:
+        """Return a new QuerySet that loads only ``fields`` (and the primary key) now."""
+        return self._clone(only=tuple(fields), defer=())
+
+    def defer(self, *fields: str) -> Self:
+        """Return a new QuerySet that does not load ``fields`` now."""
+        return self._clone(defer=(*self.state.defer, *fields))
+
+    def select_related(self, *relations: str) -> Self:
+        """Return a new QuerySet that JOIN-loads the to-one ``relations``."""
+        return self._clone(select_related=(*self.state.select_related, *relations))
+
+    def prefetch_related(self, *relations: Any) -> Self:
+        """Return a new QuerySet that loads ``relations`` with one extra query each."""
+        return self._clone(prefetch_related=(*self.state.prefetch_related, *relations))
+
+    def annotate(self, **expressions: Any) -> Self:
+        """Return a new QuerySet with computed values set as attributes on each result."""
+        return self._clone(annotations=(*self.state.annotations, *expressions.items()))
+
+    def select_for_update(
+        self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[Any] = ()
+    ) -> Self:
+        """Return a new QuerySet that locks its rows (``FOR UPDATE``; no effect on SQLite)."""
+        return self._clone(for_update=(nowait, skip_locked, tuple(of)))
+
+    def values(self, *fields: str) -> QuerySet[M, dict[str, Any]]:
+        """Return a QuerySet whose results are dicts of ``fields`` (all columns by default)."""
+        qs = self._clone(fields=tuple(fields), kind="dict")
+        return cast("QuerySet[M, dict[str, Any]]", qs)  # only the result type changes
+
+    @overload
+    def values_list(
+        self, *fields: str, flat: Literal[True], named: Literal[False] = False
+    ) -> QuerySet[M, Any]: ...
+
+    @overload
+    def values_list(
+        self, *fields: str, flat: Literal[False] = False, named: Literal[True]
+    ) -> QuerySet[M, Row[Any]]: ...
+
+    @overload
+    def values_list(
+        self, *fields: str, flat: Literal[False] = False, named: Literal[False] = False
+    ) -> QuerySet[M, tuple[Any, ...]]: ...
+
+    def values_list(
+        self, *fields: str, flat: bool = False, named: bool = False
+    ) -> QuerySet[M, Any]:
+        """Return a QuerySet whose results are tuples (``flat=True``: single values)."""
+        if flat and named:
+            raise TypeError("values_list() takes flat=True or named=True, not both.")
+        if flat and len(fields) != 1:
+            raise TypeError(
+                f"values_list(flat=True) takes exactly one field, got {len(fields)}: {fields!r}."
+            )
+        kind: _ResultKind = "flat" if flat else "named" if named else "tuple"
+        qs = self._clone(fields=tuple(fields), kind=kind)
+        return cast("QuerySet[M, Any]", qs)  # only the result type changes
+
+    # -- statement building ---------------------------------------------------
+
+    def _resolver(self) -> Resolver:
+        return Resolver(self.model)
+
+    def _where(self, resolver: Resolver) -> list[ColumnElement[bool]]:
+        return [resolver.compile(item) for item in self.state.where]
+
+    def _order(self, resolver: Resolver, *, default_pk: bool = False) -> list[Any]:
+        state = self.state
+        items: Iterable[Any]
+        if state.order_by is None or (not state.order_by and state.reversed):
+            items = ("pk",) if (default_pk or state.reversed) else ()
+        else:
+            items = state.order_by
+        result = []
+        for item in items:
+            ordering = self._ordering(item)
+            if state.reversed:
+                ordering = ordering.reversed() if isinstance(ordering, OrderBy) else ordering
+            result.append(ordering.resolve(resolver) if isinstance(ordering, OrderBy) else ordering)
+        return result
+
+    def _ordering(self, item: Any) -> OrderBy | Any:
+        if isinstance(item, str):
+            descending = item.startswith("-")
+            return OrderBy(F(item.lstrip("-")), descending=descending)
+        if isinstance(item, OrderBy):
+            return item
+        if isinstance(item, Expression):
+            return item.asc()
+        if isinstance(item, InstrumentedAttribute):
+            return OrderBy(F(item.key), descending=False)
+        if isinstance(item, UnaryExpression | ColumnElement):
+            if self.state.reversed:
+                raise TypeError(
+                    "reverse() cannot flip a raw SQLAlchemy ordering; use field names or F()."
+                )
+            return item
+        raise TypeError(f"order_by() takes field names or expressions, got {item!r}.")
+
+    def _value_columns(self, resolver: Resolver) -> list[ColumnElement[Any]]:
+        names = self.state.fields or tuple(prop.key for prop in self.model.__mapper__.column_attrs)
+        return [resolver.column(name, context="values()").label(name) for name in names]
+
+    def _select(self, *, default_pk: bool = False) -> Select[Any]:
+        """Build the SELECT for this QuerySet (names resolved, FieldError raised here)."""
+        state = self.state
+        resolver = self._resolver()
+        if state.kind == "model":
+            stmt: Select[Any] = select(self.model)
+        else:
+            stmt = select(*self._value_columns(resolver))
+            stmt = stmt.select_from(self.model)
+        where = self._where(resolver)
+        order = self._order(resolver, default_pk=default_pk)
+        stmt = resolver.apply_joins(stmt)
+        if where:
+            stmt = stmt.where(*where)
+        if order:
+            stmt = stmt.order_by(*order)
+        if state.distinct:
+            if state.distinct_fields:
+                cols = [resolver.column(f, context="distinct()") for f in state.distinct_fields]
+                stmt = stmt.distinct(*cols)
+            else:
+                stmt = stmt.distinct()
+        if state.limit is not None:
+            stmt = stmt.limit(state.limit)
+        if state.offset is not None:
+            stmt = stmt.offset(state.offset)
+        if state.for_update is not None:
+            nowait, skip_locked, of = state.for_update
+            stmt = stmt.with_for_update(nowait=nowait, skip_locked=skip_locked, of=of or None)
+        return stmt
+
+    def _rows(self, result: Any) -> list[R]:
+        kind = self.state.kind
+        if kind == "model":
+            return list(result.scalars().all())
+        rows: list[Any]
+        if kind == "dict":
+            rows = [dict(row) for row in result.mappings().all()]
+        elif kind == "flat":
+            rows = list(result.scalars().all())
+        elif kind == "named":
+            rows = list(result.all())
+        else:
+            rows = [tuple(row) for row in result.all()]
+        return rows
+
+    # -- terminals --------------------------------------------------------------
+
+    async def fetch(self, db: AsyncSession) -> list[R]:
+        """Run the query and return every result."""
+        stmt = self._select()
+        return self._rows(await db.execute(stmt))
+
+    async def first(self, db: AsyncSession) -> R | None:
+        """Return the first result by the ordering (else by primary key), or None."""
+        stmt = self._slice_one()._select(default_pk=True)
+        rows = self._rows(await db.execute(stmt))
+        return rows[0] if rows else None
+
+    async def last(self, db: AsyncSession) -> R | None:
+        """Return the last result by the ordering (else by primary key), or None."""
+        qs = self
+        if qs.state.order_by is None:
+            qs = qs.order_by("pk")
+        return await qs.reverse().first(db)
+
+    def _slice_one(self) -> Self:
+        return self[:1]
+
+    async def get(self, db: AsyncSession, *conditions: Any, **lookups: Any) -> R:
+        """Return the one result matching the filters and ``conditions``/``lookups``.
+
+        Raises ``Model.DoesNotExist`` for none and ``Model.MultipleObjectsReturned``
+        for more than one.
+        """
+        qs = self.filter(*conditions, **lookups) if conditions or lookups else self
+        if qs.state.limit is None:
+            qs = qs.limit(21)
+        rows = await qs.fetch(db)
+        if len(rows) == 1:
+            return rows[0]
+        model = cast(Any, self.model)  # the per-model exception classes are set on subclasses
+        if not rows:
+            raise model.DoesNotExist(f"{self.model.__name__} matching query does not exist.")
+        count = "more than 20" if len(rows) > 20 else str(len(rows))
+        raise model.MultipleObjectsReturned(
+            f"get() returned more than one {self.model.__name__} -- it returned {count}!"
+        )
+
+    async def count(self, db: AsyncSession) -> int:
+        """Return the number of rows (``SELECT count(*)``; no rows are loaded)."""
+        state = self.state
+        if state.limit is not None or state.offset is not None or state.distinct:
+            inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
+            if state.distinct and not state.fields:
+                inner = self._clone(order_by=())._select()
+            stmt = select(func.count()).select_from(inner.subquery())
+        else:
+            resolver = self._resolver()
+            stmt = select(func.count()).select_from(self.model)
+            where = self._where(resolver)
+            stmt = resolver.apply_joins(stmt)
+            if where:
+                stmt = stmt.where(*where)
+        return int((await db.execute(stmt)).scalar_one())
+
+    async def exists(self, db: AsyncSession) -> bool:
+        """Return whether any row matches (``SELECT EXISTS``; no rows are loaded)."""
+        inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
+        return bool((await db.execute(select(inner.exists()))).scalar())
+
+    async def in_bulk(
+        self, db: AsyncSession, ids: Iterable[Any] | None = None, *, field_name: str = "pk"
+    ) -> dict[Any, M]:
+        """Return ``{key: object}`` for rows whose ``field_name`` is in ``ids`` (or all rows)."""
+        qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
+        key = pk_name(self.model) if field_name == "pk" else field_name
+        if key not in self.model.__mapper__.column_attrs:
+            raise FieldError(
+                self.model,
+                field_name,
+                [*self.model.__mapper__.column_attrs.keys(), "pk"],
+                context="in_bulk()",
+            )
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return {}
+            qs = qs.filter(**{f"{key}__in": ids})
+        return {getattr(obj, key): obj for obj in await qs.fetch(db)}
+
+    async def latest(self, db: AsyncSession, field: str = "created_at") -> M:
+        """Return the object with the largest ``field``; ``DoesNotExist`` when empty."""
+        qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
+        return await qs.order_by(
+            f"-{field.lstrip('-')}" if not field.startswith("-") else field[1:]
+        )._one(db)
+
+    async def earliest(self, db: AsyncSession, field: str = "created_at") -> M:
+        """Return the object with the smallest ``field``; ``DoesNotExist`` when empty."""
+        qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
+        return await qs.order_by(field)._one(db)
+
+    async def _one(self, db: AsyncSession) -> R:
+        result = await self.first(db)
+        if result is None:
+            model = cast(Any, self.model)
+            raise model.DoesNotExist(f"{self.model.__name__} matching query does not exist.")
+        return result
+
+    async def aggregate(self, db: AsyncSession, **aggregates: Any) -> dict[str, Any]:
+        """Return ``{name: value}`` for aggregate expressions over the matching rows."""
+        if not aggregates:
+            raise TypeError("aggregate() needs at least one name=aggregate.")
+        resolver = self._resolver()
+        columns = [
+            (expr.resolve(resolver) if isinstance(expr, Expression) else expr).label(name)
+            for name, expr in aggregates.items()
+        ]
+        where = self._where(resolver)
+        stmt = resolver.apply_joins(select(*columns).select_from(self.model))
+        if where:
+            stmt = stmt.where(*where)
+        return dict((await db.execute(stmt)).mappings().one())
+
+    async def update(self, db: AsyncSession, **values: Any) -> int:
+        """Update every matching row with ``values`` (which may be ``F`` expressions).
+
+        Returns the number of rows matched. Sends one ``UPDATE``; loaded objects
+        are not changed (use ``refresh_from_db``), and validation does not run.
+        """
+        if not values:
+            raise TypeError("update() needs at least one field=value.")
+        self._refuse_sliced("update")
+        resolver = self._resolver()
+        column_attrs = self.model.__mapper__.column_attrs
+        assignments: dict[str, Any] = {}
+        for name, value in values.items():
+            key = pk_name(self.model) if name == "pk" else name
+            if key not in column_attrs:
+                raise FieldError(self.model, name, [*column_attrs.keys()], context="update()")
+            assignments[key] = value.resolve(resolver) if isinstance(value, Expression) else value
+        stmt = update(self.model).values(**assignments)
+        stmt = stmt.where(*self._pk_filter(resolver)).execution_options(synchronize_session=False)
+        result = await execute_write(db, stmt)
+        return int(result.rowcount)
+
+    async def delete(self, db: AsyncSession) -> int:
+        """Delete every matching row with one ``DELETE``; return the number deleted.
+
+        On soft-delete models this sets ``deleted_at`` instead (``hard_delete()`` removes).
+        """
+        if getattr(self.model, "__soft_delete__", False):
+            return await self.update(db, deleted_at=datetime.now(UTC))
+        return await self.hard_delete(db)
+
+    async def hard_delete(self, db: AsyncSession) -> int:
+        """Delete every matching row with one ``DELETE``, also on soft-delete models."""
+        self._refuse_sliced("delete")
+        resolver = self._resolver()
+        stmt = delete(self.model).where(*self._pk_filter(resolver))
+        stmt = stmt.execution_options(synchronize_session=False)
+        result = await execute_write(db, stmt)
+        return int(result.rowcount)
+
+    async def restore(self, db: AsyncSession) -> int:
+        """Clear ``deleted_at`` on every matching row of a soft-delete model."""
+        if not getattr(self.model, "__soft_delete__", False):
+            raise TypeError(
+                f"restore() needs a SoftDeleteMixin model; {self.model.__name__} is not."
+            )
+        return await self.update(db, deleted_at=None)
+
+    def _refuse_sliced(self, method: str) -> None:
+        if self.state.limit is not None or self.state.offset is not None:
+            raise TypeError(f"Cannot {method}() a sliced QuerySet; filter it instead.")
+
+    def _pk_filter(self, resolver: Resolver) -> list[ColumnElement[bool]]:
+        """Return WHERE conditions for UPDATE/DELETE (a pk IN subquery when joins are needed)."""
+        where = self._where(resolver)
+        probe = resolver.apply_joins(select(self.model))
+        if probe.get_final_froms() == select(self.model).get_final_froms():
+            return where
+        pk = getattr(self.model, pk_name(self.model))
+        inner = resolver.apply_joins(select(pk)).where(*where)
+        return [pk.in_(inner.scalar_subquery())]
+
+    async def iterator(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
+        """Stream the results in chunks of ``chunk_size`` without loading them all."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size!r}.")
+        stmt = self._select().execution_options(yield_per=chunk_size)
+        result = await db.stream(stmt)
+        kind = self.state.kind
+        source = (
+            result.scalars()
+            if kind in ("model", "flat")
+            else result.mappings()
+            if kind == "dict"
+            else result
+        )
+        async for partition in source.partitions(chunk_size):
+            for row in partition:
+                if kind == "dict":
+                    yield cast(R, dict(row))
+                elif kind == "tuple":
+                    yield cast(R, tuple(row))
+                else:
+                    yield cast(R, row)
+
+    def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
+        """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""
+        return self.iterator(db, chunk_size)

@@ -1,0 +1,265 @@
+"""atomic() and on_commit(): Django's transaction API on an AsyncSession.
+
+Connections run in AUTOCOMMIT mode (see ``flash_db.database``), so a block
+starts a real transaction itself: the outermost ``atomic`` sends ``BEGIN``
+(``BEGIN IMMEDIATE`` on SQLite, which takes the write lock up front instead of
+failing with "database is locked" when two readers later both write) on the
+session's connection, nested blocks are SQLAlchemy savepoints (so the ORM's
+identity map follows ROLLBACK TO SAVEPOINT), and the outermost block commits.
+
+When the connection already has a transaction that Flash DB did not open (the
+testing kit's rolled-back test transaction, or a user's own ``BEGIN``), the
+outermost block becomes a savepoint inside it and its ``on_commit`` callbacks
+are dropped with that outer transaction, as in Django's ``TestCase``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+
+from flash_db.database import _driver_in_transaction
+
+__all__ = ["atomic", "execute_write", "flush_write", "in_atomic", "on_commit"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STACK_KEY = "flash_db.atomic"
+_background: set[asyncio.Task[Any]] = set()
+
+OnCommitCallback = Callable[[], Any]
+
+
+@dataclass(slots=True)
+class _Block:
+    """One open atomic block: its savepoint (if nested) and its on_commit callbacks."""
+
+    savepoint: AsyncSessionTransaction | None
+    driver: Any = None
+    owns_transaction: bool = False
+    callbacks: list[OnCommitCallback] = field(default_factory=list)
+
+
+def _stack(db: AsyncSession) -> list[_Block]:
+    stack: list[_Block] = db.sync_session.info.setdefault(_STACK_KEY, [])
+    return stack
+
+
+def in_atomic(db: AsyncSession) -> bool:
+    """Return whether ``db`` is inside an ``atomic`` block."""
+    return bool(db.sync_session.info.get(_STACK_KEY))
+
+
+class Atomic:
+    """An ``atomic`` block on one session: an async context manager."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        if not isinstance(db, AsyncSession):
+            raise TypeError(
+                f"atomic() takes an AsyncSession (or decorates an async function), "
+                f"got {type(db).__name__}."
+            )
+        self.db = db
+
+    async def __aenter__(self) -> AsyncSession:
+        db = self.db
+        stack = _stack(db)
+        if stack:
+            stack.append(_Block(savepoint=await db.begin_nested()))
+            return db
+        connection = await db.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if _driver_in_transaction(driver):
+            # Someone else's transaction (the testing kit's): nest inside it.
+            stack.append(_Block(savepoint=await db.begin_nested(), driver=driver))
+            return db
+        begin = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "BEGIN"
+        await _driver_execute(driver, begin)
+        stack.append(_Block(savepoint=None, driver=driver, owns_transaction=True))
+        return db
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        db = self.db
+        stack = _stack(db)
+        block = stack[-1]
+        if exc_type is None:
+            try:
+                await db.flush()
+            except BaseException:
+                await self._rollback(block, stack)
+                raise
+            await self._commit(block, stack)
+        else:
+            await self._rollback(block, stack)
+
+    async def _commit(self, block: _Block, stack: list[_Block]) -> None:
+        db = self.db
+        if block.savepoint is not None:
+            try:
+                await block.savepoint.commit()
+            except BaseException:
+                await self._rollback(block, stack)
+                raise
+            stack.pop()
+            if stack:
+                stack[-1].callbacks.extend(block.callbacks)
+            else:
+                # Outermost block inside a foreign (test) transaction: this is as
+                # committed as Flash DB can make it, so run the callbacks now.
+                await _run_callbacks(block.callbacks)
+            return
+        try:
+            await _driver_execute(block.driver, "COMMIT")
+        except BaseException:
+            await self._rollback(block, stack)
+            raise
+        stack.pop()
+        # Settle the ORM's side (no round trip: the driver is in autocommit mode).
+        await db.commit()
+        await _run_callbacks(block.callbacks)
+
+    async def _rollback(self, block: _Block, stack: list[_Block]) -> None:
+        db = self.db
+        stack.pop()
+        if block.savepoint is not None:
+            if block.savepoint.is_active:
+                await block.savepoint.rollback()
+            return
+        try:
+            if _driver_in_transaction(block.driver):
+                await _driver_execute(block.driver, "ROLLBACK")
+        finally:
+            await db.rollback()
+
+
+async def _run_callbacks(callbacks: list[OnCommitCallback]) -> None:
+    for callback in callbacks:
+        result = callback()
+        if inspect.isawaitable(result):
+            await result
+
+
+async def _driver_execute(driver: Any, sql: str) -> None:
+    """Run a transaction-control statement directly on the driver connection."""
+    result = driver.execute(sql)
+    if inspect.isawaitable(result):
+        result = await result
+    close = getattr(result, "close", None)  # aiosqlite returns a cursor
+    if close is not None:
+        closed = close()
+        if inspect.isawaitable(closed):
+            await closed
+
+
+@overload
+def atomic(target: AsyncSession) -> Atomic: ...
+
+
+@overload
+def atomic(
+    target: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+def atomic(
+    target: AsyncSession | Callable[P, Coroutine[Any, Any, R]],
+) -> Atomic | Callable[P, Coroutine[Any, Any, R]]:
+    """Open a transaction block on a session, or decorate an async function with one.
+
+    ``async with atomic(db):`` sends BEGIN ... COMMIT (ROLLBACK when the body
+    raises); a nested block is a SAVEPOINT. As a decorator, the block is opened
+    on the function's ``AsyncSession`` argument.
+    """
+    if isinstance(target, AsyncSession):
+        return Atomic(target)
+    if not inspect.iscoroutinefunction(target):
+        raise TypeError(
+            f"atomic() takes an AsyncSession or decorates an async function, got {target!r}."
+        )
+    func = target
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        bound = signature.bind_partial(*args, **kwargs)
+        sessions = [v for v in bound.arguments.values() if isinstance(v, AsyncSession)]
+        if not sessions:
+            raise TypeError(
+                f"@atomic function {func.__qualname__}() was called without an "
+                "AsyncSession argument; pass the session (db) to it."
+            )
+        async with Atomic(sessions[0]):
+            return await func(*args, **kwargs)
+
+    return wrapper
+
+
+def on_commit(db: AsyncSession, callback: Callable[[], Awaitable[Any] | Any]) -> None:
+    """Run ``callback`` after the outermost ``atomic`` block on ``db`` commits.
+
+    Callbacks run in registration order and have finished when the block exits;
+    they are dropped when their block rolls back. Outside ``atomic`` a sync
+    callback runs at once and an async one is scheduled as a task at once.
+    """
+    stack = db.sync_session.info.get(_STACK_KEY)
+    if stack:
+        stack[-1].callbacks.append(callback)
+        return
+    result = callback()
+    if inspect.isawaitable(result):
+        task = asyncio.ensure_future(result)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+async def flush_write(db: AsyncSession, *, single_statement: bool) -> None:
+    """Flush ``db``'s pending work as one write; outside ``atomic`` it commits on its own.
+
+    Connections are in AUTOCOMMIT mode, so a single statement is durable when it
+    returns and ``db.commit()`` only settles the ORM's state (no round trip);
+    several statements are wrapped in a transaction. On failure the session is
+    rolled back to before the write and stays usable.
+    """
+    if in_atomic(db):
+        await db.flush()
+        return
+    if not single_statement:
+        async with Atomic(db):
+            return
+    try:
+        await db.flush()
+    except BaseException:
+        await db.rollback()
+        raise
+    await db.commit()
+
+
+async def execute_write(db: AsyncSession, statement: Any) -> Any:
+    """Execute one write statement (UPDATE/DELETE/INSERT); outside ``atomic`` it commits."""
+    if in_atomic(db):
+        return await db.execute(statement)
+    if db.new or db.dirty or db.deleted:
+        # Pending work flushes first: make it and the statement one transaction.
+        async with Atomic(db):
+            return await db.execute(statement)
+    try:
+        result = await db.execute(statement)
+    except BaseException:
+        await db.rollback()
+        raise
+    await db.commit()
+    return result

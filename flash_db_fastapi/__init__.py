@@ -1,0 +1,1 @@
+"""FastAPI integration for Flash DB."""

@@ -1,0 +1,90 @@
+"""The small shared domain every test uses: users, posts, tags, comments, and odd primary keys."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import Column, Enum, ForeignKey, Numeric, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from flash_db import Model, SoftDeleteMixin, TimestampMixin
+
+
+class Company(Model):
+    __tablename__ = "companies"
+    name: Mapped[str] = mapped_column(String(100))
+    users: Mapped[list[User]] = relationship(back_populates="company")
+
+
+class User(Model, TimestampMixin):
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    age: Mapped[int | None] = mapped_column(default=None)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), default=None)
+    company: Mapped[Company | None] = relationship(back_populates="users")
+    posts: Mapped[list[Post]] = relationship(back_populates="author")
+
+
+post_tags = Table(
+    "post_tags",
+    Model.metadata,
+    Column("post_id", ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Status(enum.Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class Post(Model, TimestampMixin):
+    __tablename__ = "posts"
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    views: Mapped[int] = mapped_column(default=0)
+    published: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[Status] = mapped_column(Enum(Status), default=Status.DRAFT)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    author: Mapped[User] = relationship(back_populates="posts")
+    tags: Mapped[list[Tag]] = relationship(secondary=post_tags, back_populates="posts")
+    comments: Mapped[list[Comment]] = relationship(back_populates="post")
+
+
+class Tag(Model):
+    __tablename__ = "tags"
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    posts: Mapped[list[Post]] = relationship(secondary=post_tags, back_populates="tags")
+
+
+class Comment(Model):
+    __tablename__ = "comments"
+    text: Mapped[str] = mapped_column(Text)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
+    post: Mapped[Post] = relationship(back_populates="comments")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    author: Mapped[User | None] = relationship()
+
+
+class Note(Model, SoftDeleteMixin):
+    __tablename__ = "notes"
+    text: Mapped[str] = mapped_column(String(200))
+
+
+class Product(Model):
+    """A model with its own string primary key (no ``id`` column is added)."""
+
+    __tablename__ = "products"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+
+
+class Gadget(Model):
+    """A model with a UUID ``id``."""
+
+    __tablename__ = "gadgets"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    label: Mapped[str] = mapped_column(String(50))
