@@ -69,7 +69,8 @@ class FlashSession(SyncSession):
 
 @event.listens_for(FlashSession, "before_commit")
 def _refuse_commit_inside_atomic(sync_session: SyncSession) -> None:
-    if sync_session.info.get("flash_db.atomic"):
+    info = sync_session.info
+    if info.get("flash_db.atomic") and not info.get("flash_db.committing"):
         raise TransactionError(
             "commit() was called inside an atomic() block. The outermost atomic() block "
             "commits when it exits; leave the block (or raise to roll it back) instead."

@@ -16,13 +16,17 @@ are dropped with that outer transaction, as in Django's ``TestCase``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from flash_db.database import _driver_in_transaction
@@ -46,6 +50,17 @@ class _Block:
     driver: Any = None
     owns_transaction: bool = False
     callbacks: list[OnCommitCallback] = field(default_factory=list)
+
+
+@contextmanager
+def _committing(db: AsyncSession) -> Iterator[None]:
+    """Let Flash DB's own savepoint commits past the commit-inside-atomic guard."""
+    info = db.sync_session.info
+    info["flash_db.committing"] = True
+    try:
+        yield
+    finally:
+        info.pop("flash_db.committing", None)
 
 
 def _stack(db: AsyncSession) -> list[_Block]:
@@ -110,7 +125,8 @@ class Atomic:
         db = self.db
         if block.savepoint is not None:
             try:
-                await block.savepoint.commit()
+                with _committing(db):
+                    await block.savepoint.commit()
             except BaseException:
                 await self._rollback(block, stack)
                 raise
@@ -136,14 +152,16 @@ class Atomic:
         db = self.db
         stack.pop()
         if block.savepoint is not None:
-            if block.savepoint.is_active:
-                await block.savepoint.rollback()
+            # Also when a failed flush already deactivated it: SQLAlchemy needs the
+            # explicit rollback() to close the savepoint and restore the ORM state.
+            await block.savepoint.rollback()
             return
         try:
             if _driver_in_transaction(block.driver):
                 await _driver_execute(block.driver, "ROLLBACK")
         finally:
             await db.rollback()
+        await _reload_quietly(db)
 
 
 async def _run_callbacks(callbacks: list[OnCommitCallback]) -> None:
@@ -243,7 +261,7 @@ async def flush_write(db: AsyncSession, *, single_statement: bool) -> None:
     try:
         await db.flush()
     except BaseException:
-        await db.rollback()
+        await _rollback_failed_write(db)
         raise
     await db.commit()
 
@@ -259,7 +277,38 @@ async def execute_write(db: AsyncSession, statement: Any) -> Any:
     try:
         result = await db.execute(statement)
     except BaseException:
-        await db.rollback()
+        await _rollback_failed_write(db)
         raise
     await db.commit()
     return result
+
+
+async def _rollback_failed_write(db: AsyncSession) -> None:
+    """Roll the session back after a failed write, then reload the objects it expired.
+
+    SQLAlchemy's rollback() expires every object in the session, and in async code
+    an expired attribute cannot load itself, so ``user.name`` would break after an
+    unrelated failed INSERT. Rows committed before are still there: reload the
+    expired objects (one SELECT per model, on this failure path only).
+    """
+    await db.rollback()
+    await _reload_quietly(db)
+
+
+async def _reload_quietly(db: AsyncSession) -> None:
+    # Best effort: when the connection itself failed, the original error matters.
+    with contextlib.suppress(Exception):
+        await reload_expired(db)
+
+
+async def reload_expired(db: AsyncSession) -> None:
+    """Reload the column values of expired objects in ``db`` (one SELECT per model)."""
+    by_model: dict[Any, list[Any]] = {}
+    for obj in list(db.identity_map.values()):
+        state = sa_inspect(obj)
+        if state.expired_attributes and state.key is not None and len(state.key[1]) == 1:
+            by_model.setdefault(state.mapper, []).append(state.key[1][0])
+    for mapper, ids in by_model.items():
+        pk = mapper.primary_key[0]
+        stmt = select(mapper).where(pk.in_(ids)).execution_options(populate_existing=True)
+        await db.execute(stmt)
