@@ -76,7 +76,6 @@ class Model(DeclarativeBase):
     """
 
     __abstract__ = True
-    __soft_delete__: ClassVar[bool] = False
 
     objects: ClassVar[ManagerDescriptor] = ManagerDescriptor()
     DoesNotExist: ClassVar[type[exceptions.DoesNotExist]] = exceptions.DoesNotExist
@@ -157,6 +156,12 @@ class Model(DeclarativeBase):
         values = {name: getattr(self, name) for name in update_fields}
         if isinstance(self, TimestampMixin) and "updated_at" not in values:
             values["updated_at"] = _now()
+        # As in Django, changes to other fields stay in memory only: mark them
+        # unchanged so that no later autoflush writes them behind the caller's back.
+        state = inspect(self)
+        for key in list(state.committed_state):
+            if key in column_attrs:
+                set_committed_value(self, key, getattr(self, key))
         pk = pk_name(type(self))
         stmt = (
             update(type(self))
@@ -193,8 +198,10 @@ class Model(DeclarativeBase):
         try:
             await db.refresh(self, attribute_names=fields)
         except InvalidRequestError as error:
+            identity = inspect(self).identity
+            pk = identity[0] if identity else None
             raise type(self).DoesNotExist(
-                f"{type(self).__name__} with pk={self.pk!r} no longer exists."
+                f"{type(self).__name__} with pk={pk!r} no longer exists."
             ) from error
 
 

@@ -337,9 +337,10 @@ class QuerySet(Generic[M, R]):
         """Return the number of rows (``SELECT count(*)``; no rows are loaded)."""
         state = self.state
         if state.limit is not None or state.offset is not None or state.distinct:
-            inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
-            if state.distinct and not state.fields:
-                inner = self._clone(order_by=())._select()
+            # Count the rows the query would return: DISTINCT applies to the selected
+            # values (all columns of a model row are as distinct as its pk).
+            fields = state.fields if state.kind != "model" and state.fields else ("pk",)
+            inner = self._clone(order_by=(), kind="tuple", fields=fields)._select()
             stmt = select(func.count()).select_from(inner.subquery())
         else:
             resolver = self._resolver()
@@ -376,16 +377,25 @@ class QuerySet(Generic[M, R]):
         return {getattr(obj, key): obj for obj in await qs.fetch(db)}
 
     async def latest(self, db: AsyncSession, field: str = "created_at") -> M:
-        """Return the object with the largest ``field``; ``DoesNotExist`` when empty."""
-        qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
-        return await qs.order_by(
-            f"-{field.lstrip('-')}" if not field.startswith("-") else field[1:]
-        )._one(db)
+        """Return the object with the largest ``field`` (rows where it is NULL are ignored).
+
+        Raises ``DoesNotExist`` when there is none.
+        """
+        return await self._extreme(field, descending=True)._one(db)
 
     async def earliest(self, db: AsyncSession, field: str = "created_at") -> M:
-        """Return the object with the smallest ``field``; ``DoesNotExist`` when empty."""
+        """Return the object with the smallest ``field`` (rows where it is NULL are ignored).
+
+        Raises ``DoesNotExist`` when there is none.
+        """
+        return await self._extreme(field, descending=False)._one(db)
+
+    def _extreme(self, field: str, *, descending: bool) -> QuerySet[M, M]:
         qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
-        return await qs.order_by(field)._one(db)
+        # NULL sorts first on one database and last on the other: leave it out.
+        return qs.filter(**{f"{field}__isnull": False}).order_by(
+            f"-{field}" if descending else field
+        )
 
     async def _one(self, db: AsyncSession) -> R:
         result = await self.first(db)
