@@ -1,1 +1,17 @@
-"""FastAPI integration for Flash DB."""
+"""FastAPI integration for Flash DB: lifespan, sessions, schemas, errors, CRUD routers."""
+
+from flash_db_fastapi.dependencies import Session, get_db
+from flash_db_fastapi.errors import add_exception_handlers, exception_handlers
+from flash_db_fastapi.lifespan import flash_lifespan
+from flash_db_fastapi.routers import CRUDRouter
+from flash_db_fastapi.schemas import model_schema
+
+__all__ = [
+    "CRUDRouter",
+    "Session",
+    "add_exception_handlers",
+    "exception_handlers",
+    "flash_lifespan",
+    "get_db",
+    "model_schema",
+]

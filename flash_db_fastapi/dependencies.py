@@ -1,0 +1,56 @@
+"""The per-request session: ``get_db`` and the ``Session`` annotation that injects it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flash_db import atomic, get_database
+from flash_db_fastapi.lifespan import STATE_KEY, FlashState
+
+__all__ = ["Session", "get_db"]
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield one session for the request; close it when the route function returns.
+
+    The database is the one the app's ``flash_lifespan`` opened (else the one
+    ``init_db()`` configured). With ``atomic_requests=True`` the session is one
+    ``atomic()`` block: committed after the handler returns, rolled back when
+    it raises (``HTTPException`` included). Use it as ``Session``, which runs it
+    with ``scope="function"``: the commit then happens before the response is
+    sent, so a failed commit becomes an error response instead of a 2xx.
+    """
+    state = getattr(request.state, STATE_KEY, None)
+    if isinstance(state, FlashState):
+        database, atomic_requests = state.database, state.atomic_requests
+    else:
+        database, atomic_requests = get_database(), False
+    session = database.session()
+    db = await session.__aenter__()
+    try:
+        if not atomic_requests:
+            yield db
+            return
+        block = atomic(db)
+        await block.__aenter__()
+        try:
+            yield db
+        except BaseException as error:
+            # Also on a client disconnect (cancellation): the ROLLBACK must be sent.
+            with anyio.CancelScope(shield=True):
+                await block.__aexit__(type(error), error, error.__traceback__)
+            raise
+        await block.__aexit__(None, None, None)  # COMMIT; a failure propagates as an error
+    finally:
+        # The connection goes back to the pool even when the request is cancelled.
+        with anyio.CancelScope(shield=True):
+            await session.__aexit__(None, None, None)
+
+
+Session = Annotated[AsyncSession, Depends(get_db, scope="function")]
+"""A route parameter ``db: Session`` receives the request's ``AsyncSession``."""

@@ -1,0 +1,79 @@
+"""flash_lifespan(): a FastAPI lifespan that opens Flash DB's database and closes it on shutdown."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import URL
+from starlette.applications import Starlette
+
+import flash_db
+from flash_db import Database, FlashDBError
+
+__all__ = ["DEFAULT_URL", "STATE_KEY", "FlashState", "flash_lifespan"]
+
+DEFAULT_URL = "sqlite+aiosqlite:///db.sqlite3"
+"""The database used when neither ``url`` nor ``$DATABASE_URL`` is given: a local SQLite file."""
+
+STATE_KEY = "flash_db"
+"""The key of :class:`FlashState` in the lifespan state (``request.state.flash_db``)."""
+
+UserLifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class FlashState:
+    """What a running app's requests need: its database and whether requests are atomic."""
+
+    database: Database
+    atomic_requests: bool = False
+
+
+def flash_lifespan(
+    url: str | URL | None = None,
+    *,
+    create_tables: bool = False,
+    atomic_requests: bool = False,
+    lifespan: UserLifespan | None = None,
+    **engine_kwargs: Any,
+) -> Callable[[Starlette], AbstractAsyncContextManager[Mapping[str, Any]]]:
+    """Return a lifespan for ``FastAPI(lifespan=...)`` that runs ``init_db``/``close_db``.
+
+    ``url`` defaults to ``$DATABASE_URL``, then to a local SQLite file
+    (``db.sqlite3``). ``create_tables`` runs ``create_all()`` at startup. A user
+    ``lifespan`` runs inside, with the database ready; the state it yields is
+    kept. ``atomic_requests`` makes every request's ``Session`` one ``atomic()``
+    block (see :func:`flash_db_fastapi.get_db`).
+    """
+
+    @asynccontextmanager
+    async def flash_db_lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        target = url if url is not None else os.environ.get("DATABASE_URL") or DEFAULT_URL
+        database = flash_db.init_db(target, **engine_kwargs)
+        try:
+            if create_tables:
+                await database.create_all()
+            state: dict[str, Any] = {STATE_KEY: FlashState(database, atomic_requests)}
+            if lifespan is None:
+                yield state
+            else:
+                async with lifespan(app) as inner:
+                    yield {**(inner or {}), **state}
+        finally:
+            if _current_database() is database:
+                await flash_db.close_db()
+            else:  # init_db() was called again meanwhile: close only what this lifespan opened
+                await database.close()
+
+    return flash_db_lifespan
+
+
+def _current_database() -> Database | None:
+    try:
+        return flash_db.get_database()
+    except FlashDBError:
+        return None

@@ -1,0 +1,652 @@
+"""CRUDRouter: an APIRouter with list/get/create/update/replace/delete routes for one model.
+
+The list route takes only allow-listed query parameters: ``limit``/``offset``,
+``order_by`` over the allowed order fields, ``fields`` (a subset of the read
+schema) and lookup filters (``name__icontains=jo``, ``id__in=1,2``) over the
+allowed filter fields. Every parameter is declared on the route, so FastAPI
+converts and validates it and OpenAPI documents it; anything else is a 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import inspect
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal, get_origin
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, params
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, TypeAdapter, create_model
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapper, RelationshipProperty
+
+from flash_db import Model, ValidationError
+from flash_db.lookups import pk_name
+from flash_db_fastapi.dependencies import Session
+from flash_db_fastapi.errors import ErrorMessage, constraint_violation, validation_detail
+from flash_db_fastapi.schemas import ModelField, model_fields, model_schema
+
+__all__ = ["ROUTES", "CRUDRouter"]
+
+ROUTES = ("list", "get", "create", "update", "replace", "delete")
+_RESERVED = ("limit", "offset", "order_by", "fields")
+_TEXT_LOOKUPS = (
+    "exact",
+    "iexact",
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+    "in",
+)
+_ORDERED_LOOKUPS = ("exact", "gt", "gte", "lt", "lte", "in", "range")
+_ORDERED_TYPES = (int, float, Decimal, dt.date, dt.datetime, dt.time, dt.timedelta)
+_LIST_LOOKUPS = ("in", "range")
+
+_NOT_FOUND = {"model": ErrorMessage, "description": "No row has this primary key."}
+_CONFLICT = {
+    "model": ErrorMessage,
+    "description": "A unique or foreign-key constraint was violated.",
+}
+_BAD_QUERY = {
+    "model": ErrorMessage,
+    "description": "An unknown query parameter, field or ordering was given.",
+}
+
+
+_Dependencies = Sequence[params.Depends] | Mapping[str, Sequence[params.Depends]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """One declared filter query parameter (``name__icontains``) and how to convert it."""
+
+    param: str
+    lookup: str
+    python_type: Any
+
+
+def _lookups_for(python_type: Any, nullable: bool) -> tuple[str, ...]:
+    """Return the lookups that make sense for a column of ``python_type``."""
+    if python_type is str:
+        lookups: tuple[str, ...] = _TEXT_LOOKUPS
+    elif python_type is bool:
+        lookups = ("exact",)
+    elif isinstance(python_type, type) and issubclass(python_type, _ORDERED_TYPES):
+        lookups = _ORDERED_LOOKUPS
+    elif (
+        isinstance(python_type, type) and issubclass(python_type, enum.Enum | uuid.UUID)
+    ) or get_origin(python_type) is Literal:
+        lookups = ("exact", "in")
+    else:
+        return ()  # JSON, binary and array columns are not filterable from a query string
+    return (*lookups, "isnull") if nullable else lookups
+
+
+def _resolve_path(model: type[Model], path: str) -> ModelField:
+    """Return the column a field path names (``"name"``, ``"author__name"``)."""
+    current = model
+    parts = path.split("__")
+    for part in parts[:-1]:
+        mapper: Mapper[Any] = current.__mapper__
+        relation = mapper.relationships.get(part)
+        if not isinstance(relation, RelationshipProperty):
+            choices = ", ".join(sorted(mapper.relationships.keys()))
+            raise ValueError(
+                f"CRUDRouter({model.__name__}) cannot resolve {part!r} in {path!r}: it is "
+                f"not a relation of {current.__name__}. Choices are: {choices}."
+            )
+        current = relation.mapper.class_
+    fields = model_fields(current)
+    name = pk_name(current) if parts[-1] == "pk" else parts[-1]
+    if name not in fields:
+        raise ValueError(
+            f"CRUDRouter({model.__name__}) got unknown field {path!r}. "
+            f"Choices on {current.__name__} are: {', '.join(sorted(fields))}."
+        )
+    return fields[name]
+
+
+class CRUDRouter(APIRouter):
+    """An ``APIRouter`` with list/get/create/update (PATCH)/replace (PUT)/delete routes.
+
+    ``filter_fields``/``order_fields`` allow-list what clients may filter and
+    order on (default: the read schema's columns; relation paths such as
+    ``"author__name"`` only when listed). ``dependencies`` is a list for every
+    route, or a mapping from route name (``"create"``, ...) to a list.
+    """
+
+    def __init__(
+        self,
+        model: type[Model],
+        *,
+        prefix: str,
+        tags: list[str | enum.Enum] | None = None,
+        read_schema: type[BaseModel] | None = None,
+        create_schema: type[BaseModel] | None = None,
+        update_schema: type[BaseModel] | None = None,
+        filter_fields: Iterable[str] | None = None,
+        order_fields: Iterable[str] | None = None,
+        default_limit: int = 50,
+        max_limit: int = 200,
+        routes: Iterable[str] = ROUTES,
+        dependencies: Sequence[params.Depends]
+        | Mapping[str, Sequence[params.Depends]]
+        | None = None,
+    ) -> None:
+        routes = tuple(routes)
+        unknown = [name for name in routes if name not in ROUTES]
+        if unknown:
+            raise ValueError(
+                f"CRUDRouter got unknown route {unknown[0]!r}. Choices are: {', '.join(ROUTES)}."
+            )
+        if not 1 <= default_limit <= max_limit:
+            raise ValueError(
+                f"CRUDRouter needs 1 <= default_limit <= max_limit, "
+                f"got default_limit={default_limit!r}, max_limit={max_limit!r}."
+            )
+        per_route: Mapping[str, Sequence[params.Depends]] = {}
+        shared: Sequence[params.Depends] | None = None
+        if isinstance(dependencies, Mapping):
+            bad = [name for name in dependencies if name not in ROUTES]
+            if bad:
+                raise ValueError(
+                    f"CRUDRouter dependencies name unknown route {bad[0]!r}. "
+                    f"Choices are: {', '.join(ROUTES)}."
+                )
+            per_route = dependencies
+        else:
+            shared = dependencies
+        super().__init__(prefix=prefix, tags=tags or [model.__name__], dependencies=shared)
+        self.model = model
+        self.read_schema = read_schema or model_schema(model, "read")
+        self.create_schema = create_schema or model_schema(model, "create")
+        self.update_schema = update_schema or model_schema(model, "update")
+        self.default_limit = default_limit
+        self.max_limit = max_limit
+        self.fields = model_fields(model)
+        self.pk_name = pk_name(model)
+        self.pk_type = self.fields[self.pk_name].python_type
+        read_columns = [name for name in self.read_schema.model_fields if name in self.fields]
+        self.filter_fields = self._allow_list(filter_fields, read_columns, "filter_fields")
+        self.order_fields = self._allow_list(order_fields, read_columns, "order_fields")
+        self.filters = self._declare_filters(explicit=filter_fields is not None)
+        self.page_schema = _page_schema(self.read_schema)
+        self._name = model.__name__.lower()
+        adders: dict[str, Callable[[list[params.Depends]], None]] = {
+            "list": self._add_list,
+            "get": self._add_get,
+            "create": self._add_create,
+            "update": self._add_update,
+            "replace": self._add_replace,
+            "delete": self._add_delete,
+        }
+        for name in ROUTES:
+            if name in routes:
+                adders[name](list(per_route.get(name, ())))
+
+    # -- configuration ---------------------------------------------------------------
+
+    def _allow_list(
+        self, given: Iterable[str] | None, default: list[str], label: str
+    ) -> tuple[str, ...]:
+        if given is None:
+            return tuple(default)
+        if isinstance(given, str):
+            raise TypeError(f"CRUDRouter {label} takes a list of field names, got {given!r}.")
+        names = tuple(given)
+        for path in names:
+            _resolve_path(self.model, path)
+        return names
+
+    def _declare_filters(self, *, explicit: bool) -> dict[str, _Filter]:
+        filters: dict[str, _Filter] = {}
+        for path in self.filter_fields:
+            field = _resolve_path(self.model, path)
+            lookups = _lookups_for(field.python_type, field.nullable)
+            if not lookups:
+                if explicit:
+                    raise ValueError(
+                        f"CRUDRouter({self.model.__name__}) cannot filter on {path!r}: "
+                        "its column type has no query-string lookups."
+                    )
+                continue
+            for lookup in lookups:
+                param = path if lookup == "exact" else f"{path}__{lookup}"
+                if param in _RESERVED:
+                    raise ValueError(
+                        f"CRUDRouter({self.model.__name__}) filter {param!r} clashes with the "
+                        f"query parameter of the same name ({', '.join(_RESERVED)})."
+                    )
+                filters[param] = _Filter(param, lookup, field.python_type)
+        return filters
+
+    # -- shared pieces ---------------------------------------------------------------
+
+    def _pk_parameter(self) -> inspect.Parameter:
+        return inspect.Parameter(
+            self.pk_name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[
+                self.pk_type, Path(description=f"The {self.model.__name__}'s primary key.")
+            ],
+        )
+
+    async def _get_object(self, db: AsyncSession, pk: Any) -> Model:
+        try:
+            return await self.model.objects.get(db, pk=pk)
+        except self.model.DoesNotExist:
+            raise HTTPException(404, f"{self.model.__name__} not found.") from None
+
+    async def _save(self, db: AsyncSession, obj: Model) -> None:
+        """Write ``obj``, turning validation and constraint errors into 422/409 responses."""
+        try:
+            await obj.save(db)
+        except ValidationError as error:
+            raise HTTPException(422, validation_detail(error)) from None
+        except IntegrityError as error:
+            violation = constraint_violation(error)
+            raise HTTPException(violation.status_code, violation.message()) from None
+
+    def _route_name(self, action: str) -> str:
+        return f"{action}_{self._name}"
+
+    # -- routes ------------------------------------------------------------------------
+
+    def _add_list(self, dependencies: list[params.Depends]) -> None:
+        router = self
+        order_help = ", ".join(self.order_fields) or "(none)"
+        read_fields = list(self.read_schema.model_fields)
+        parameters = [
+            inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            inspect.Parameter(
+                "limit",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[
+                    int,
+                    Query(ge=0, le=self.max_limit, description="Page size (0: count only)."),
+                ],
+                default=self.default_limit,
+            ),
+            inspect.Parameter(
+                "offset",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[int, Query(ge=0, description="Rows to skip.")],
+                default=0,
+            ),
+            inspect.Parameter(
+                "order_by",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[
+                    str | None,
+                    Query(
+                        description=(
+                            "Comma-separated fields, '-' for descending "
+                            f"(e.g. -{self.order_fields[0] if self.order_fields else 'id'}). "
+                            f"Allowed: {order_help}."
+                        )
+                    ),
+                ],
+                default=None,
+            ),
+            inspect.Parameter(
+                "fields",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[
+                    str | None,
+                    Query(
+                        description=(
+                            "Comma-separated subset of fields to return. "
+                            f"Allowed: {', '.join(read_fields)}."
+                        )
+                    ),
+                ],
+                default=None,
+            ),
+        ]
+        for spec in self.filters.values():
+            if spec.lookup in _LIST_LOOKUPS:
+                annotation: Any = str | None
+                count = "two" if spec.lookup == "range" else "comma-separated"
+                description = f"Filter: {spec.lookup} ({count} values, e.g. 1,5)."
+            elif spec.lookup == "isnull":
+                annotation = bool | None
+                description = "Filter: true for rows where the field is null, false otherwise."
+            else:
+                annotation = spec.python_type | None
+                description = f"Filter: {spec.lookup}."
+            parameters.append(
+                inspect.Parameter(
+                    spec.param,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[annotation, Query(description=description)],
+                    default=None,
+                )
+            )
+        allowed = {parameter.name for parameter in parameters} - {"request", "db"}
+
+        async def list_objects(**kwargs: Any) -> Response:
+            request: Request = kwargs.pop("request")
+            db: AsyncSession = kwargs.pop("db")
+            limit: int = kwargs.pop("limit")
+            offset: int = kwargs.pop("offset")
+            order_by: str | None = kwargs.pop("order_by")
+            fields: str | None = kwargs.pop("fields")
+            router._refuse_unknown_parameters(request, allowed)
+            lookups = router._lookups(kwargs)
+            ordering = router._ordering(order_by)
+            include = router._include(fields)
+            qs = router.model.objects.filter(**lookups)
+            total = await qs.count(db)
+            rows = await qs.order_by(*ordering)[offset : offset + limit].fetch(db) if limit else []
+            page = router.page_schema(
+                items=[router.read_schema.model_validate(row) for row in rows],
+                total=total,
+                limit=limit,
+                offset=offset,
+            )
+            dump_include: dict[str, Any] | None = None
+            if include is not None:
+                dump_include = {
+                    "items": {"__all__": include},
+                    "total": True,
+                    "limit": True,
+                    "offset": True,
+                }
+            return Response(
+                page.model_dump_json(include=dump_include), media_type="application/json"
+            )
+
+        list_objects.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # FastAPI reads the declared parameters from it
+        self.add_api_route(
+            "",
+            list_objects,
+            methods=["GET"],
+            name=self._route_name("list"),
+            summary=f"List {self.model.__name__} rows",
+            response_model=self.page_schema,
+            responses={400: _BAD_QUERY},
+            dependencies=dependencies,
+        )
+
+    def _refuse_unknown_parameters(self, request: Request, allowed: set[str]) -> None:
+        for name in request.query_params:
+            if name in allowed:
+                continue
+            field, sep, lookup = name.rpartition("__")
+            if sep and field in self.filter_fields:
+                choices = sorted(
+                    spec.lookup
+                    for spec in self.filters.values()
+                    if spec.param.startswith(f"{field}__")
+                )
+                raise HTTPException(
+                    400,
+                    f"Unsupported lookup {lookup!r} on {field!r}. "
+                    f"Choices are: exact, {', '.join(choices)}.",
+                )
+            raise HTTPException(
+                400,
+                f"Unknown query parameter {name!r}. Choices are: limit, offset, order_by, fields, "
+                f"and filters on {', '.join(self.filter_fields) or '(none)'} "
+                "(as field or field__lookup).",
+            )
+
+    def _lookups(self, values: dict[str, Any]) -> dict[str, Any]:
+        lookups: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for name, value in values.items():
+            if value is None:
+                continue
+            spec = self.filters[name]
+            if spec.lookup not in _LIST_LOOKUPS:
+                lookups[name] = value
+                continue
+            items = [item.strip() for item in value.split(",")] if value else []
+            if spec.lookup == "range" and len(items) != 2:
+                errors.append(
+                    {
+                        "loc": ["query", name],
+                        "msg": f"A range takes two comma-separated values, got {len(items)}.",
+                        "type": "value_error",
+                        "input": value,
+                    }
+                )
+                continue
+            adapter: TypeAdapter[Any] = TypeAdapter(spec.python_type)
+            converted = []
+            for item in items:
+                try:
+                    converted.append(adapter.validate_strings(item))
+                except PydanticValidationError as error:
+                    for detail in error.errors(include_url=False):
+                        errors.append({**detail, "loc": ["query", name]})
+                    break
+            lookups[name] = converted
+        if errors:
+            raise RequestValidationError(errors)
+        return lookups
+
+    def _ordering(self, order_by: str | None) -> list[str]:
+        ordering: list[str] = []
+        for item in (order_by or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item.lstrip("-") not in self.order_fields:
+                raise HTTPException(
+                    400,
+                    f"Cannot order by {item.lstrip('-')!r}. "
+                    f"Choices are: {', '.join(self.order_fields) or '(none)'}.",
+                )
+            ordering.append(item)
+        # The primary key last: a stable order, so that pages neither skip nor repeat rows.
+        if not {item.lstrip("-") for item in ordering} & {"pk", self.pk_name}:
+            ordering.append("pk")
+        return ordering
+
+    def _include(self, fields: str | None) -> set[str] | None:
+        if fields is None:
+            return None
+        names = {name.strip() for name in fields.split(",") if name.strip()}
+        known = self.read_schema.model_fields
+        unknown = sorted(names - set(known))
+        if unknown:
+            raise HTTPException(
+                400, f"Unknown field {unknown[0]!r} in fields. Choices are: {', '.join(known)}."
+            )
+        return names
+
+    def _add_get(self, dependencies: list[params.Depends]) -> None:
+        router = self
+
+        async def get_object(**kwargs: Any) -> Any:
+            obj = await router._get_object(kwargs["db"], kwargs[router.pk_name])
+            return router.read_schema.model_validate(obj)
+
+        get_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
+            [
+                self._pk_parameter(),
+                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            ]
+        )
+        self.add_api_route(
+            f"/{{{self.pk_name}}}",
+            get_object,
+            methods=["GET"],
+            name=self._route_name("get"),
+            summary=f"Get one {self.model.__name__}",
+            response_model=self.read_schema,
+            responses={404: _NOT_FOUND},
+            dependencies=dependencies,
+        )
+
+    def _add_create(self, dependencies: list[params.Depends]) -> None:
+        router = self
+
+        async def create_object(**kwargs: Any) -> Any:
+            body: BaseModel = kwargs["body"]
+            obj = router.model(**body.model_dump(exclude_unset=True))
+            await router._save(kwargs["db"], obj)
+            return router.read_schema.model_validate(obj)
+
+        create_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
+            [
+                inspect.Parameter(
+                    "body",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[self.create_schema, Body()],
+                ),
+                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            ]
+        )
+        self.add_api_route(
+            "",
+            create_object,
+            methods=["POST"],
+            status_code=201,
+            name=self._route_name("create"),
+            summary=f"Create a {self.model.__name__}",
+            response_model=self.read_schema,
+            responses={409: _CONFLICT},
+            dependencies=dependencies,
+        )
+
+    def _add_update(self, dependencies: list[params.Depends]) -> None:
+        router = self
+
+        async def update_object(**kwargs: Any) -> Any:
+            body: BaseModel = kwargs["body"]
+            db: AsyncSession = kwargs["db"]
+            obj = await router._get_object(db, kwargs[router.pk_name])
+            for name, value in body.model_dump(exclude_unset=True).items():
+                setattr(obj, name, value)
+            await router._save(db, obj)
+            return router.read_schema.model_validate(obj)
+
+        update_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
+            [
+                self._pk_parameter(),
+                inspect.Parameter(
+                    "body",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[self.update_schema, Body()],
+                ),
+                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            ]
+        )
+        self.add_api_route(
+            f"/{{{self.pk_name}}}",
+            update_object,
+            methods=["PATCH"],
+            name=self._route_name("update"),
+            summary=f"Update some fields of a {self.model.__name__}",
+            response_model=self.read_schema,
+            responses={404: _NOT_FOUND, 409: _CONFLICT},
+            dependencies=dependencies,
+        )
+
+    def _add_replace(self, dependencies: list[params.Depends]) -> None:
+        router = self
+        schema_fields = self.create_schema.model_fields
+
+        async def replace_object(**kwargs: Any) -> Any:
+            body: BaseModel = kwargs["body"]
+            db: AsyncSession = kwargs["db"]
+            obj = await router._get_object(db, kwargs[router.pk_name])
+            values = body.model_dump(exclude_unset=True)
+            for name, info in schema_fields.items():
+                field = router.fields.get(name)
+                if name in values or field is None:
+                    continue
+                # An omitted field goes back to its default, unless the default is
+                # computed (then only the column default knows it: keep the value).
+                if info.default is not None or field.nullable:
+                    values[name] = info.default
+            values.pop(router.pk_name, None)  # the path names the row; a body pk is ignored
+            for name, value in values.items():
+                setattr(obj, name, value)
+            await router._save(db, obj)
+            return router.read_schema.model_validate(obj)
+
+        replace_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
+            [
+                self._pk_parameter(),
+                inspect.Parameter(
+                    "body",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[self.create_schema, Body()],
+                ),
+                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            ]
+        )
+        self.add_api_route(
+            f"/{{{self.pk_name}}}",
+            replace_object,
+            methods=["PUT"],
+            name=self._route_name("replace"),
+            summary=f"Replace a {self.model.__name__}",
+            response_model=self.read_schema,
+            responses={404: _NOT_FOUND, 409: _CONFLICT},
+            dependencies=dependencies,
+        )
+
+    def _add_delete(self, dependencies: list[params.Depends]) -> None:
+        router = self
+
+        async def delete_object(**kwargs: Any) -> Response:
+            db: AsyncSession = kwargs["db"]
+            obj = await router._get_object(db, kwargs[router.pk_name])
+            try:
+                await obj.delete(db)
+            except IntegrityError as error:
+                violation = constraint_violation(error)
+                raise HTTPException(violation.status_code, violation.message()) from None
+            return Response(status_code=204)
+
+        delete_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
+            [
+                self._pk_parameter(),
+                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            ]
+        )
+        self.add_api_route(
+            f"/{{{self.pk_name}}}",
+            delete_object,
+            methods=["DELETE"],
+            status_code=204,
+            response_class=Response,
+            name=self._route_name("delete"),
+            summary=f"Delete a {self.model.__name__}",
+            responses={404: _NOT_FOUND, 409: _CONFLICT},
+            dependencies=dependencies,
+        )
+
+
+_pages: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def _page_schema(read_schema: type[BaseModel]) -> type[BaseModel]:
+    """Return the list envelope for ``read_schema``: items, total, limit, offset."""
+    page = _pages.get(read_schema)
+    if page is None:
+        page = create_model(
+            f"{read_schema.__name__}Page",
+            __doc__="One page of results and the total count.",
+            items=(list[read_schema], ...),  # type: ignore[valid-type]  # built at runtime
+            total=(int, ...),
+            limit=(int, ...),
+            offset=(int, ...),
+        )
+        _pages[read_schema] = page
+    return page
