@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
@@ -13,10 +15,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.schema import Column, PrimaryKeyConstraint
 from sqlalchemy.types import TypeDecorator
 
-from flash_db import exceptions
+from flash_db import exceptions, signals, validation
 from flash_db.lookups import pk_name
 from flash_db.manager import ManagerDescriptor
-from flash_db.transaction import execute_write, flush_write
+from flash_db.transaction import atomic, flush_write, in_atomic
 
 __all__ = ["AwareDateTime", "Model", "SoftDeleteMixin", "TimestampMixin"]
 
@@ -45,6 +47,20 @@ class AwareDateTime(TypeDecorator[datetime]):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def _write_block(db: AsyncSession) -> AsyncIterator[None]:
+    """Run a write and its signal receivers in one transaction (opened here outside ``atomic``).
+
+    Inside ``atomic`` no savepoint is added: a receiver's exception propagates and
+    rolls back the caller's block, as in Django.
+    """
+    if in_atomic(db):
+        yield
+        return
+    async with atomic(db):
+        yield
 
 
 def _declares_primary_key(cls: type[Any]) -> bool:
@@ -122,6 +138,30 @@ class Model(DeclarativeBase):
         pk = state.identity[0] if state.identity else None
         return f"<{type(self).__name__} pk={pk!r}>"
 
+    # -- validation -----------------------------------------------------------------
+
+    def clean(self) -> Awaitable[None] | None:
+        """Check the object as a whole and raise ``ValidationError``; override (sync or async).
+
+        Runs after the built-in field checks, also when they failed, from
+        ``full_clean()``/``afull_clean()`` and so before every validated write.
+        """
+        return None
+
+    def full_clean(self) -> None:
+        """Run the field checks and ``clean()``; raise one ``ValidationError`` with all errors.
+
+        Raises ``TypeError`` when ``clean()`` is async: use ``await afull_clean()``.
+        """
+        validation.full_clean(self)
+
+    async def afull_clean(self) -> None:
+        """Run the field checks and ``clean()``, awaiting an async one; raise ``ValidationError``.
+
+        This is what ``create()``/``save()`` run before writing.
+        """
+        await validation.afull_clean(self)
+
     # -- instance methods ------------------------------------------------------------
 
     async def save(
@@ -133,35 +173,56 @@ class Model(DeclarativeBase):
     ) -> Self:
         """Insert or update this object; outside ``atomic`` it commits on its own.
 
+        Validates first (as ``afull_clean()``, only ``update_fields`` when given)
+        unless ``validate=False``; nothing is written when validation fails.
         ``update_fields`` limits the UPDATE to those columns (plus ``updated_at``).
+        ``pre_save``/``post_save`` receivers run in the write's transaction.
         """
-        state = inspect(self)
-        if update_fields is not None and state.key is not None:
-            await self._update_fields(db, list(update_fields))
+        created = inspect(self).key is None
+        fields = None if update_fields is None else list(update_fields)
+        if fields is not None and not created:
+            self._check_update_fields(fields)
+        if validate:
+            await validation.afull_clean(self, None if created or fields is None else fields)
+        sender = type(self)
+        if not signals.has_save_receivers(sender):
+            await self._write(db, created, fields)
             return self
+        arguments = {
+            "instance": self,
+            "db": db,
+            "created": created,
+            "update_fields": None if fields is None else frozenset(fields),
+        }
+        async with _write_block(db):
+            await signals.pre_save.send(sender, **arguments)
+            await self._write(db, created, fields)
+            await signals.post_save.send(sender, **arguments)
+        return self
+
+    async def _write(self, db: AsyncSession, created: bool, fields: list[str] | None) -> None:
+        if fields is not None and not created:
+            await self._update_fields(db, fields)
+            return
         db.add(self)
         pending = len(db.new) + len(db.dirty) + len(db.deleted)
         await flush_write(db, single_statement=pending <= 1 and self.__mapper__.inherits is None)
-        return self
 
-    async def _update_fields(self, db: AsyncSession, update_fields: list[str]) -> None:
-        from sqlalchemy import update
-
+    def _check_update_fields(self, update_fields: list[str]) -> None:
         column_attrs = self.__mapper__.column_attrs
         unknown = [name for name in update_fields if name not in column_attrs]
         if unknown:
             raise exceptions.FieldError(
                 type(self), unknown[0], column_attrs.keys(), context="save(update_fields=...)"
             )
+
+    async def _update_fields(self, db: AsyncSession, update_fields: list[str]) -> None:
+        from sqlalchemy import update
+
+        self._check_update_fields(update_fields)
         values = {name: getattr(self, name) for name in update_fields}
         if isinstance(self, TimestampMixin) and "updated_at" not in values:
             values["updated_at"] = _now()
-        # As in Django, changes to other fields stay in memory only: mark them
-        # unchanged so that no later autoflush writes them behind the caller's back.
-        state = inspect(self)
-        for key in list(state.committed_state):
-            if key in column_attrs:
-                set_committed_value(self, key, getattr(self, key))
         pk = pk_name(type(self))
         stmt = (
             update(type(self))
@@ -169,23 +230,52 @@ class Model(DeclarativeBase):
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        await execute_write(db, stmt)
+        # Not execute_write(): that flushes (and so saves) every pending change of
+        # this object, and update_fields must write only the named columns. One
+        # statement in AUTOCOMMIT is durable on its own, like a read it leaves the
+        # session's (driver-less) transaction open; other changes stay pending.
+        with db.no_autoflush:
+            if in_atomic(db):
+                await db.execute(stmt)
+            else:
+                try:
+                    await db.execute(stmt)
+                except BaseException:
+                    await db.rollback()
+                    raise
         for name, value in values.items():
             set_committed_value(self, name, value)
 
     async def delete(self, db: AsyncSession) -> None:
-        """Delete this object's row (soft-delete models set ``deleted_at`` instead)."""
-        if isinstance(self, SoftDeleteMixin):
-            setattr(self, "deleted_at", _now())  # noqa: B010 - declared by the mixin, not Model
-            await self.save(db, update_fields=["deleted_at"], validate=False)
-            return
-        await self.hard_delete(db)
+        """Delete this object's row (soft-delete models set ``deleted_at`` instead).
+
+        ``pre_delete``/``post_delete`` receivers run in the delete's transaction.
+        """
+        await self._delete(db, soft=isinstance(self, SoftDeleteMixin))
 
     async def hard_delete(self, db: AsyncSession) -> None:
         """Delete this object's row, also on soft-delete models."""
+        await self._delete(db, soft=False)
+
+    async def _delete(self, db: AsyncSession, *, soft: bool) -> None:
+        sender = type(self)
+        if not signals.has_delete_receivers(sender):
+            await self._delete_row(db, soft=soft)
+            return
+        async with _write_block(db):
+            await signals.pre_delete.send(sender, instance=self, db=db)
+            await self._delete_row(db, soft=soft)
+            await signals.post_delete.send(sender, instance=self, db=db)
+
+    async def _delete_row(self, db: AsyncSession, *, soft: bool) -> None:
+        if soft:
+            setattr(self, "deleted_at", _now())  # noqa: B010 - declared by the mixin, not Model
+            await self._update_fields(db, ["deleted_at"])
+            return
+        target = self
         if inspect(self).session is not db.sync_session:
-            self = await db.merge(self, load=False)
-        await db.delete(self)
+            target = await db.merge(self, load=False)
+        await db.delete(target)
         await flush_write(
             db,
             single_statement=self.__mapper__.inherits is None and not self.__mapper__.relationships,
@@ -223,4 +313,4 @@ class SoftDeleteMixin:
         """Clear ``deleted_at`` so the row is visible through ``objects`` again."""
         self.deleted_at = None
         model = cast(Model, self)  # the mixin is always combined with Model
-        await model.save(db, update_fields=["deleted_at"], validate=False)
+        await model._update_fields(db, ["deleted_at"])

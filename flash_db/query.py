@@ -18,13 +18,15 @@ from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import UnaryExpression
 from typing_extensions import TypeVar
 
+from flash_db import signals
 from flash_db.exceptions import FieldError
 from flash_db.expressions import Expression, F, OrderBy, Q
 from flash_db.lookups import Resolver, pk_name
-from flash_db.transaction import execute_write
+from flash_db.transaction import atomic, execute_write
 
 if TYPE_CHECKING:
     from flash_db.models import Model
@@ -35,6 +37,8 @@ M = TypeVar("M", bound="Model")
 R = TypeVar("R", default=M)
 
 _ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
+# Primary keys per "pk IN (...)" statement when deleting loaded rows (bound-parameter limits).
+_PK_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,17 +446,49 @@ class QuerySet(Generic[M, R]):
         return int(result.rowcount)
 
     async def delete(self, db: AsyncSession) -> int:
-        """Delete every matching row with one ``DELETE``; return the number deleted.
+        """Delete every matching row; return the number deleted.
 
-        On soft-delete models this sets ``deleted_at`` instead (``hard_delete()`` removes).
+        On soft-delete models this sets ``deleted_at`` on the rows not yet deleted
+        instead (``hard_delete()`` removes rows). Sends one statement, unless a
+        ``pre_delete``/``post_delete`` receiver is connected for the model: then
+        the rows are loaded and the receivers run once per row, around one
+        statement, all in one transaction.
         """
-        if getattr(self.model, "__soft_delete__", False):
-            return await self.update(db, deleted_at=datetime.now(UTC))
-        return await self.hard_delete(db)
+        return await self._delete(db, soft=bool(getattr(self.model, "__soft_delete__", False)))
 
     async def hard_delete(self, db: AsyncSession) -> int:
-        """Delete every matching row with one ``DELETE``, also on soft-delete models."""
+        """Delete every matching row, also on soft-delete models (signals as for ``delete``)."""
+        return await self._delete(db, soft=False)
+
+    async def _delete(self, db: AsyncSession, *, soft: bool) -> int:
         self._refuse_sliced("delete")
+        qs = self.filter(deleted_at=None) if soft else self
+        now = datetime.now(UTC) if soft else None
+        if not signals.has_delete_receivers(self.model):
+            return await qs._delete_rows(db, now)
+        model_qs = cast("QuerySet[M, M]", qs._clone(kind="model", fields=(), annotations=()))
+        async with atomic(db):
+            objs = await model_qs.fetch(db)
+            for obj in objs:
+                await signals.pre_delete.send(self.model, instance=obj, db=db)
+            count = 0
+            base = QuerySet(self.model)
+            for start in range(0, len(objs), _PK_CHUNK):
+                pks = [obj.pk for obj in objs[start : start + _PK_CHUNK]]
+                count += await base.filter(pk__in=pks)._delete_rows(db, now)
+            for obj in objs:
+                if now is not None:
+                    set_committed_value(obj, "deleted_at", now)
+                else:
+                    db.expunge(obj)
+            for obj in objs:
+                await signals.post_delete.send(self.model, instance=obj, db=db)
+        return count
+
+    async def _delete_rows(self, db: AsyncSession, deleted_at: datetime | None) -> int:
+        """Send the one DELETE (or, given ``deleted_at``, the soft-delete UPDATE)."""
+        if deleted_at is not None:
+            return await self.update(db, deleted_at=deleted_at)
         resolver = self._resolver()
         stmt = delete(self.model).where(*self._pk_filter(resolver))
         stmt = stmt.execution_options(synchronize_session=False)
@@ -460,12 +496,16 @@ class QuerySet(Generic[M, R]):
         return int(result.rowcount)
 
     async def restore(self, db: AsyncSession) -> int:
-        """Clear ``deleted_at`` on every matching row of a soft-delete model."""
+        """Clear ``deleted_at`` on every matching deleted row of a soft-delete model.
+
+        Use it through ``all_objects`` (``objects`` hides deleted rows):
+        ``await Note.all_objects.filter(...).restore(db)``. Sends no signals.
+        """
         if not getattr(self.model, "__soft_delete__", False):
             raise TypeError(
                 f"restore() needs a SoftDeleteMixin model; {self.model.__name__} is not."
             )
-        return await self.update(db, deleted_at=None)
+        return await self.filter(deleted_at__isnull=False).update(db, deleted_at=None)
 
     def _refuse_sliced(self, method: str) -> None:
         if self.state.limit is not None or self.state.offset is not None:
