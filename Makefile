@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest clean
+.PHONY: install run test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
 
 test: lint typecheck pytest
+
+# The benchmark suite (not part of `make test`); e.g. make bench BENCH_ARGS="--scale 0.1".
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)
