@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import atomic, get_database
@@ -25,7 +27,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     with ``scope="function"``: the commit then happens before the response is
     sent, so a failed commit becomes an error response instead of a 2xx.
     """
-    state = getattr(request.state, STATE_KEY, None)
+    state = getattr(request.state, STATE_KEY, None) or getattr(request.app.state, STATE_KEY, None)
     if isinstance(state, FlashState):
         database, atomic_requests = state.database, state.atomic_requests
     else:
@@ -45,11 +47,27 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
             with anyio.CancelScope(shield=True):
                 await block.__aexit__(type(error), error, error.__traceback__)
             raise
-        await block.__aexit__(None, None, None)  # COMMIT; a failure propagates as an error
+        try:
+            await block.__aexit__(None, None, None)  # COMMIT
+        except Exception as error:
+            # A deferred constraint fails at COMMIT, which atomic() sends on the raw
+            # driver connection: report it as SQLAlchemy's IntegrityError, as any
+            # other constraint violation is, so that it maps to a 409.
+            if _is_driver_integrity_error(error):
+                raise IntegrityError("COMMIT", None, error) from error
+            raise
     finally:
         # The connection goes back to the pool even when the request is cancelled.
         with anyio.CancelScope(shield=True):
             await session.__aexit__(None, None, None)
+
+
+def _is_driver_integrity_error(error: Exception) -> bool:
+    if isinstance(error, DBAPIError):
+        return False  # already SQLAlchemy's
+    if isinstance(error, sqlite3.IntegrityError):
+        return True
+    return str(getattr(error, "sqlstate", "") or "").startswith("23")  # asyncpg: class 23
 
 
 Session = Annotated[AsyncSession, Depends(get_db, scope="function")]

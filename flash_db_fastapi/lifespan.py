@@ -54,16 +54,22 @@ def flash_lifespan(
     async def flash_db_lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         target = url if url is not None else os.environ.get("DATABASE_URL") or DEFAULT_URL
         database = flash_db.init_db(target, **engine_kwargs)
+        flash_state = FlashState(database, atomic_requests)
         try:
             if create_tables:
                 await database.create_all()
-            state: dict[str, Any] = {STATE_KEY: FlashState(database, atomic_requests)}
+            # Requests find it in the lifespan state (request.state.flash_db), and
+            # on app.state for servers and test clients that do not pass that on.
+            setattr(app.state, STATE_KEY, flash_state)
+            state: dict[str, Any] = {STATE_KEY: flash_state}
             if lifespan is None:
                 yield state
             else:
                 async with lifespan(app) as inner:
                     yield {**(inner or {}), **state}
         finally:
+            if getattr(app.state, STATE_KEY, None) is flash_state:
+                delattr(app.state, STATE_KEY)
             if _current_database() is database:
                 await flash_db.close_db()
             else:  # init_db() was called again meanwhile: close only what this lifespan opened

@@ -1,0 +1,1 @@
+"""Tests of flash_db_fastapi and the example app."""

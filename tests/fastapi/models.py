@@ -1,0 +1,83 @@
+"""Models only the FastAPI tests use (tables prefixed ``api_``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Interval,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    Time,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from flash_db import AwareDateTime, Model, TimestampMixin, ValidationError
+
+
+class Kind(enum.Enum):
+    CHECKING = "checking"
+    SAVINGS = "savings"
+
+
+class Account(Model, TimestampMixin):
+    """An account whose ``clean()`` refuses a negative balance."""
+
+    __tablename__ = "api_accounts"
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    balance: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
+    kind: Mapped[Kind] = mapped_column(Enum(Kind, name="api_kind"), default=Kind.CHECKING)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def clean(self) -> None:
+        """Refuse a negative balance."""
+        if self.balance is not None and self.balance < 0:
+            raise ValidationError({"balance": "The balance may not be negative."})
+
+
+class Entry(Model):
+    """A ledger entry whose foreign key is checked at COMMIT (DEFERRABLE INITIALLY DEFERRED)."""
+
+    __tablename__ = "api_entries"
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("api_accounts.id", deferrable=True, initially="DEFERRED")
+    )
+    amount: Mapped[int] = mapped_column(default=0)
+
+
+class Everything(Model):
+    """One column of every type model_schema maps."""
+
+    __tablename__ = "api_everything"
+    short: Mapped[str] = mapped_column(String(20))
+    long: Mapped[str] = mapped_column(Text)
+    number: Mapped[int]
+    big: Mapped[int] = mapped_column(BigInteger)
+    ratio: Mapped[float] = mapped_column(Float)
+    money: Mapped[Decimal] = mapped_column(Numeric(8, 2))
+    flag: Mapped[bool] = mapped_column(default=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    moment: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    aware: Mapped[dt.datetime] = mapped_column(AwareDateTime())
+    clock: Mapped[dt.time] = mapped_column(Time)
+    span: Mapped[dt.timedelta] = mapped_column(Interval)
+    token: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[Kind] = mapped_column(Enum(Kind, name="api_kind_everything"))
+    letter: Mapped[str] = mapped_column(Enum("a", "b", name="api_letter"))
+    data: Mapped[Any] = mapped_column(JSON)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    maybe: Mapped[str | None] = mapped_column(String(10))
