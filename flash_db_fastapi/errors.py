@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,6 +51,8 @@ class ConstraintViolation:
     table: str | None
     fields: tuple[str, ...]
     constraint: str | None
+    statement_table: str | None = None  # the table the failed statement wrote to
+    deleting: bool = False
 
     @property
     def status_code(self) -> int:
@@ -66,12 +68,12 @@ class ConstraintViolation:
                 return f"A {subject} with this {fields} already exists."
             return f"A {subject} with these values already exists."
         if self.kind == "foreign_key_violation":
+            if self.deleting:
+                target = _model_name(self.statement_table)
+                return f"The {target} is still referenced by other rows and cannot be deleted."
             if fields:
                 return f"The {subject} {fields} refers to a row that does not exist."
-            return (
-                f"The {subject} refers to a row that does not exist, "
-                "or is still referenced by another row."
-            )
+            return f"The {subject} refers to a row that does not exist."
         if self.kind == "not_null_violation":
             return f"The {subject} {fields or 'field'} may not be null."
         if self.kind == "check_violation":
@@ -95,6 +97,9 @@ _SQLITE_KINDS = {
     "CHECK": "check_violation",
 }
 _SQLITE_MESSAGE = re.compile(r"(UNIQUE|FOREIGN KEY|NOT NULL|CHECK) constraint failed(?:: (.*))?")
+_STATEMENT = re.compile(
+    r"\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:\w+\.)?\"?(\w+)\"?", re.IGNORECASE
+)
 # PostgreSQL's DETAIL "Key (a, b)=(1, 2) already exists.": only the names are kept.
 _PG_KEY = re.compile(r"Key \(([^)]*)\)=")
 
@@ -105,8 +110,20 @@ def constraint_violation(error: IntegrityError) -> ConstraintViolation:
     driver_error = getattr(orig, "__cause__", None) or orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(driver_error, "sqlstate", None)
     if sqlstate is not None:
-        return _from_postgresql(str(sqlstate), driver_error)
-    return _from_sqlite(str(orig))
+        violation = _from_postgresql(str(sqlstate), driver_error)
+    else:
+        violation = _from_sqlite(str(orig))
+    # The statement is read for its verb and table only (its values never leave here).
+    match = _STATEMENT.match(error.statement or "")
+    if match is None:
+        return violation
+    verb, table = match.group(1).upper(), match.group(2)
+    return replace(
+        violation,
+        table=violation.table or table,
+        statement_table=table,
+        deleting=verb.startswith("DELETE"),
+    )
 
 
 def _from_postgresql(sqlstate: str, driver_error: Any) -> ConstraintViolation:
