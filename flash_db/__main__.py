@@ -1,0 +1,7 @@
+"""``python -m flash_db``: the ``flash-db`` command."""
+
+import sys
+
+from flash_db.cli import main
+
+sys.exit(main())
