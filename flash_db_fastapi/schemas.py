@@ -44,6 +44,8 @@ class ModelField:
 
 def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, ...]]:
     """Return the Python type for a SQLAlchemy column type and its Pydantic constraints."""
+    if isinstance(column_type, sqltypes.Interval):
+        return dt.timedelta, ()  # a TypeDecorator over DateTime on some backends
     if isinstance(column_type, sqltypes.TypeDecorator):
         return python_type(column_type.impl_instance)
     if isinstance(column_type, sqltypes.Enum):
@@ -74,7 +76,6 @@ def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, 
         (sqltypes.DateTime, dt.datetime),
         (sqltypes.Date, dt.date),
         (sqltypes.Time, dt.time),
-        (sqltypes.Interval, dt.timedelta),
         (sqltypes.Uuid, uuid.UUID),
         (sqltypes.LargeBinary, bytes),
         (sqltypes.JSON, Any),
