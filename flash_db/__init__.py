@@ -21,6 +21,7 @@ from flash_db.exceptions import (
     ValidationError,
 )
 from flash_db.expressions import F, Q, Value
+from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.manager import Manager
 from flash_db.models import AwareDateTime, Model, SoftDeleteMixin, TimestampMixin
 from flash_db.query import QuerySet
@@ -36,6 +37,7 @@ __all__ = [
     "Manager",
     "Model",
     "MultipleObjectsReturned",
+    "Prefetch",
     "Q",
     "QuerySet",
     "RelationNotLoaded",
@@ -53,5 +55,6 @@ __all__ = [
     "get_db",
     "init_db",
     "on_commit",
+    "prefetch_related_objects",
     "session",
 ]

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from flash_db.concurrency import FlashAsyncSession
 from flash_db.exceptions import FlashDBError, TransactionError
 
 __all__ = [
@@ -110,7 +111,7 @@ class Database:
 
     def new_session(self, connection: AsyncConnection) -> AsyncSession:
         """Return an ``AsyncSession`` bound to ``connection`` (``expire_on_commit=False``)."""
-        return AsyncSession(
+        return FlashAsyncSession(
             bind=connection,
             expire_on_commit=False,
             sync_session_class=FlashSession,

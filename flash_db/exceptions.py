@@ -95,9 +95,12 @@ class FieldError(FlashDBError):
 class RelationNotLoaded(FlashDBError):
     """An unloaded relation or deferred column was touched in async code."""
 
-    def __init__(self, model: type[Any], attribute: str, *, column: bool = False) -> None:
+    def __init__(
+        self, model: type[Any], attribute: str, *, column: bool = False, to_many: bool = False
+    ) -> None:
         self.model = model
         self.attribute = attribute
+        self.column = column
         name = model.__name__
         if column:
             fix = (
@@ -105,6 +108,12 @@ class RelationNotLoaded(FlashDBError):
                 f"await obj.refresh_from_db(db, fields=[{attribute!r}])"
             )
             what = "Deferred column"
+        elif to_many:
+            fix = (
+                f"load it with the query (.prefetch_related({attribute!r})), "
+                f"or await obj.fetch_related(db, {attribute!r})"
+            )
+            what = "Relation"
         else:
             fix = (
                 f"load it with the query (.select_related({attribute!r}) or "

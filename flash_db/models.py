@@ -16,6 +16,7 @@ from sqlalchemy.schema import Column, PrimaryKeyConstraint
 from sqlalchemy.types import TypeDecorator
 
 from flash_db import exceptions, signals, validation
+from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.lookups import pk_name
 from flash_db.manager import ManagerDescriptor
 from flash_db.transaction import atomic, flush_write, in_atomic
@@ -293,6 +294,17 @@ class Model(DeclarativeBase):
             raise type(self).DoesNotExist(
                 f"{type(self).__name__} with pk={pk!r} no longer exists."
             ) from error
+
+    async def fetch_related(self, db: AsyncSession, *relations: str | Prefetch) -> Self:
+        """Load ``relations`` (``"posts"``, ``"posts__tags"``, ``Prefetch(...)``) onto this object.
+
+        One query per relation and level; the last level of each path is reloaded,
+        intermediate levels already loaded are reused. For a list of objects use
+        ``flash_db.prefetch_related_objects(db, objects, ...)`` (one query per level
+        for the whole list, instead of one per object).
+        """
+        await prefetch_related_objects(db, [self], *relations)
+        return self
 
 
 class TimestampMixin:

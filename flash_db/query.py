@@ -25,6 +25,7 @@ from typing_extensions import TypeVar
 from flash_db import signals
 from flash_db.exceptions import FieldError
 from flash_db.expressions import Expression, F, OrderBy, Q
+from flash_db.loading import apply_loading, prefetch, stream
 from flash_db.lookups import Resolver, pk_name
 from flash_db.transaction import atomic, execute_write
 
@@ -277,6 +278,8 @@ class QuerySet(Generic[M, R]):
         if state.for_update is not None:
             nowait, skip_locked, of = state.for_update
             stmt = stmt.with_for_update(nowait=nowait, skip_locked=skip_locked, of=of or None)
+        if state.kind == "model":
+            stmt = apply_loading(stmt, self.model, state)
         return stmt
 
     def _rows(self, result: Any) -> list[R]:
@@ -299,12 +302,15 @@ class QuerySet(Generic[M, R]):
     async def fetch(self, db: AsyncSession) -> list[R]:
         """Run the query and return every result."""
         stmt = self._select()
-        return self._rows(await db.execute(stmt))
+        rows = self._rows(await db.execute(stmt))
+        await prefetch(db, rows, self.state)
+        return rows
 
     async def first(self, db: AsyncSession) -> R | None:
         """Return the first result by the ordering (else by primary key), or None."""
         stmt = self._slice_one()._select(default_pk=True)
         rows = self._rows(await db.execute(stmt))
+        await prefetch(db, rows, self.state)
         return rows[0] if rows else None
 
     async def last(self, db: AsyncSession) -> R | None:
@@ -522,27 +528,16 @@ class QuerySet(Generic[M, R]):
         return [pk.in_(inner.scalar_subquery())]
 
     async def iterator(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
-        """Stream the results in chunks of ``chunk_size`` without loading them all."""
+        """Stream the results in chunks of ``chunk_size`` without loading them all.
+
+        A server-side cursor on PostgreSQL; ``prefetch_related`` runs per chunk.
+        See :func:`flash_db.loading.stream` for the transaction it needs.
+        """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size!r}.")
-        stmt = self._select().execution_options(yield_per=chunk_size)
-        result = await db.stream(stmt)
-        kind = self.state.kind
-        source = (
-            result.scalars()
-            if kind in ("model", "flat")
-            else result.mappings()
-            if kind == "dict"
-            else result
-        )
-        async for partition in source.partitions(chunk_size):
-            for row in partition:
-                if kind == "dict":
-                    yield cast(R, dict(row))
-                elif kind == "tuple":
-                    yield cast(R, tuple(row))
-                else:
-                    yield cast(R, row)
+        async for chunk in stream(self, db, chunk_size):
+            for row in chunk:
+                yield row
 
     def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
         """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""

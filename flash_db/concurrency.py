@@ -1,0 +1,128 @@
+"""One task per session: the ``AsyncSession`` subclass that raises ``SessionBusy``.
+
+An ``AsyncSession`` holds one connection and one unit of work; two tasks that
+use it at the same time interleave their statements on that connection and
+corrupt each other's state (SQLAlchemy then fails deep inside, or the driver
+reports "another operation is in progress"). Flash DB's sessions record which
+task is inside a session method and refuse a second task with
+:class:`~flash_db.exceptions.SessionBusy` before it touches the session, so the
+first task completes normally. Using a session from several tasks one after the
+other is fine; only overlapping use is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+from asyncio import Task, current_task
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flash_db.exceptions import SessionBusy
+
+__all__ = ["FlashAsyncSession", "hold_session"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_WRITES = frozenset({"flush", "commit", "rollback", "delete", "delete_all", "merge", "merge_all"})
+
+
+def _guarded(method: F) -> F:
+    """Wrap an ``AsyncSession`` coroutine method so a second task gets ``SessionBusy``."""
+    name = method.__name__
+    operation = "write" if name in _WRITES else "query"
+
+    @functools.wraps(method)
+    async def guarded(self: FlashAsyncSession, *args: Any, **kwargs: Any) -> Any:
+        owner = self._flash_owner
+        task = current_task()
+        if owner is None:
+            self._flash_owner = task
+            self._flash_operation = operation
+            try:
+                return await method(self, *args, **kwargs)
+            finally:
+                self._flash_owner = None
+        if owner is not task:
+            raise SessionBusy(self._flash_operation)
+        # Re-entry from the same task (AsyncSession.scalars() awaits execute()).
+        return await method(self, *args, **kwargs)
+
+    return cast(F, guarded)  # same signature as the wrapped method
+
+
+class FlashAsyncSession(AsyncSession):
+    """An ``AsyncSession`` that serves one task at a time and raises ``SessionBusy`` otherwise.
+
+    The check costs one attribute read and one ``asyncio.current_task()`` per call.
+    """
+
+    _flash_owner: Task[Any] | None
+    _flash_operation: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._flash_owner = None
+        self._flash_operation = "query"
+
+    execute = _guarded(AsyncSession.execute)
+    # mypy cannot match scalar()'s overload set through a TypeVar; the signature is unchanged.
+    scalar = _guarded(AsyncSession.scalar)  # type: ignore[arg-type,assignment]
+    scalars = _guarded(AsyncSession.scalars)
+    get = _guarded(AsyncSession.get)
+    get_one = _guarded(AsyncSession.get_one)
+    stream = _guarded(AsyncSession.stream)
+    stream_scalars = _guarded(AsyncSession.stream_scalars)
+    refresh = _guarded(AsyncSession.refresh)
+    run_sync = _guarded(AsyncSession.run_sync)
+    flush = _guarded(AsyncSession.flush)
+    commit = _guarded(AsyncSession.commit)
+    rollback = _guarded(AsyncSession.rollback)
+    delete = _guarded(AsyncSession.delete)
+    delete_all = _guarded(AsyncSession.delete_all)
+    merge = _guarded(AsyncSession.merge)
+    merge_all = _guarded(AsyncSession.merge_all)
+
+    def add(self, instance: object, *, _warn: bool = True) -> None:
+        """Place ``instance`` in the session (``SessionBusy`` while another task writes)."""
+        self._refuse_other_task()
+        super().add(instance, _warn=_warn)
+
+    def add_all(self, instances: Iterable[object]) -> None:
+        """Place ``instances`` in the session (``SessionBusy`` while another task writes)."""
+        self._refuse_other_task()
+        super().add_all(instances)
+
+    def _refuse_other_task(self) -> None:
+        # Adding an object while another task flushes would slip it into that
+        # task's flush or commit; refuse it before the unit of work changes.
+        owner = self._flash_owner
+        if owner is not None and owner is not current_task():
+            raise SessionBusy(self._flash_operation)
+
+
+@contextmanager
+def hold_session(db: AsyncSession, operation: str = "stream") -> Iterator[None]:
+    """Keep ``db`` claimed by the current task for the block (other tasks get ``SessionBusy``).
+
+    Used while a server-side cursor is open on the session's connection, between
+    the session calls that read its chunks. A no-op for plain ``AsyncSession``s.
+    """
+    if not isinstance(db, FlashAsyncSession):
+        yield
+        return
+    owner = db._flash_owner
+    task = current_task()
+    if owner is not None and owner is not task:
+        raise SessionBusy(db._flash_operation)
+    if owner is task:
+        yield
+        return
+    db._flash_owner = task
+    db._flash_operation = operation
+    try:
+        yield
+    finally:
+        db._flash_owner = None
