@@ -1,0 +1,306 @@
+"""The reliability harness: a PostgreSQL database of its own, the example app under uvicorn, load.
+
+Everything runs on 127.0.0.1, is bounded in time and request count, and stops
+by itself. ``FLASH_RELIABILITY=full`` (``make reliability``) selects the full
+forms; otherwise each check runs its reduced form (seconds, for ``make test``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_DSN = os.environ.get(
+    "FLASH_RELIABILITY_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+FULL = os.environ.get("FLASH_RELIABILITY", "").lower() == "full"
+POOL_SIZE = 10
+APP = os.environ.get("FLASH_RELIABILITY_APP", "example_app.app:app")
+
+
+def pick(reduced: int, full: int) -> int:
+    """Return the count for the form being run."""
+    return full if FULL else reduced
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+
+
+def _dsn(name: str) -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def pg_database(prefix: str = "flash_reliability") -> Iterator[str]:
+    """Create a dedicated PostgreSQL database; yield its asyncpg DSN; drop it afterwards."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _dsn(name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def pg_fetchval(dsn: str, sql: str, *args: Any) -> Any:
+    """Run one query on a connection of its own and return the first value."""
+    for attempt in range(50):
+        try:
+            conn = await asyncpg.connect(dsn)
+            break
+        except (OSError, asyncpg.PostgresError):  # the server may be restarting
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.2)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def terminate_backends(dsn: str) -> int:
+    """Terminate every backend connected to the DSN's database; return how many."""
+    name = dsn.rsplit("/", 1)[1]
+    killed = await pg_fetchval(
+        PG_ADMIN_DSN,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+        name,
+    )
+    return int(killed)
+
+
+# -- the app under uvicorn -------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class AppServer:
+    """``example_app.app:app`` served by a real uvicorn subprocess on 127.0.0.1."""
+
+    def __init__(self, dsn: str, *, pool_size: int = POOL_SIZE) -> None:
+        self.dsn = dsn
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.pool_size = pool_size
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            mode="w+", prefix="flash-uvicorn-", suffix=".log"
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start uvicorn and wait until the app answers."""
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.dsn,
+            "FLASH_DB_POOL_SIZE": str(self.pool_size),
+            "FLASH_DB_MAX_OVERFLOW": "0",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                APP,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited at startup:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/ops/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        """Return the end of the server's output."""
+        self._log.flush()
+        text = Path(self._log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop uvicorn (SIGTERM, then SIGKILL after 10 s)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._log.close()
+
+
+# -- load --------------------------------------------------------------------------------
+
+#: One request: (method, path, JSON body or None, expected statuses).
+Request = tuple[str, str, Any, frozenset[int]]
+RequestFactory = Callable[[int], Request]
+
+
+@dataclass
+class Sample:
+    """One request's outcome."""
+
+    name: str
+    start: float
+    end: float
+    status: int  # 0: no response (connection error)
+    expected: bool
+    error: str = ""
+
+
+@dataclass
+class LoadResult:
+    """Every sample of a load run and its wall time."""
+
+    samples: list[Sample] = field(default_factory=list)
+    wall: float = 0.0
+
+    def latencies_ms(self) -> list[float]:
+        """Return the latency of every request, sorted, in milliseconds."""
+        return sorted((s.end - s.start) * 1000 for s in self.samples)
+
+    def percentile(self, q: float) -> float:
+        """Return the ``q`` (0..1) latency percentile in milliseconds."""
+        values = self.latencies_ms()
+        if not values:
+            return 0.0
+        index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+        return values[index]
+
+    @property
+    def unexpected(self) -> list[Sample]:
+        """The samples whose status was not expected."""
+        return [s for s in self.samples if not s.expected]
+
+    def statuses(self) -> Counter[int]:
+        """Return the count of each status (0 = connection error)."""
+        return Counter(s.status for s in self.samples)
+
+
+async def run_load(
+    client: httpx.AsyncClient,
+    factory: RequestFactory,
+    *,
+    total: int,
+    concurrency: int,
+    duration: float | None = None,
+    during: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> LoadResult:
+    """Send ``total`` requests (or until ``duration`` s passed) from ``concurrency`` workers."""
+    result = LoadResult()
+    counter = iter(range(total))
+    started = time.monotonic()
+    deadline = started + duration if duration is not None else None
+
+    async def worker() -> None:
+        for index in counter:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            method, path, body, expected = factory(index)
+            name = f"{method} {_route_name(path)}"
+            start = time.monotonic()
+            try:
+                response = await client.request(method, path, json=body)
+                status, error = response.status_code, ""
+                if status >= 500:
+                    error = response.text[:200]
+            except httpx.HTTPError as exc:
+                status, error = 0, f"{type(exc).__name__}: {exc}"
+            result.samples.append(
+                Sample(name, start, time.monotonic(), status, status in expected, error)
+            )
+
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    if during is not None:
+        tasks.append(asyncio.create_task(during()))
+    await asyncio.gather(*tasks)
+    result.wall = time.monotonic() - started
+    return result
+
+
+def _route_name(path: str) -> str:
+    """Collapse ids in a path (``/users/17`` -> ``/users/{id}``) and drop the query."""
+    parts = path.split("?", 1)[0].split("/")
+    return "/".join("{id}" if part.isdigit() else part for part in parts)
+
+
+def client_for(server: AppServer, concurrency: int) -> httpx.AsyncClient:
+    """Return an HTTP client keeping up to ``concurrency`` connections to the server."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30.0)
+
+
+# -- tables ----------------------------------------------------------------------------
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Return a Markdown table with a title line, and print it."""
+    cells = [[str(c) for c in header], *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    rule = "| " + " | ".join("-" * w for w in widths) + " |"
+    text = "\n".join(
+        [f"\n### {title} ({'full' if FULL else 'reduced'})\n", line(cells[0]), rule]
+        + [line(r) for r in cells[1:]]
+    )
+    print(text, flush=True)
+    return text
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

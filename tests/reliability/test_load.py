@@ -1,0 +1,170 @@
+"""Load: N requests at 64 concurrent connections, pool at 10; no error, no leaked connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import httpx
+import pytest
+
+from tests.reliability.harness import (
+    POOL_SIZE,
+    AppServer,
+    LoadResult,
+    Request,
+    RequestFactory,
+    client_for,
+    pg_fetchval,
+    pick,
+    run_load,
+    table,
+)
+
+pytestmark = pytest.mark.reliability
+
+CONCURRENCY = 64
+ACCOUNTS = 20
+START_BALANCE = 1_000
+OK = frozenset({200})
+CREATED = frozenset({201})
+
+
+async def seed_accounts(client: httpx.AsyncClient, prefix: str) -> list[int]:
+    """Create the accounts the transfers move money between; return their ids."""
+    ids = []
+    for n in range(ACCOUNTS):
+        response = await client.post(
+            "/ops/accounts", json={"owner": f"{prefix}-{n}", "balance": START_BALANCE}
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+async def seed_counter(client: httpx.AsyncClient, name: str) -> None:
+    """Create a counter at 0."""
+    response = await client.post("/ops/counters", json={"name": name, "value": 0})
+    assert response.status_code == 201, response.text
+
+
+def mixed_requests(accounts: list[int], counter: str) -> tuple[dict[str, int], RequestFactory]:
+    """Return the per-kind request counter and a factory over CRUD and hand-written routes."""
+    sent: dict[str, int] = defaultdict(int)
+
+    def factory(i: int) -> Request:
+        a, b = accounts[i % len(accounts)], accounts[(i * 7 + 3) % len(accounts)]
+        kind = i % 8
+        if kind == 0:
+            return ("GET", "/ops/accounts?limit=10&order_by=-balance", None, OK)
+        if kind == 1:
+            return ("GET", f"/ops/accounts/{a}", None, OK)
+        if kind in (2, 6) and a != b:
+            sent["transfers"] += 1
+            return ("POST", "/ops/transfers", {"source": a, "target": b, "amount": 1 + i % 5}, OK)
+        if kind == 3:
+            sent["increments"] += 1
+            return ("POST", f"/ops/counters/{counter}/increment", None, OK)
+        if kind == 4:
+            return ("POST", "/ops/labels/get-or-create", {"name": f"load-{i % 50}"}, OK)
+        if kind == 5:
+            return ("GET", f"/ops/counters?name={counter}", None, OK)
+        return ("GET", "/ops/health", None, OK)
+
+    return sent, factory
+
+
+async def checked_out(client: httpx.AsyncClient) -> int:
+    """Return the app's checked-out connections once in-flight work has settled."""
+    value = -1
+    for _ in range(20):
+        value = int((await client.get("/ops/health")).json()["checked_out"])
+        if value == 0:
+            break
+        await asyncio.sleep(0.05)
+    return value
+
+
+def route_rows(result: LoadResult) -> list[tuple[str, int, float, float, int]]:
+    """Return one row per route: count, p50, p99, non-2xx."""
+    by_route: dict[str, LoadResult] = defaultdict(LoadResult)
+    for sample in result.samples:
+        by_route[sample.name].samples.append(sample)
+    return [
+        (
+            name,
+            len(r.samples),
+            r.percentile(0.5),
+            r.percentile(0.99),
+            sum(1 for s in r.samples if not 200 <= s.status < 300),
+        )
+        for name, r in sorted(by_route.items())
+    ]
+
+
+async def test_load_mixed_routes(app_server: AppServer) -> None:
+    """N mixed requests at 64 connections: all 2xx, sums and counters exact, pool drained."""
+    total = pick(600, 10_000)
+    async with client_for(app_server, CONCURRENCY) as client:
+        accounts = await seed_accounts(client, "load")
+        await seed_counter(client, "load")
+        sent, factory = mixed_requests(accounts, "load")
+        result = await run_load(client, factory, total=total, concurrency=CONCURRENCY)
+        pool_left = await checked_out(client)
+        counter = (await client.get("/ops/counters?name=load")).json()["items"][0]["value"]
+    total_balance = await pg_fetchval(
+        app_server.dsn, "SELECT sum(balance) FROM accounts WHERE owner LIKE 'load-%'"
+    )
+    idle_in_tx = await pg_fetchval(
+        app_server.dsn,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%'",
+    )
+    statuses = result.statuses()
+    table(
+        "Load: mixed CRUD-router and hand-written routes",
+        [
+            "requests",
+            "concurrency",
+            "pool",
+            "wall s",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "unexpected",
+            "checked out at end",
+            "idle in tx",
+        ],
+        [
+            (
+                len(result.samples),
+                CONCURRENCY,
+                POOL_SIZE,
+                result.wall,
+                len(result.samples) / result.wall,
+                result.percentile(0.5),
+                result.percentile(0.99),
+                len(result.unexpected),
+                pool_left,
+                idle_in_tx,
+            )
+        ],
+    )
+    table(
+        "Load: per route", ["route", "requests", "p50 ms", "p99 ms", "non-2xx"], route_rows(result)
+    )
+    table(
+        "Load: invariants",
+        ["check", "expected", "got"],
+        [
+            ("statuses", f"{{200: {total}}}", dict(statuses)),
+            ("sum of balances", ACCOUNTS * START_BALANCE, total_balance),
+            ("counter value", sent["increments"], counter),
+        ],
+    )
+    assert result.unexpected == [], result.unexpected[:5]
+    assert len(result.samples) == total
+    assert pool_left == 0
+    assert idle_in_tx == 0
+    assert total_balance == ACCOUNTS * START_BALANCE
+    assert counter == sent["increments"]
