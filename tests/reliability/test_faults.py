@@ -1,0 +1,196 @@
+"""Faults: PostgreSQL backends killed (and, in the full form, the server restarted) under load.
+
+Only requests in flight at a fault may fail; every request that starts after it
+succeeds (``pool_pre_ping`` replaces dead pooled connections), and the sum of
+balances written by ``atomic`` transfers holds after every fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.harness import (
+    FULL,
+    POOL_SIZE,
+    AppServer,
+    LoadResult,
+    Request,
+    RequestFactory,
+    client_for,
+    pg_fetchval,
+    pick,
+    run_load,
+    table,
+    terminate_backends,
+)
+from tests.reliability.test_load import ACCOUNTS, START_BALANCE, checked_out, seed_accounts
+
+pytestmark = pytest.mark.reliability
+
+CONCURRENCY = 64
+OK = frozenset({200})
+
+
+def _factory(accounts: list[int]) -> RequestFactory:
+    def factory(i: int) -> Request:
+        a, b = accounts[i % len(accounts)], accounts[(i * 7 + 3) % len(accounts)]
+        if i % 2 == 0 and a != b:
+            return ("POST", "/ops/transfers", {"source": a, "target": b, "amount": 1 + i % 3}, OK)
+        if i % 4 == 1:
+            return ("GET", "/ops/accounts?limit=5&order_by=-balance", None, OK)
+        return ("GET", f"/ops/accounts/{a}", None, OK)
+
+    return factory
+
+
+def _outside(result: LoadResult, windows: list[tuple[float, float]], grace: float = 0.0) -> int:
+    """Count failed requests that were not in flight during any fault window."""
+    count = 0
+    for sample in result.unexpected:
+        if not any(sample.start <= end + grace and sample.end >= start for start, end in windows):
+            count += 1
+    return count
+
+
+async def _sum(dsn: str, prefix: str) -> int:
+    return int(
+        await pg_fetchval(dsn, "SELECT sum(balance) FROM accounts WHERE owner LIKE $1", prefix)
+    )
+
+
+async def test_backends_terminated_under_load(app_server: AppServer) -> None:
+    """Kill the app's backends every second under load; only in-flight requests fail."""
+    seconds = pick(2, 10)
+    expected_sum = ACCOUNTS * START_BALANCE
+    windows: list[tuple[float, float]] = []
+    rows: list[tuple[int, float, int, int]] = []
+    async with client_for(app_server, CONCURRENCY) as client:
+        accounts = await seed_accounts(client, "fault")
+
+        async def faults() -> None:
+            for n in range(seconds):
+                await asyncio.sleep(1.0)
+                start = time.monotonic()
+                killed = await terminate_backends(app_server.dsn)
+                windows.append((start, time.monotonic()))
+                rows.append((n + 1, start, killed, await _sum(app_server.dsn, "fault-%")))
+
+        result = await run_load(
+            client,
+            _factory(accounts),
+            total=1_000_000,
+            concurrency=CONCURRENCY,
+            duration=seconds + 1.0,
+            during=faults,
+        )
+        after = await run_load(client, _factory(accounts), total=200, concurrency=CONCURRENCY)
+        pool_left = await checked_out(client)
+    final_sum = await _sum(app_server.dsn, "fault-%")
+    in_flight_failures = len(result.unexpected) - _outside(result, windows)
+    table(
+        "Faults: pg_terminate_backend every second",
+        ["fault", "at s", "backends killed", "sum of balances after"],
+        [(n, at - result.samples[0].start, killed, total) for n, at, killed, total in rows],
+    )
+    table(
+        "Faults: requests",
+        ["phase", "requests", "failed in flight", "failed otherwise", "req/s", "p99 ms"],
+        [
+            (
+                "during faults",
+                len(result.samples),
+                in_flight_failures,
+                _outside(result, windows),
+                len(result.samples) / result.wall,
+                result.percentile(0.99),
+            ),
+            (
+                "after faults",
+                len(after.samples),
+                0,
+                len(after.unexpected),
+                len(after.samples) / after.wall,
+                after.percentile(0.99),
+            ),
+        ],
+    )
+    table(
+        "Faults: end state",
+        ["check", "expected", "got"],
+        [
+            ("sum of balances", expected_sum, final_sum),
+            ("checked out", 0, pool_left),
+            ("pool size", POOL_SIZE, POOL_SIZE),
+        ],
+    )
+    assert all(total == expected_sum for *_, total in rows)
+    assert _outside(result, windows) == 0, result.unexpected[:5]
+    assert after.unexpected == []
+    assert final_sum == expected_sum
+    assert pool_left == 0
+
+
+def _cluster() -> tuple[str, str]:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    return version, "main"
+
+
+@pytest.mark.skipif(not FULL, reason="the PostgreSQL restart runs in the full form only")
+async def test_postgresql_restart_under_load(app_server: AppServer) -> None:
+    """Restart PostgreSQL mid-run: the app recovers without a restart of its own."""
+    version, cluster = _cluster()
+    expected_sum = ACCOUNTS * START_BALANCE
+    windows: list[tuple[float, float]] = []
+    async with client_for(app_server, CONCURRENCY) as client:
+        accounts = await seed_accounts(client, "restart")
+
+        async def restart() -> None:
+            await asyncio.sleep(2.0)
+            start = time.monotonic()
+            await asyncio.to_thread(
+                subprocess.run,
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
+                check=True,
+            )
+            windows.append((start, time.monotonic()))
+
+        result = await run_load(
+            client,
+            _factory(accounts),
+            total=1_000_000,
+            concurrency=CONCURRENCY,
+            duration=8.0,
+            during=restart,
+        )
+        after = await run_load(client, _factory(accounts), total=500, concurrency=CONCURRENCY)
+        pool_left = await checked_out(client)
+    final_sum = await _sum(app_server.dsn, "restart-%")
+    outside = _outside(result, windows)
+    table(
+        "Faults: PostgreSQL restarted mid-run",
+        ["phase", "requests", "failed during restart", "failed otherwise", "restart took s"],
+        [
+            (
+                "during",
+                len(result.samples),
+                len(result.unexpected) - outside,
+                outside,
+                windows[0][1] - windows[0][0],
+            ),
+            ("after", len(after.samples), 0, len(after.unexpected), ""),
+        ],
+    )
+    table(
+        "Faults: after the restart",
+        ["check", "expected", "got"],
+        [("sum of balances", expected_sum, final_sum), ("checked out", 0, pool_left)],
+    )
+    assert outside == 0
+    assert after.unexpected == []
+    assert final_sum == expected_sum
+    assert pool_left == 0
