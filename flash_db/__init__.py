@@ -20,7 +20,19 @@ from flash_db.exceptions import (
     TransactionError,
     ValidationError,
 )
-from flash_db.expressions import F, Q, Value
+from flash_db.expressions import (
+    Avg,
+    Count,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
 from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.manager import Manager
 from flash_db.models import AwareDateTime, Model, SoftDeleteMixin, TimestampMixin
@@ -28,21 +40,29 @@ from flash_db.query import QuerySet
 from flash_db.transaction import atomic, on_commit
 
 __all__ = [
+    "Avg",
     "AwareDateTime",
+    "Count",
     "Database",
     "DoesNotExist",
+    "Exists",
     "F",
     "FieldError",
     "FlashDBError",
     "Manager",
+    "Max",
+    "Min",
     "Model",
     "MultipleObjectsReturned",
+    "OuterRef",
     "Prefetch",
     "Q",
     "QuerySet",
     "RelationNotLoaded",
     "SessionBusy",
     "SoftDeleteMixin",
+    "Subquery",
+    "Sum",
     "TimestampMixin",
     "TransactionError",
     "ValidationError",

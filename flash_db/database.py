@@ -164,9 +164,14 @@ class Database:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
+    from flash_db.lookups import SQLITE_FUNCTIONS
+
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Unicode-aware lower(), case-sensitive LIKE and REGEXP for the lookups.
+    for name, (arity, function) in SQLITE_FUNCTIONS.items():
+        dbapi_connection.create_function(name, arity, function, deterministic=True)
 
 
 def _rollback_open_transaction(

@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, literal
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import ColumnElement, Float, Numeric, Select, cast, func, literal, not_
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.elements import UnaryExpression
 
 if TYPE_CHECKING:
     from flash_db.lookups import Resolver
+    from flash_db.query import QuerySet
 
-__all__ = ["Combined", "Expression", "F", "OrderBy", "Q", "Value"]
+__all__ = [
+    "Aggregate",
+    "Avg",
+    "Combined",
+    "Count",
+    "Exists",
+    "Expression",
+    "F",
+    "Max",
+    "Min",
+    "OrderBy",
+    "OuterRef",
+    "Q",
+    "Subquery",
+    "Sum",
+    "Value",
+]
 
 
 class Expression:
@@ -103,6 +120,21 @@ class F(Expression):
 
     def __repr__(self) -> str:
         return f"F({self.name!r})"
+
+
+class OuterRef(F):
+    """A field of the enclosing query, inside ``Exists(...)`` or ``Subquery(...)``."""
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Return the column of the enclosing query's model."""
+        if resolver.outer is None:
+            raise ValueError(
+                f"{self!r} refers to an enclosing query; use it inside Exists() or Subquery()."
+            )
+        return resolver.outer.column(self.name, context="OuterRef()")
+
+    def __repr__(self) -> str:
+        return f"OuterRef({self.name!r})"
 
 
 class Combined(Expression):
@@ -195,3 +227,154 @@ class Q:
     def __repr__(self) -> str:
         inner = f" {self.connector} ".join(repr(c) for c in self.children)
         return f"{'NOT ' if self.negated else ''}Q({inner})"
+
+
+class Aggregate(Expression):
+    """An SQL aggregate over a field or expression, optionally with ``filter=Q(...)``.
+
+    In ``annotate()`` an aggregate across a to-many relation (``Count("posts")``)
+    is a correlated subquery per row, so several of them never multiply each
+    other's rows and they can be filtered in WHERE. Over the query's own rows
+    (``values("author_id").annotate(n=Count("id"))``, ``aggregate()``) it is a
+    plain aggregate with GROUP BY, and filters on it move to HAVING.
+    """
+
+    function: ClassVar[str] = ""
+    contains_aggregate = True
+
+    def __init__(
+        self,
+        expression: str | Expression | InstrumentedAttribute[Any],
+        *,
+        distinct: bool = False,
+        filter: Q | None = None,
+    ) -> None:
+        if isinstance(expression, InstrumentedAttribute):
+            expression = expression.key
+        if not isinstance(expression, str | Expression):
+            raise TypeError(
+                f"{type(self).__name__}() takes a field name or an expression, got {expression!r}."
+            )
+        if filter is not None and not isinstance(filter, Q):
+            raise TypeError(f"{type(self).__name__}(filter=...) takes a Q object, got {filter!r}.")
+        if distinct and expression == "*":
+            raise ValueError(f"{type(self).__name__}('*', distinct=True) is not valid SQL.")
+        self.expression = expression
+        self.distinct = distinct
+        self.filter = filter
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Return the aggregate (or a correlated subquery computing it) for ``resolver``'s rows."""
+        return resolver.aggregate(self)
+
+    def sql(self, column: ColumnElement[Any] | None, condition: Any) -> ColumnElement[Any]:
+        """Return ``FUNCTION([DISTINCT] column) [FILTER (WHERE condition)]``."""
+        if column is None:
+            call: Any = func.count()
+        else:
+            argument = column.distinct() if self.distinct else column
+            if self.function == "count":
+                call = func.count(argument)
+            else:
+                call = getattr(func, self.function)(argument, type_=column.type)
+        if condition is not None:
+            call = call.filter(condition)
+        if self.function == "avg" and column is not None:
+            kind = column.type
+            if not isinstance(kind, Numeric) or isinstance(kind, Float):
+                # PostgreSQL's avg() of integers is numeric; Django's Avg is a float.
+                return cast(call, Float)
+        result: ColumnElement[Any] = call
+        return result
+
+    def __repr__(self) -> str:
+        extra = ", distinct=True" if self.distinct else ""
+        if self.filter is not None:
+            extra += f", filter={self.filter!r}"
+        return f"{type(self).__name__}({self.expression!r}{extra})"
+
+
+class Count(Aggregate):
+    """``COUNT(field)`` (``Count("*")`` counts rows, ``Count("posts")`` related rows)."""
+
+    function = "count"
+
+
+class Sum(Aggregate):
+    """``SUM(field)``; None over no rows."""
+
+    function = "sum"
+
+
+class Avg(Aggregate):
+    """``AVG(field)`` as a float (Decimal for ``Numeric`` columns); None over no rows."""
+
+    function = "avg"
+
+
+class Min(Aggregate):
+    """``MIN(field)``."""
+
+    function = "min"
+
+
+class Max(Aggregate):
+    """``MAX(field)``."""
+
+    function = "max"
+
+
+def _inner_select(queryset: QuerySet[Any, Any], resolver: Resolver) -> Select[Any]:
+    from flash_db.lookups import Resolver
+
+    # The inner query gets its own alias, so a subquery over the same model as
+    # the outer query is never correlated away by SQLAlchemy.
+    inner = Resolver(queryset.model, entity=aliased(queryset.model), outer=resolver)
+    # Eager loading has no meaning inside a subquery.
+    plain = queryset._clone(select_related=(), prefetch_related=(), only=(), defer=())
+    return plain._select(resolver=inner)
+
+
+class Exists(Expression):
+    """``EXISTS (subquery)`` over a QuerySet, for ``filter`` and ``annotate``; ``~`` negates."""
+
+    def __init__(self, queryset: QuerySet[Any, Any], *, negated: bool = False) -> None:
+        self.queryset = queryset
+        self.negated = negated
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Return ``[NOT] EXISTS (...)`` correlated through ``OuterRef``s."""
+        qs = self.queryset
+        stmt = _inner_select(qs._clone(order_by=()), resolver)
+        exists = stmt.exists()
+        return not_(exists) if self.negated else exists
+
+    def __invert__(self) -> Exists:
+        return Exists(self.queryset, negated=not self.negated)
+
+    def __repr__(self) -> str:
+        return f"{'~' if self.negated else ''}Exists({self.queryset.model.__name__})"
+
+
+class Subquery(Expression):
+    """A scalar subquery: a ``values()``/``values_list()`` QuerySet of one column."""
+
+    def __init__(self, queryset: QuerySet[Any, Any]) -> None:
+        if queryset.state.kind == "model":
+            raise TypeError(
+                "Subquery() takes a QuerySet of one column: use .values('field') or "
+                ".values_list('field', flat=True)."
+            )
+        self.queryset = queryset
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Return ``(SELECT ...)`` correlated through ``OuterRef``s."""
+        stmt = _inner_select(self.queryset, resolver)
+        count = len(stmt.selected_columns)
+        if count != 1:
+            raise TypeError(f"Subquery() needs a QuerySet of exactly one column, got {count}.")
+        result: ColumnElement[Any] = stmt.scalar_subquery()
+        return result
+
+    def __repr__(self) -> str:
+        return f"Subquery({self.queryset.model.__name__})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, UniqueConstraint, delete, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -23,8 +23,8 @@ from sqlalchemy.sql.elements import UnaryExpression
 from typing_extensions import TypeVar
 
 from flash_db import signals
-from flash_db.exceptions import FieldError
-from flash_db.expressions import Expression, F, OrderBy, Q
+from flash_db.exceptions import FieldError, FlashDBError
+from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q
 from flash_db.loading import apply_loading, prefetch, stream
 from flash_db.lookups import Resolver, pk_name
 from flash_db.transaction import atomic, execute_write
@@ -60,6 +60,7 @@ class _State:
     annotations: tuple[tuple[str, Any], ...] = ()
     fields: tuple[str, ...] = ()
     kind: _ResultKind = "model"
+    group_by: tuple[str, ...] = ()
     for_update: tuple[bool, bool, tuple[Any, ...]] | None = None
 
 
@@ -161,8 +162,35 @@ class QuerySet(Generic[M, R]):
         return self._clone(prefetch_related=(*self.state.prefetch_related, *relations))
 
     def annotate(self, **expressions: Any) -> Self:
-        """Return a new QuerySet with computed values set as attributes on each result."""
-        return self._clone(annotations=(*self.state.annotations, *expressions.items()))
+        """Return a new QuerySet with computed values set as attributes on each result.
+
+        After ``values(*fields)``, aggregates group the rows by those fields (GROUP BY)
+        and the annotations are added to each dict/tuple.
+        """
+        attrs = self.model.__mapper__.attrs
+        for name, expression in expressions.items():
+            if name in attrs or name == "pk":
+                raise ValueError(
+                    f"The annotation {name!r} conflicts with a field on {self.model.__name__}."
+                )
+            if not isinstance(expression, Expression | ColumnElement):
+                raise TypeError(
+                    f"annotate() takes expressions (F, Count, Exists, Value, SQLAlchemy "
+                    f"expressions), got {name}={expression!r}."
+                )
+        state = self.state
+        changes: dict[str, Any] = {"annotations": (*state.annotations, *expressions.items())}
+        if state.kind != "model":
+            new = tuple(name for name in expressions if name not in state.fields)
+            if state.fields:
+                changes["fields"] = (*state.fields, *new)
+            grouping = any(
+                isinstance(e, Expression) and e.contains_aggregate for e in expressions.values()
+            )
+            if grouping and not state.group_by:
+                columns = tuple(prop.key for prop in self.model.__mapper__.column_attrs)
+                changes["group_by"] = state.fields or columns
+        return self._clone(**changes)
 
     def select_for_update(
         self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[Any] = ()
@@ -207,10 +235,39 @@ class QuerySet(Generic[M, R]):
     # -- statement building ---------------------------------------------------
 
     def _resolver(self) -> Resolver:
-        return Resolver(self.model)
+        return Resolver(self.model, grouping=bool(self.state.group_by))
+
+    def _annotate(self, resolver: Resolver) -> None:
+        """Resolve the annotations in order (each may use the ones before it)."""
+        for name, expression in self.state.annotations:
+            before = resolver.plain_aggregates
+            resolver.flags.aggregate = False
+            if isinstance(expression, Expression):
+                column = expression.resolve(resolver)
+            else:
+                column = expression
+            plain = resolver.plain_aggregates > before or resolver.flags.aggregate
+            resolver.add_annotation(name, column, plain)
 
     def _where(self, resolver: Resolver) -> list[ColumnElement[bool]]:
-        return [resolver.compile(item) for item in self.state.where]
+        """Compile the filters; those on SQL aggregates go to ``resolver.having``."""
+        where = []
+        for item in self.state.where:
+            resolver.flags.aggregate = False
+            condition = resolver.compile(item)
+            if resolver.flags.aggregate:
+                resolver.having.append(condition)
+            else:
+                where.append(condition)
+        return where
+
+    def _group_by(self, resolver: Resolver) -> list[ColumnElement[Any]]:
+        """Return GROUP BY: the ``values()`` fields, or the primary key for SQL aggregates."""
+        if self.state.group_by:
+            return [resolver.column(name, context="values()") for name in self.state.group_by]
+        if resolver.aggregate_annotations:
+            return [resolver.column("pk")]
+        return []
 
     def _order(self, resolver: Resolver, *, default_pk: bool = False) -> list[Any]:
         state = self.state
@@ -246,23 +303,39 @@ class QuerySet(Generic[M, R]):
         raise TypeError(f"order_by() takes field names or expressions, got {item!r}.")
 
     def _value_columns(self, resolver: Resolver) -> list[ColumnElement[Any]]:
-        names = self.state.fields or tuple(prop.key for prop in self.model.__mapper__.column_attrs)
+        names = self.state.fields or (
+            *(prop.key for prop in self.model.__mapper__.column_attrs),
+            *(name for name, _ in self.state.annotations),
+        )
         return [resolver.column(name, context="values()").label(name) for name in names]
 
-    def _select(self, *, default_pk: bool = False) -> Select[Any]:
-        """Build the SELECT for this QuerySet (names resolved, FieldError raised here)."""
+    def _select(self, *, default_pk: bool = False, resolver: Resolver | None = None) -> Select[Any]:
+        """Build the SELECT for this QuerySet (names resolved, FieldError raised here).
+
+        ``resolver`` is given for a subquery (``Exists``/``Subquery``): it selects
+        from an alias of the model and resolves ``OuterRef`` in the enclosing query.
+        """
         state = self.state
-        resolver = self._resolver()
+        if resolver is None:
+            resolver = self._resolver()
+        resolver.grouping = resolver.grouping or bool(state.group_by)
+        self._annotate(resolver)
         if state.kind == "model":
-            stmt: Select[Any] = select(self.model)
+            annotations = [resolver.annotations[name].label(name) for name, _ in state.annotations]
+            stmt: Select[Any] = select(resolver.entity, *annotations)
         else:
             stmt = select(*self._value_columns(resolver))
-            stmt = stmt.select_from(self.model)
+            stmt = stmt.select_from(resolver.entity)
         where = self._where(resolver)
         order = self._order(resolver, default_pk=default_pk)
+        group_by = self._group_by(resolver)
         stmt = resolver.apply_joins(stmt)
         if where:
             stmt = stmt.where(*where)
+        if group_by:
+            stmt = stmt.group_by(*group_by)
+        if resolver.having:
+            stmt = stmt.having(*resolver.having)
         if order:
             stmt = stmt.order_by(*order)
         if state.distinct:
@@ -285,6 +358,8 @@ class QuerySet(Generic[M, R]):
     def _rows(self, result: Any) -> list[R]:
         kind = self.state.kind
         if kind == "model":
+            if self.state.annotations:
+                return [self._annotated(row) for row in result.all()]
             return list(result.scalars().all())
         rows: list[Any]
         if kind == "dict":
@@ -297,10 +372,27 @@ class QuerySet(Generic[M, R]):
             rows = [tuple(row) for row in result.all()]
         return rows
 
+    def _annotated(self, row: Any) -> Any:
+        """Return the model instance of ``row`` with its annotations set as attributes."""
+        obj = row[0]
+        for (name, _), value in zip(self.state.annotations, row[1:], strict=False):
+            setattr(obj, name, value)
+        return obj
+
+    def _check_backend(self, db: AsyncSession) -> None:
+        """Refuse what the session's database cannot do, before any SQL is sent."""
+        if self.state.distinct_fields and db.get_bind().dialect.name != "postgresql":
+            raise FlashDBError(
+                f"distinct({', '.join(map(repr, self.state.distinct_fields))}) is DISTINCT ON, "
+                "which only PostgreSQL supports; use distinct() without fields, or values(...)"
+                ".distinct(), on this database."
+            )
+
     # -- terminals --------------------------------------------------------------
 
     async def fetch(self, db: AsyncSession) -> list[R]:
         """Run the query and return every result."""
+        self._check_backend(db)
         stmt = self._select()
         rows = self._rows(await db.execute(stmt))
         await prefetch(db, rows, self.state)
@@ -308,6 +400,7 @@ class QuerySet(Generic[M, R]):
 
     async def first(self, db: AsyncSession) -> R | None:
         """Return the first result by the ordering (else by primary key), or None."""
+        self._check_backend(db)
         stmt = self._slice_one()._select(default_pk=True)
         rows = self._rows(await db.execute(stmt))
         await prefetch(db, rows, self.state)
@@ -345,12 +438,17 @@ class QuerySet(Generic[M, R]):
 
     async def count(self, db: AsyncSession) -> int:
         """Return the number of rows (``SELECT count(*)``; no rows are loaded)."""
+        self._check_backend(db)
         state = self.state
-        if state.limit is not None or state.offset is not None or state.distinct:
+        sliced = state.limit is not None or state.offset is not None
+        if sliced or state.distinct or state.annotations:
             # Count the rows the query would return: DISTINCT applies to the selected
             # values (all columns of a model row are as distinct as its pk).
             fields = state.fields if state.kind != "model" and state.fields else ("pk",)
-            inner = self._clone(order_by=(), kind="tuple", fields=fields)._select()
+            if state.group_by or state.distinct_fields:
+                inner = self._clone(order_by=())._select()
+            else:
+                inner = self._clone(order_by=(), kind="tuple", fields=fields)._select()
             stmt = select(func.count()).select_from(inner.subquery())
         else:
             resolver = self._resolver()
@@ -363,7 +461,11 @@ class QuerySet(Generic[M, R]):
 
     async def exists(self, db: AsyncSession) -> bool:
         """Return whether any row matches (``SELECT EXISTS``; no rows are loaded)."""
-        inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
+        self._check_backend(db)
+        if self.state.group_by:
+            inner = self._clone(order_by=())._select()
+        else:
+            inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
         return bool((await db.execute(select(inner.exists()))).scalar())
 
     async def in_bulk(
@@ -372,12 +474,15 @@ class QuerySet(Generic[M, R]):
         """Return ``{key: object}`` for rows whose ``field_name`` is in ``ids`` (or all rows)."""
         qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
         key = pk_name(self.model) if field_name == "pk" else field_name
-        if key not in self.model.__mapper__.column_attrs:
+        column_attrs = self.model.__mapper__.column_attrs
+        if key not in column_attrs:
             raise FieldError(
-                self.model,
-                field_name,
-                [*self.model.__mapper__.column_attrs.keys(), "pk"],
-                context="in_bulk()",
+                self.model, field_name, [*column_attrs.keys(), "pk"], context="in_bulk()"
+            )
+        if not _is_unique(self.model, column_attrs[key].columns[0]):
+            raise ValueError(
+                f"in_bulk()'s field_name must be a unique field but {field_name!r} isn't "
+                f"on {self.model.__name__}."
             )
         if ids is not None:
             ids = list(ids)
@@ -418,16 +523,80 @@ class QuerySet(Generic[M, R]):
         """Return ``{name: value}`` for aggregate expressions over the matching rows."""
         if not aggregates:
             raise TypeError("aggregate() needs at least one name=aggregate.")
+        for name, expression in aggregates.items():
+            if not isinstance(expression, Expression | ColumnElement):
+                raise TypeError(f"aggregate() takes aggregates, got {name}={expression!r}.")
+        self._check_backend(db)
+        state = self.state
+        probe = self._resolver()
+        self._annotate(probe)
+        if (
+            state.limit is not None
+            or state.offset is not None
+            or state.distinct
+            or state.group_by
+            or probe.aggregate_annotations
+        ):
+            stmt = self._aggregate_over_subquery(aggregates)
+        else:
+            many = [
+                name
+                for name, agg in aggregates.items()
+                if isinstance(agg, Aggregate)
+                and isinstance(agg.expression, str)
+                and agg.expression != "*"
+                and probe.split_many(agg.expression, "aggregate()", lookups=False) is not None
+            ]
+            if many and len(aggregates) > 1:
+                # Joins for two to-many aggregates would multiply each other's rows:
+                # compute each one in its own scalar subquery.
+                stmt = select(
+                    *(
+                        self._aggregate_select({name: agg}).scalar_subquery().label(name)
+                        for name, agg in aggregates.items()
+                    )
+                )
+            else:
+                stmt = self._aggregate_select(aggregates)
+        return dict((await db.execute(stmt)).mappings().one())
+
+    def _aggregate_select(self, aggregates: dict[str, Any]) -> Select[Any]:
+        """Return ``SELECT agg, ... FROM model [joins] WHERE filters`` (no GROUP BY)."""
         resolver = self._resolver()
+        self._annotate(resolver)
+        where = self._where(resolver)
+        resolver.grouping = True  # aggregates over the matching rows, not per row
         columns = [
             (expr.resolve(resolver) if isinstance(expr, Expression) else expr).label(name)
             for name, expr in aggregates.items()
         ]
-        where = self._where(resolver)
-        stmt = resolver.apply_joins(select(*columns).select_from(self.model))
+        stmt = resolver.apply_joins(select(*columns).select_from(resolver.entity))
         if where:
             stmt = stmt.where(*where)
-        return dict((await db.execute(stmt)).mappings().one())
+        return stmt
+
+    def _aggregate_over_subquery(self, aggregates: dict[str, Any]) -> Select[Any]:
+        """Return aggregates over this (sliced, distinct or grouped) query as a subquery."""
+        inner = self._select().subquery()
+        columns = []
+        for name, agg in aggregates.items():
+            source = agg.expression if isinstance(agg, Aggregate) else None
+            if (
+                not isinstance(agg, Aggregate)
+                or agg.filter is not None
+                or not isinstance(source, str)
+            ):
+                raise TypeError(
+                    "aggregate() over a sliced, distinct or grouped QuerySet takes aggregates "
+                    f"of its selected fields without filter=, like Sum('views'); got {agg!r}."
+                )
+            if source == "*":
+                columns.append(agg.sql(None, None).label(name))
+                continue
+            if source not in inner.c:
+                raise FieldError(self.model, source, inner.c.keys(), context="aggregate()")
+            columns.append(agg.sql(inner.c[source], None).label(name))
+        return select(*columns).select_from(inner)
 
     async def update(self, db: AsyncSession, **values: Any) -> int:
         """Update every matching row with ``values`` (which may be ``F`` expressions).
@@ -439,13 +608,21 @@ class QuerySet(Generic[M, R]):
             raise TypeError("update() needs at least one field=value.")
         self._refuse_sliced("update")
         resolver = self._resolver()
+        values_resolver = self._resolver()
         column_attrs = self.model.__mapper__.column_attrs
         assignments: dict[str, Any] = {}
         for name, value in values.items():
             key = pk_name(self.model) if name == "pk" else name
             if key not in column_attrs:
                 raise FieldError(self.model, name, [*column_attrs.keys()], context="update()")
-            assignments[key] = value.resolve(resolver) if isinstance(value, Expression) else value
+            if isinstance(value, Expression):
+                value = value.resolve(values_resolver)
+            assignments[key] = value
+        if values_resolver.joins or values_resolver.plain_aggregates:
+            raise ValueError(
+                "update() values may use F() on this model's own fields only, not related "
+                "fields or aggregates; use a Subquery() with OuterRef() for those."
+            )
         stmt = update(self.model).values(**assignments)
         stmt = stmt.where(*self._pk_filter(resolver)).execution_options(synchronize_session=False)
         result = await execute_write(db, stmt)
@@ -519,6 +696,10 @@ class QuerySet(Generic[M, R]):
 
     def _pk_filter(self, resolver: Resolver) -> list[ColumnElement[bool]]:
         """Return WHERE conditions for UPDATE/DELETE (a pk IN subquery when joins are needed)."""
+        if self.state.annotations:
+            pk = getattr(self.model, pk_name(self.model))
+            inner = self._clone(kind="tuple", fields=("pk",), order_by=())._select()
+            return [pk.in_(inner.scalar_subquery())]
         where = self._where(resolver)
         probe = resolver.apply_joins(select(self.model))
         if probe.get_final_froms() == select(self.model).get_final_froms():
@@ -535,6 +716,7 @@ class QuerySet(Generic[M, R]):
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size!r}.")
+        self._check_backend(db)
         async for chunk in stream(self, db, chunk_size):
             for row in chunk:
                 yield row
@@ -542,3 +724,19 @@ class QuerySet(Generic[M, R]):
     def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
         """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""
         return self.iterator(db, chunk_size)
+
+
+def _is_unique(model: type[Any], column: Any) -> bool:
+    """Return whether ``column`` alone is unique (primary key, unique flag, index or constraint)."""
+    table = model.__table__
+    if column.primary_key and len(table.primary_key.columns) == 1:
+        return True
+    if column.unique:
+        return True
+    for index in table.indexes:
+        if index.unique and list(index.columns) == [column]:
+            return True
+    return any(
+        isinstance(constraint, UniqueConstraint) and list(constraint.columns) == [column]
+        for constraint in table.constraints
+    )

@@ -1,0 +1,240 @@
+"""Every keyword lookup on both backends, hostile strings, and FieldError before any SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flash_db import F, FieldError, Q
+from flash_db.testing import capture_queries
+from tests.models import Post, User
+from tests.query_data import seed
+
+
+async def titles(db: AsyncSession, **lookups: Any) -> set[str]:
+    """Return the titles of the posts matching ``lookups``."""
+    return set(await Post.objects.filter(**lookups).values_list("title", flat=True).fetch(db))
+
+
+async def names(db: AsyncSession, *conditions: Any, **lookups: Any) -> set[str]:
+    """Return the names of the users matching the conditions and lookups."""
+    qs = User.objects.filter(*conditions, **lookups).values_list("name", flat=True)
+    return set(await qs.fetch(db))
+
+
+ALL = {"Hello World", "hello again", "SQL 100% fun_stuff", "Über Straße"}
+
+
+@pytest.mark.parametrize(
+    ("lookup", "value", "expected"),
+    [
+        ("title", "Hello World", {"Hello World"}),
+        ("title__exact", "hello world", set()),
+        ("title__iexact", "HELLO WORLD", {"Hello World"}),
+        ("title__iexact", "über straße", {"Über Straße"}),  # non-ASCII folding
+        ("title__contains", "ello", {"Hello World", "hello again"}),
+        ("title__contains", "Hello", {"Hello World"}),  # case-sensitive, also on SQLite
+        ("title__contains", "ber", {"Über Straße"}),
+        ("title__icontains", "HELLO", {"Hello World", "hello again"}),
+        ("title__icontains", "ÜBER", {"Über Straße"}),
+        ("title__startswith", "hello", {"hello again"}),
+        ("title__istartswith", "hello", {"Hello World", "hello again"}),
+        ("title__endswith", "world", set()),
+        ("title__iendswith", "WORLD", {"Hello World"}),
+        ("title__iendswith", "STRASSE", set()),  # lower('ß') is 'ß', as on PostgreSQL
+        ("title__contains", "%", {"SQL 100% fun_stuff"}),
+        ("title__contains", "_", {"SQL 100% fun_stuff"}),
+        ("title__in", ["Hello World", "nope", "Über Straße"], {"Hello World", "Über Straße"}),
+        ("title__in", [], set()),
+        ("views__gt", 5, {"Hello World", "SQL 100% fun_stuff"}),
+        ("views__gte", 5, {"Hello World", "SQL 100% fun_stuff", "hello again"}),
+        ("views__lt", 5, {"Über Straße"}),
+        ("views__lte", 5, {"Über Straße", "hello again"}),
+        ("views__range", (5, 7), {"hello again", "SQL 100% fun_stuff"}),
+        ("published", False, {"hello again"}),
+        ("title__regex", r"^[Hh]ello", {"Hello World", "hello again"}),
+        ("title__regex", r"^hello", {"hello again"}),
+        ("title__iregex", r"^HELLO\s", {"Hello World", "hello again"}),
+        ("title__iregex", r"stuff$", {"SQL 100% fun_stuff"}),
+        ("created_at__date", date(2024, 1, 5), {"Hello World"}),
+        ("created_at__date__gte", date(2024, 3, 10), {"hello again", "Über Straße"}),
+        ("created_at__year", 2024, ALL - {"SQL 100% fun_stuff"}),
+        ("created_at__year__lt", 2024, {"SQL 100% fun_stuff"}),
+        ("created_at__month", 3, {"hello again"}),
+        ("created_at__month__in", [1, 7], {"Hello World", "Über Straße"}),
+        ("created_at__day", 31, {"SQL 100% fun_stuff"}),
+        ("created_at__week_day", 1, {"hello again", "SQL 100% fun_stuff"}),  # Sunday
+        ("created_at__week_day", 6, {"Hello World"}),  # Friday
+        ("created_at__week_day", 5, {"Über Straße"}),  # Thursday
+        ("created_at__hour", 23, {"hello again"}),
+        ("created_at__hour__range", (8, 11), {"Hello World", "SQL 100% fun_stuff"}),
+        ("created_at__gt", datetime(2024, 3, 10, 23, tzinfo=UTC), {"hello again", "Über Straße"}),
+    ],
+)
+async def test_lookup(db: AsyncSession, lookup: str, value: Any, expected: set[str]) -> None:
+    await seed(db)
+    assert await titles(db, **{lookup: value}) == expected
+
+
+async def test_none_means_is_null_and_isnull(db: AsyncSession) -> None:
+    await seed(db)
+    assert await names(db, age=None) == {"Bob"}
+    assert await names(db, age__isnull=True) == {"Bob"}
+    assert await names(db, age__isnull=False) == {"Alice", "Carol", "Émile"}
+    assert await names(db, company=None) == {"Carol"}
+    with pytest.raises(TypeError, match="isnull"):
+        await names(db, age__isnull="yes")
+
+
+async def test_lookups_in_get_exclude_and_q(db: AsyncSession) -> None:
+    data = await seed(db)
+    assert (await User.objects.get(db, name__iexact="émile")).id == data.emile.id
+    assert await names(db, Q(name__startswith="A") | Q(name__endswith="ol")) == {"Alice", "Carol"}
+    qs = User.objects.exclude(name__icontains="l").values_list("name", flat=True)
+    assert set(await qs.fetch(db)) == {"Bob"}
+
+
+async def test_lookup_value_may_be_a_model_instance_or_f(db: AsyncSession) -> None:
+    data = await seed(db)
+    assert await titles(db, author=data.alice) == {"Hello World", "hello again"}
+    assert await titles(db, author__in=[data.bob, data.emile]) == {
+        "SQL 100% fun_stuff",
+        "Über Straße",
+    }
+    # views greater than the author's age / 4: Alice 30/4=7.5 -> p1 (10); Émile 40/4 -> none.
+    assert await titles(db, views__gt=F("author__age") / 4.0) == {"Hello World"}
+
+
+async def test_date_parts_of_naive_and_aware_values_agree(db: AsyncSession) -> None:
+    await seed(db)
+    # created_at is stored in UTC: 23:15 UTC is still 2024-03-10, whatever the server zone.
+    assert await titles(db, created_at__date=date(2024, 3, 10), created_at__hour=23) == {
+        "hello again"
+    }
+
+
+# -- hostile strings -------------------------------------------------------------
+
+HOSTILE = ["'; DROP TABLE users; --", "%_\\", 'it\'s "quoted"', "naïve ☃ café", "\\%", "a_b"]
+STORED = [
+    "'; DROP TABLE users; --",
+    "50%_\\off",
+    "50ab\\off",
+    'say "hi", it\'s "quoted"',
+    "naïve ☃ café",
+    "x\\%y",
+    "a_b",
+    "axb",
+]
+
+PYTHON: dict[str, Callable[[str, str], bool]] = {
+    "exact": lambda s, v: s == v,
+    "iexact": lambda s, v: s.lower() == v.lower(),
+    "contains": lambda s, v: v in s,
+    "icontains": lambda s, v: v.lower() in s.lower(),
+    "startswith": lambda s, v: s.startswith(v),
+    "istartswith": lambda s, v: s.lower().startswith(v.lower()),
+    "endswith": lambda s, v: s.endswith(v),
+    "iendswith": lambda s, v: s.lower().endswith(v.lower()),
+}
+
+
+@pytest.mark.parametrize("lookup", sorted(PYTHON))
+async def test_hostile_strings_match_literally_and_are_bound(db: AsyncSession, lookup: str) -> None:
+    data = await seed(db)
+    for i, title in enumerate(STORED):
+        await Post.objects.create(db, title=title, author_id=data.carol.id, views=100 + i)
+    hostile_posts = Post.objects.filter(views__gte=100)
+    async with capture_queries(db) as harmless:
+        await hostile_posts.filter(**{f"title__{lookup}": "abc"}).fetch(db)
+    for value in HOSTILE:
+        expected = {title for title in STORED if PYTHON[lookup](title, value)}
+        async with capture_queries(db) as captured:
+            rows = await hostile_posts.filter(**{f"title__{lookup}": value}).fetch(db)
+        assert {post.title for post in rows} == expected, value
+        assert captured.statements == harmless.statements
+        # Hostile names in exclude()/Q go through the same code.
+        async with capture_queries(db) as negated:
+            rows = await hostile_posts.exclude(Q(**{f"title__{lookup}": value})).fetch(db)
+        assert {post.title for post in rows} == set(STORED) - expected, value
+        assert "DROP" not in " ".join(negated.statements)
+    assert await User.objects.count(db) == 4  # the table is still there
+
+
+@pytest.mark.parametrize("lookup", ["regex", "iregex", "in"])
+async def test_hostile_strings_in_regex_and_in(db: AsyncSession, lookup: str) -> None:
+    data = await seed(db)
+    hostile = "'; DROP TABLE users; --"
+    await Post.objects.create(db, title=hostile, author_id=data.carol.id)
+    value: Any = [hostile] if lookup == "in" else "DROP TABLE"
+    harmless: Any = ["abc"] if lookup == "in" else "abc"
+    async with capture_queries(db) as safe:
+        assert await titles(db, **{f"title__{lookup}": harmless}) == set()
+    async with capture_queries(db) as captured:
+        assert await titles(db, **{f"title__{lookup}": value}) == {hostile}
+    assert captured.statements == safe.statements
+    assert await User.objects.count(db) == 4
+
+
+# -- FieldError before any SQL -------------------------------------------------------
+
+
+async def test_bad_field_lookup_and_path_raise_field_error_without_sql(db: AsyncSession) -> None:
+    await seed(db)
+    async with capture_queries(db) as captured:
+        with pytest.raises(FieldError) as bad_field:
+            await User.objects.filter(nmae="x").fetch(db)
+        with pytest.raises(FieldError) as bad_lookup:
+            await User.objects.filter(name__containz="x").fetch(db)
+        with pytest.raises(FieldError) as bad_path:
+            await Post.objects.filter(author__nmae="x").fetch(db)
+        with pytest.raises(FieldError) as deep_path:
+            await Post.objects.filter(author__company__nmae="x").count(db)
+        with pytest.raises(FieldError) as many_path:
+            await User.objects.exclude(posts__titel="x").exists(db)
+    assert captured.statements == []
+
+    assert bad_field.value.model is User
+    assert bad_field.value.field == "nmae"
+    assert {"name", "email", "posts", "company", "pk"} <= set(bad_field.value.choices)
+    assert "Cannot resolve keyword 'nmae'" in str(bad_field.value)
+
+    assert bad_lookup.value.kind == "lookup"
+    assert bad_lookup.value.field == "containz"
+    assert {"contains", "icontains", "week_day", "regex"} <= set(bad_lookup.value.choices)
+    assert "Unsupported lookup 'containz'" in str(bad_lookup.value)
+
+    assert bad_path.value.model is User  # the related model, with its choices
+    assert bad_path.value.field == "nmae"
+    assert "name" in bad_path.value.choices
+    assert "on User" in str(bad_path.value)
+    assert deep_path.value.model.__name__ == "Company"
+    assert deep_path.value.choices == ["id", "name", "pk", "users"]
+    assert many_path.value.model is Post
+    assert "title" in many_path.value.choices
+
+
+async def test_bad_names_in_other_apis_raise_field_error_without_sql(db: AsyncSession) -> None:
+    await seed(db)
+    async with capture_queries(db) as captured:
+        with pytest.raises(FieldError, match="'nmae'"):
+            await User.objects.order_by("-nmae").fetch(db)
+        with pytest.raises(FieldError, match=r"'nmae'.*on Company"):
+            await User.objects.order_by("company__nmae").fetch(db)
+        with pytest.raises(FieldError, match="'nmae'"):
+            await User.objects.values("nmae").fetch(db)
+        with pytest.raises(FieldError, match=r"'titel'.*on Post"):
+            await User.objects.values("posts__titel").fetch(db)
+        with pytest.raises(FieldError, match="'nmae'"):
+            await User.objects.filter(age=F("nmae")).fetch(db)
+        with pytest.raises(FieldError, match="'agee'"):
+            await User.objects.annotate(x=F("agee") + 1).fetch(db)
+        with pytest.raises(FieldError, match="'nope'"):
+            await User.objects.annotate(x=F("age")).filter(nope=1).fetch(db)
+        with pytest.raises(FieldError, match="'nope'"):
+            await User.objects.update(db, age=F("nope"))
+    assert captured.statements == []
