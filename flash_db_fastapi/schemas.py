@@ -24,7 +24,7 @@ Mode = Literal["read", "create", "update"]
 _MODES: tuple[str, ...] = ("read", "create", "update")
 _TIMESTAMPS = ("created_at", "updated_at")
 _cache: dict[tuple[Any, ...], type[BaseModel]] = {}
-_names: dict[str, tuple[Any, ...]] = {}
+_names: dict[tuple[str, str], tuple[Any, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +186,9 @@ def model_schema(
     if cached is not None:
         return cached
     schema = _build(model, mode, key[2], key[3], name)
-    previous = _names.setdefault(schema.__name__, key)
+    # Two schemas named alike in one app would get module-qualified OpenAPI names;
+    # refuse that for models of one module (models of different apps may share names).
+    previous = _names.setdefault((model.__module__, schema.__name__), key)
     if previous != key:
         raise ValueError(
             f"model_schema() name {schema.__name__!r} is already used by another schema "

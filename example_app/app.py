@@ -1,0 +1,144 @@
+"""The blog application: ``uvicorn example_app.app:app`` (or ``python -m example_app``).
+
+SQLite file ``blog.sqlite3`` by default, PostgreSQL (or any URL) from
+``$DATABASE_URL``. At startup the schema is migrated when the app ships
+migrations (``example_app/migrations``) and created otherwise, and demo data
+is written on the first start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException
+
+from example_app import ops, signals  # noqa: F401  (signals: connects the receivers)
+from example_app.models import Comment, Notification, Post, Tag, User
+from example_app.routes import router as blog_router
+from example_app.schemas import PostCreate, PostUpdate
+from example_app.seed import seed
+from flash_db import Database, get_database
+from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan
+
+__all__ = ["DEFAULT_URL", "MIGRATIONS", "app", "create_app", "prepare_database"]
+
+HERE = Path(__file__).resolve().parent
+MIGRATIONS = HERE / "migrations"
+DEFAULT_URL = "sqlite+aiosqlite:///blog.sqlite3"
+
+
+async def prepare_database(database: Database) -> None:
+    """Bring the schema up to date: run the app's migrations if it has them, else create tables."""
+    if (MIGRATIONS / "env.py").exists():
+        from flash_db.migrations import Settings, amigrate
+
+        settings = Settings(
+            root=HERE.parent,
+            migrations=MIGRATIONS,
+            models=("example_app.models", "example_app.ops"),
+            url=database.url.render_as_string(hide_password=False),
+        )
+        await amigrate(settings=settings)
+    else:
+        await database.create_all()
+
+
+def require_admin(x_admin_token: str | None = Header(default=None)) -> None:
+    """Allow the request only with the admin token (``$BLOG_ADMIN_TOKEN``, default ``admin``)."""
+    if x_admin_token != os.environ.get("BLOG_ADMIN_TOKEN", "admin"):
+        raise HTTPException(403, "This route needs the X-Admin-Token header.")
+
+
+def _engine_options() -> dict[str, Any]:
+    """Pool settings from the environment (``FLASH_DB_POOL_SIZE``, ``FLASH_DB_MAX_OVERFLOW``)."""
+    options: dict[str, Any] = {}
+    for name, key in (
+        ("FLASH_DB_POOL_SIZE", "pool_size"),
+        ("FLASH_DB_MAX_OVERFLOW", "max_overflow"),
+    ):
+        if os.environ.get(name):
+            options[key] = int(os.environ[name])
+    return options
+
+
+def create_app(url: str | None = None, *, seed_data: bool = True) -> FastAPI:
+    """Build the blog app on ``url`` (default: ``$DATABASE_URL``, then ``blog.sqlite3``)."""
+
+    @asynccontextmanager
+    async def startup(app: FastAPI) -> AsyncIterator[None]:
+        database = get_database()
+        await prepare_database(database)
+        if seed_data:
+            async with database.session() as db:
+                await seed(db)
+        yield
+
+    target = url or os.environ.get("DATABASE_URL") or DEFAULT_URL
+    app = FastAPI(
+        title="Flash DB blog",
+        summary="The example app of Flash DB: users, posts, tags and comments.",
+        version="0.1.0",
+        lifespan=flash_lifespan(target, lifespan=startup, **_engine_options()),
+    )
+    add_exception_handlers(app)
+    # Hand-written routes first: /posts/search must not be taken for /posts/{id}.
+    app.include_router(blog_router)
+    app.include_router(
+        CRUDRouter(
+            User,
+            prefix="/users",
+            tags=["users"],
+            filter_fields=["name", "email", "created_at"],
+            order_fields=["name", "created_at"],
+            dependencies={"delete": [Depends(require_admin)]},
+        )
+    )
+    app.include_router(
+        CRUDRouter(
+            Post,
+            prefix="/posts",
+            tags=["posts"],
+            create_schema=PostCreate,
+            update_schema=PostUpdate,
+            filter_fields=[
+                "title",
+                "status",
+                "author_id",
+                "views",
+                "likes",
+                "created_at",
+                "published_at",
+                "author__name",
+            ],
+            order_fields=["created_at", "published_at", "views", "likes", "title"],
+        )
+    )
+    app.include_router(CRUDRouter(Tag, prefix="/tags", tags=["tags"], order_fields=["name"]))
+    app.include_router(
+        CRUDRouter(
+            Comment,
+            prefix="/comments",
+            tags=["comments"],
+            filter_fields=["post_id", "author_id", "text"],
+            order_fields=["created_at"],
+        )
+    )
+    app.include_router(
+        CRUDRouter(
+            Notification,
+            prefix="/notifications",
+            tags=["notifications"],
+            routes=("list", "get"),
+            filter_fields=["user_id"],
+            order_fields=["created_at"],
+        )
+    )
+    app.include_router(ops.router)
+    return app
+
+
+app = create_app()
