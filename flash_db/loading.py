@@ -208,6 +208,7 @@ def apply_loading(stmt: Select[Any], model: type[Any], state: _State) -> Select[
         lookup = _lookup(item)
         props = _walk(model, lookup, "prefetch_related()")
         if isinstance(item, Prefetch) and item.is_custom:
+            _check_prefetch(props[-1], item.queryset, item.to_attr)
             if item.to_attr is None:
                 custom.add(lookup)
             props = props[:-1]  # the last level is loaded by prefetch()
@@ -321,19 +322,10 @@ async def _load_relation(
     """Load ``prop`` for ``parents`` with one query per batch and assign the results."""
     from flash_db.query import QuerySet
 
-    target = prop.mapper.class_
+    _check_prefetch(prop, queryset, to_attr)
     parent_model = prop.parent.class_
     if queryset is None:
-        queryset = QuerySet(target)
-    elif not issubclass(queryset.model, target):
-        raise TypeError(
-            f"Prefetch({prop.key!r}) needs a queryset of {target.__name__}, "
-            f"got one of {queryset.model.__name__}."
-        )
-    if to_attr is not None and to_attr in inspect(parent_model).attrs:
-        raise ValueError(
-            f"Prefetch to_attr={to_attr!r} conflicts with a field on {parent_model.__name__}."
-        )
+        queryset = QuerySet(prop.mapper.class_)
     if prop.secondary is not None:
         # Many-to-many: parent key -> secondary column; join the secondary table.
         pairs = list(prop.synchronize_pairs)
@@ -380,6 +372,22 @@ async def _load_relation(
             setattr(parent, to_attr, value)
         else:
             set_committed_value(parent, prop.key, value)
+
+
+def _check_prefetch(
+    prop: RelationshipProperty[Any], queryset: QuerySet[Any, Any] | None, to_attr: str | None
+) -> None:
+    target = prop.mapper.class_
+    if queryset is not None and not issubclass(queryset.model, target):
+        raise TypeError(
+            f"Prefetch({prop.key!r}) needs a queryset of {target.__name__}, "
+            f"got one of {queryset.model.__name__}."
+        )
+    parent_model = prop.parent.class_
+    if to_attr is not None and to_attr in inspect(parent_model).attrs:
+        raise ValueError(
+            f"Prefetch to_attr={to_attr!r} conflicts with a field on {parent_model.__name__}."
+        )
 
 
 def _unique_keys(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
