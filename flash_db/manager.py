@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flash_db import bulk
+from flash_db.exceptions import FieldError
 from flash_db.query import QuerySet
+from flash_db.transaction import atomic, in_atomic
 
 if TYPE_CHECKING:
     from flash_db.models import Model
@@ -184,10 +189,165 @@ class Manager(Generic[M]):
     # -- write shortcuts ------------------------------------------------------------
 
     async def create(self, db: AsyncSession, *, validate: bool = True, **fields: Any) -> M:
-        """Insert a new row and return it, with database defaults loaded."""
+        """Insert a new row and return it, with database defaults loaded.
+
+        Validates first (``afull_clean()``) unless ``validate=False``; nothing is
+        written when validation fails.
+        """
         obj = self.model(**fields)
         await obj.save(db, validate=validate)
         return obj
+
+    async def get_or_create(
+        self,
+        db: AsyncSession,
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        validate: bool = True,
+        **lookups: Any,
+    ) -> tuple[M, bool]:
+        """Return ``(obj, created)``: the row matching ``lookups``, or a new one.
+
+        The new row is built from the lookups without ``__`` and ``defaults``
+        (callables are called), validated unless ``validate=False``, and inserted.
+        Safe under concurrency: when a concurrent insert wins a unique constraint,
+        the winner's row is returned (``created=False``) instead of raising; inside
+        ``atomic`` the insert runs in a savepoint, so the caller's transaction
+        survives the conflict.
+        """
+        qs = self.get_queryset()
+        try:
+            return await qs.get(db, **lookups), False
+        except self.model.DoesNotExist:
+            pass
+        return await self._create_or_get(db, qs, lookups, defaults, validate=validate)
+
+    async def update_or_create(
+        self,
+        db: AsyncSession,
+        defaults: Mapping[str, Any] | None = None,
+        create_defaults: Mapping[str, Any] | None = None,
+        *,
+        validate: bool = True,
+        **lookups: Any,
+    ) -> tuple[M, bool]:
+        """Update the row matching ``lookups`` with ``defaults``, or create it; ``(obj, created)``.
+
+        A new row gets ``create_defaults`` (``defaults`` when that is None). Runs in
+        one transaction with the row locked (``SELECT ... FOR UPDATE`` on
+        PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers), and, like
+        ``get_or_create``, returns the winner's row, updated, when a concurrent
+        insert wins. The UPDATE writes only the ``defaults`` fields.
+        """
+        qs = self.get_queryset()
+        async with atomic(db):
+            try:
+                obj = await qs.select_for_update().get(db, **lookups)
+            except self.model.DoesNotExist:
+                obj, created = await self._create_or_get(
+                    db,
+                    qs.select_for_update(),
+                    lookups,
+                    defaults if create_defaults is None else create_defaults,
+                    validate=validate,
+                )
+                if created:
+                    return obj, True
+            values = self._resolve(defaults, "defaults")
+            if values:
+                for name, value in values.items():
+                    setattr(obj, name, value)
+                await obj.save(db, update_fields=list(values), validate=validate)
+        return obj, False
+
+    async def _create_or_get(
+        self,
+        db: AsyncSession,
+        qs: QuerySet[M],
+        lookups: Mapping[str, Any],
+        defaults: Mapping[str, Any] | None,
+        *,
+        validate: bool,
+    ) -> tuple[M, bool]:
+        """Insert a row from ``lookups`` and ``defaults``; on a unique conflict, get the winner."""
+        params = self._resolve(
+            {name: value for name, value in lookups.items() if "__" not in name}, "lookups"
+        )
+        params.update(self._resolve(defaults, "defaults"))
+        obj = self.model(**params)
+        if validate:
+            await obj.afull_clean()
+        try:
+            # Inside atomic a failed INSERT would abort the caller's transaction
+            # (PostgreSQL): a savepoint confines it. Outside atomic the INSERT
+            # autocommits on its own and a failure leaves the session usable.
+            async with atomic(db) if in_atomic(db) else contextlib.nullcontext():
+                await obj.save(db, validate=False)
+        except IntegrityError as error:
+            try:
+                return await qs.get(db, **lookups), False
+            except self.model.DoesNotExist:
+                raise error from None
+        return obj, True
+
+    def _resolve(self, values: Mapping[str, Any] | None, argument: str) -> dict[str, Any]:
+        """Check field names (``pk`` allowed) and call callable values, as Django does."""
+        from flash_db.lookups import pk_name
+
+        if not values:
+            return {}
+        mapper = self.model.__mapper__
+        names = {*mapper.column_attrs.keys(), *mapper.relationships.keys()}
+        result: dict[str, Any] = {}
+        for name, value in values.items():
+            key = pk_name(self.model) if name == "pk" else name
+            if key not in names:
+                raise FieldError(self.model, name, [*names, "pk"], context=argument)
+            result[key] = value() if callable(value) else value
+        return result
+
+    async def bulk_create(
+        self,
+        db: AsyncSession,
+        objs: Iterable[M | Mapping[str, Any]],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Sequence[str] | None = None,
+        unique_fields: Sequence[str] | None = None,
+    ) -> list[M]:
+        """Insert ``objs`` (instances or dicts) with one multi-row INSERT per batch.
+
+        Returns the objects with primary keys and defaults set (rows skipped by
+        ``ignore_conflicts`` have none). ``update_conflicts=True`` upserts: on a
+        conflict over ``unique_fields`` it updates ``update_fields`` (and
+        ``updated_at``). No validation and no signals; several batches are one
+        transaction.
+        """
+        return await bulk.bulk_create(
+            db,
+            self.model,
+            objs,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            update_fields=update_fields,
+            unique_fields=unique_fields,
+        )
+
+    async def bulk_update(
+        self,
+        db: AsyncSession,
+        objs: Iterable[M],
+        fields: Sequence[str],
+        batch_size: int | None = None,
+    ) -> int:
+        """Write ``fields`` of ``objs`` with one UPDATE per batch; return the rows updated.
+
+        ``updated_at`` is bumped on ``TimestampMixin`` models. No validation and
+        no signals; several batches are one transaction.
+        """
+        return await bulk.bulk_update(db, self.model, objs, fields, batch_size=batch_size)
 
 
 class ManagerDescriptor:
