@@ -9,7 +9,7 @@ is resolved, before a terminal is awaited with a session.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
@@ -708,7 +708,7 @@ class QuerySet(Generic[M, R]):
         inner = resolver.apply_joins(select(pk)).where(*where)
         return [pk.in_(inner.scalar_subquery())]
 
-    async def iterator(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
+    async def iterator(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncGenerator[R, None]:
         """Stream the results in chunks of ``chunk_size`` without loading them all.
 
         A server-side cursor on PostgreSQL; ``prefetch_related`` runs per chunk.
@@ -721,7 +721,7 @@ class QuerySet(Generic[M, R]):
             for row in chunk:
                 yield row
 
-    def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[R]:
+    def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncGenerator[R, None]:
         """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""
         return self.iterator(db, chunk_size)
 
