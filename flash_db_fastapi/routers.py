@@ -609,9 +609,14 @@ class CRUDRouter(APIRouter):
             obj = await router._get_object(db, kwargs[router.pk_name])
             try:
                 await obj.delete(db)
-            except IntegrityError as error:
-                violation = constraint_violation(error)
-                raise HTTPException(violation.status_code, violation.message()) from None
+            except IntegrityError:
+                # Whether the database refused the DELETE (a foreign key) or the UPDATE
+                # that SQLAlchemy sends to detach children (NOT NULL), the row is in use.
+                raise HTTPException(
+                    409,
+                    f"The {router.model.__name__} is still referenced by other rows "
+                    "and cannot be deleted.",
+                ) from None
             return Response(status_code=204)
 
         delete_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
