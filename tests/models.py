@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from decimal import Decimal
@@ -9,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Column, Enum, ForeignKey, Numeric, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from flash_db import Model, SoftDeleteMixin, TimestampMixin
+from flash_db import Model, SoftDeleteMixin, TimestampMixin, ValidationError
 
 
 class Company(Model):
@@ -88,3 +89,28 @@ class Gadget(Model):
     __tablename__ = "gadgets"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     label: Mapped[str] = mapped_column(String(50))
+
+
+class Event(Model):
+    """A model with a synchronous ``clean()`` (validation tests)."""
+
+    __tablename__ = "events"
+    title: Mapped[str] = mapped_column(String(20))
+    starts: Mapped[int]
+    ends: Mapped[int]
+
+    def clean(self) -> None:
+        if self.starts is not None and self.ends is not None and self.ends < self.starts:
+            raise ValidationError({"ends": "Must not be before starts."})
+
+
+class Booking(Model):
+    """A model with an async ``clean()`` (validation tests)."""
+
+    __tablename__ = "bookings"
+    room: Mapped[str] = mapped_column(String(10))
+
+    async def clean(self) -> None:
+        await asyncio.sleep(0)
+        if self.room == "closed":
+            raise ValidationError("The room is closed.")
