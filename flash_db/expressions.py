@@ -209,12 +209,12 @@ class Q:
         return q
 
     def __and__(self, other: Any) -> Q:
-        if not isinstance(other, Q | ColumnElement):
+        if not isinstance(other, Q | ColumnElement | Exists):
             return NotImplemented
         return self._new(Q.AND, [self, other])
 
     def __or__(self, other: Any) -> Q:
-        if not isinstance(other, Q | ColumnElement):
+        if not isinstance(other, Q | ColumnElement | Exists):
             return NotImplemented
         return self._new(Q.OR, [self, other])
 
@@ -325,14 +325,14 @@ class Max(Aggregate):
 
 
 def _inner_select(queryset: QuerySet[Any, Any], resolver: Resolver) -> Select[Any]:
-    from flash_db.lookups import Resolver
+    from flash_db.lookups import Resolver, correlated
 
     # The inner query gets its own alias, so a subquery over the same model as
     # the outer query is never correlated away by SQLAlchemy.
     inner = Resolver(queryset.model, entity=aliased(queryset.model), outer=resolver)
     # Eager loading has no meaning inside a subquery.
     plain = queryset._clone(select_related=(), prefetch_related=(), only=(), defer=())
-    return plain._select(resolver=inner)
+    return correlated(plain._select(resolver=inner), inner.entity)
 
 
 class Exists(Expression):
@@ -351,6 +351,12 @@ class Exists(Expression):
 
     def __invert__(self) -> Exists:
         return Exists(self.queryset, negated=not self.negated)
+
+    def __and__(self, other: Any) -> Q:
+        return Q(self, other)
+
+    def __or__(self, other: Any) -> Q:
+        return Q(self) | Q(other)
 
     def __repr__(self) -> str:
         return f"{'~' if self.negated else ''}Exists({self.queryset.model.__name__})"

@@ -656,7 +656,7 @@ class Resolver:
         )
         conditions = [sub.compile(item) for item in items]
         stmt = select(literal(1)).select_from(from_).where(*correlation, *conditions)
-        return sub.apply_joins(stmt).exists()
+        return correlated(sub.apply_joins(stmt), sub.entity).exists()
 
     def split_many(
         self, key: str, context: str = "", *, lookups: bool = True
@@ -695,7 +695,8 @@ class Resolver:
                     condition = sub.compile_joined(rebased)
                 call = agg.sql(sub.column(rest, context=context), condition)
                 stmt = select(call).select_from(from_).where(*correlation)
-                result: ColumnElement[Any] = sub.apply_joins(stmt).scalar_subquery()
+                stmt = correlated(sub.apply_joins(stmt), sub.entity)
+                result: ColumnElement[Any] = stmt.scalar_subquery()
                 return result
         column: ColumnElement[Any] | None
         if isinstance(source, Expression):
@@ -757,13 +758,31 @@ class Resolver:
         path = self.parse(key, lookups=True, context=context)
         column, nullable = self._resolve(path)
         lookup = path.tail[-1] if path.tail and path.tail[-1] in LOOKUPS else "exact"
-        value = value.resolve(self.base) if isinstance(value, Expression) else _plain(value)
+        if isinstance(value, Expression):
+            value = value.resolve(self.base)
+        elif _is_queryset(value):
+            value = self._in_subquery(value)
+        else:
+            value = _plain(value)
         cond = LOOKUPS[lookup](column, value)
         if negated and lookup != "isnull" and value is not None and nullable:
             # SQL's NOT (col = x) is NULL, not TRUE, where col IS NULL; Django's
             # exclude() keeps those rows, so the negated leaf also requires NOT NULL.
             cond = and_(cond, column.is_not(None))
         return cond
+
+    def _in_subquery(self, queryset: Any) -> Select[Any]:
+        """Return a QuerySet used as a value (``author__in=qs``) as a correlated SELECT."""
+        if queryset.state.kind == "model":
+            queryset = queryset.values_list("pk", flat=True)
+        inner = Resolver(queryset.model, entity=aliased(queryset.model), outer=self.base)
+        stmt: Select[Any] = queryset._select(resolver=inner)
+        if len(stmt.selected_columns) != 1:
+            raise TypeError(
+                f"A QuerySet used as a lookup value must select one column, "
+                f"got {len(stmt.selected_columns)}; use values_list('field', flat=True)."
+            )
+        return correlated(stmt, inner.entity)
 
     def compile(self, item: Any, *, negated: bool = False) -> ColumnElement[bool]:
         """Return the boolean expression for a ``Q``, an expression or a ``(key, value)`` pair."""
@@ -826,6 +845,22 @@ class _Bound(Expression):
     def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
         """Compile the condition on the resolver it was bound to."""
         return self.resolver.compile(self.item)
+
+
+def correlated(stmt: Select[Any], own: Any) -> Select[Any]:
+    """Return ``stmt`` correlated to every enclosing query, not only the nearest one.
+
+    SQLAlchemy auto-correlates a subquery to its immediately enclosing SELECT;
+    an ``OuterRef`` or a path inside a nested EXISTS may name a table two levels
+    up. The subquery's own FROMs are fresh aliases, never in an enclosing query.
+    """
+    return stmt.correlate_except(own)
+
+
+def _is_queryset(value: Any) -> bool:
+    from flash_db.query import QuerySet
+
+    return isinstance(value, QuerySet)
 
 
 def _flatten_and(q: Q) -> list[Any]:
