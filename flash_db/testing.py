@@ -1,4 +1,51 @@
-"""Helpers for testing code that uses Flash DB: ``assert_num_queries``."""
+"""The testing kit: assert_num_queries, capture_queries and the flash_db_session fixture.
+
+This module is also a pytest plugin, registered as the ``pytest11`` entry point
+``flash_db``, so installing Flash DB (with pytest and pytest-asyncio) makes the
+fixture available without any import::
+
+    # conftest.py
+    import pytest
+    import flash_db
+
+    @pytest.fixture(autouse=True)
+    async def _database():
+        flash_db.init_db("postgresql://localhost/myapp_test")  # tables created once
+        yield
+        await flash_db.close_db()
+
+    # test_users.py
+    from flash_db.testing import assert_num_queries
+
+    async def test_signup(flash_db_session):
+        db = flash_db_session
+        user = await User.objects.create(db, name="Ann", email="ann@example.com")
+        async with assert_num_queries(db, 1):
+            assert await User.objects.filter(email="ann@example.com").exists(db)
+
+How ``flash_db_session`` isolates a test: it checks out one connection of the
+database configured with ``init_db()``, opens a real transaction on it
+(``BEGIN`` on the driver: the engine runs in autocommit mode) and binds an
+``AsyncSession`` to it with ``join_transaction_mode="create_savepoint"``
+(SQLAlchemy's recipe for joining an external transaction). Everything the test
+writes stays inside that transaction and is rolled back when the test ends,
+so tables never need re-creating or emptying:
+
+- writes outside ``atomic`` (which normally commit on their own) and explicit
+  ``await db.commit()`` only release a savepoint;
+- ``atomic`` blocks become savepoints (``flash_db.transaction`` nests inside a
+  transaction it did not open), so a rolled-back block is rolled back as in
+  production, and ``on_commit`` callbacks run when the outermost block exits
+  (the real COMMIT never happens);
+- only this session sees the test's rows; code under test that opens its own
+  sessions (``flash_db.session()``) does not. Pass the fixture's session to it
+  (FastAPI: override the ``get_db`` dependency to yield it).
+
+The engine's connections must belong to the test's event loop: call
+``init_db()`` in a fixture with the same loop scope as the tests (with
+pytest-asyncio, function scope by default, or ``loop_scope="session"`` for both).
+Use :func:`rollback_session` directly outside pytest or for another ``Database``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +58,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-__all__ = ["CapturedQueries", "assert_num_queries", "capture_queries"]
+from flash_db.database import Database, _driver_in_transaction
+
+__all__ = ["CapturedQueries", "assert_num_queries", "capture_queries", "rollback_session"]
 
 _TRANSACTION_CONTROL = re.compile(
     r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|END)\b", re.IGNORECASE
@@ -79,3 +128,58 @@ async def assert_num_queries(db: AsyncSession, n: int) -> AsyncIterator[Captured
         raise AssertionError(
             f"{len(captured)} queries executed, {n} expected.\nCaptured queries were:\n{listing}"
         )
+
+
+@asynccontextmanager
+async def rollback_session(database: Database | None = None) -> AsyncIterator[AsyncSession]:
+    """Yield a session whose writes, committed or not, are all rolled back when the block exits.
+
+    ``database`` defaults to the one configured with ``init_db()``. See the
+    module docstring for what is isolated; the ``flash_db_session`` fixture is
+    this context manager.
+    """
+    from flash_db.concurrency import FlashAsyncSession
+    from flash_db.database import FlashSession, get_database
+    from flash_db.transaction import _driver_execute
+
+    database = database if database is not None else get_database()
+    connection = await database.engine.connect()
+    try:
+        # SQLAlchemy's view: a transaction on the connection, so the session joins
+        # it with savepoints. In AUTOCOMMIT mode that begin() sends nothing: the
+        # real transaction is the driver-level BEGIN below.
+        outer = await connection.begin()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        await _driver_execute(driver, "BEGIN")
+        db = FlashAsyncSession(
+            bind=connection,
+            expire_on_commit=False,
+            sync_session_class=FlashSession,
+            join_transaction_mode="create_savepoint",
+        )
+        try:
+            yield db
+        finally:
+            try:
+                await db.close()
+            finally:
+                if _driver_in_transaction(driver):
+                    await _driver_execute(driver, "ROLLBACK")
+                if outer.is_active:
+                    await outer.rollback()
+    finally:
+        await connection.close()
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the fixture needs pytest-asyncio
+    pass
+else:
+
+    @pytest_asyncio.fixture
+    async def flash_db_session() -> AsyncIterator[AsyncSession]:
+        """A session on the ``init_db()`` database; everything the test writes is rolled back."""
+        async with rollback_session() as db:
+            yield db
