@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         "makemigrations", parents=[common], help="write a migration for the model changes"
     )
     make.add_argument("-m", "--message", help="the migration's name (default: from its changes)")
+    make.add_argument(
+        "--empty", action="store_true", help="write an empty migration to fill in by hand"
+    )
     up = commands.add_parser("migrate", parents=[common], help="apply migrations (up to REVISION)")
     up.add_argument("revision", nargs="?", default="head", help="default: head (all)")
     down = commands.add_parser(
@@ -87,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             print('Tell Flash DB where your models are: [tool.flash_db] models = "app.models"')
     elif args.command == "makemigrations":
         try:
-            path = migrations.makemigrations(args.message, settings=settings)
+            path = migrations.makemigrations(args.message, empty=args.empty, settings=settings)
         except migrations.NoChanges as error:
             print(error, file=sys.stderr)
             return 1

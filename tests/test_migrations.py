@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shlex
 import sys
 import textwrap
 import uuid
@@ -31,6 +33,8 @@ from flash_db.cli import main
 from flash_db.migrations import load_settings
 from flash_db.migrations.environment import describe_operations
 from tests.conftest import PG_ADMIN_URL
+
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "migrations.md"
 
 MODELS_V1 = """
 from sqlalchemy import ForeignKey, String
@@ -118,10 +122,12 @@ class Project:
         """The migration file names, sorted."""
         return sorted(path.name for path in (self.root / "migrations" / "versions").glob("*.py"))
 
-    async def run(self, *args: str) -> Result:
+    async def run(self, *args: str, database_url: str | None = None) -> Result:
         """Run ``python -m flash_db ARGS`` in the project, as a user would."""
         env = {**os.environ, "PYTHONPATH": ""}
-        env.pop("DATABASE_URL", None)  # the URL comes from [tool.flash_db]
+        env.pop("DATABASE_URL", None)  # the URL comes from [tool.flash_db] ...
+        if database_url is not None:
+            env["DATABASE_URL"] = database_url  # ... unless given
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -136,9 +142,9 @@ class Project:
         assert process.returncode is not None
         return Result(process.returncode, out.decode(), err.decode())
 
-    async def ok(self, *args: str) -> str:
+    async def ok(self, *args: str, database_url: str | None = None) -> str:
         """Run a command that must succeed; return its output."""
-        result = await self.run(*args)
+        result = await self.run(*args, database_url=database_url)
         assert result.status == 0, f"flash-db {' '.join(args)} failed:\n{result.out}{result.err}"
         return result.out
 
@@ -420,3 +426,48 @@ def test_migration_names_follow_their_operations() -> None:
     ]
     assert describe_operations(operations) == "tags_authors_karma_remove_posts_body"
     assert describe_operations([]).startswith("auto_")
+
+
+_FENCE = re.compile(
+    r'^```(?P<lang>\w+)(?: title="(?P<title>[^"]+)")?\n(?P<body>.*?)^```$', re.M | re.S
+)
+
+
+def _expected_matches(expected: list[str], actual: list[str]) -> bool:
+    """Exact lines, or with ``...`` lines in ``expected``: its other lines in order."""
+    if "..." not in expected:
+        return expected == actual
+    lines = iter(actual)
+    return all(any(line == wanted for line in lines) for wanted in expected if wanted != "...")
+
+
+# SQLite only: the workflow test above covers both backends; this one checks the page.
+@pytest.mark.parametrize("migration_url", ["sqlite"], indirect=True)
+async def test_docs_page_workflow_runs_as_written(project: Project) -> None:
+    """Replay docs/migrations.md: write its files, run its commands, compare the output."""
+    commands = 0
+    for fence in _FENCE.finditer(DOCS_PAGE.read_text()):
+        lang, title, body = fence["lang"], fence["title"], fence["body"]
+        if lang in ("toml", "python") and title:
+            path = project.root / title
+            if body.startswith("def upgrade"):  # a hand-written body for a generated file
+                head = path.read_text().split("def upgrade", 1)[0]
+                path.write_text(head + body)
+            else:
+                path.write_text(body)
+        elif lang == "console":
+            for block in body.split("$ ")[1:]:
+                line, *expected = block.rstrip("\n").split("\n")
+                program, *args = shlex.split(line)
+                assert program == "flash-db"
+                result = await project.run(*args, database_url=project.url)
+                actual = (result.out + result.err).rstrip("\n").split("\n")
+                assert _expected_matches(expected, actual), (
+                    f"docs/migrations.md: $ {line}\nexpected:\n{expected}\ngot:\n{actual}"
+                )
+                commands += 1
+    assert commands >= 15
+    # The rename kept the data: the column holds what was written before.
+    await project.query("INSERT INTO authors (id, full_name, email) VALUES (1, 'Ada', 'a@x')")
+    await project.ok("downgrade", "0002", database_url=project.url)
+    assert await project.query("SELECT name, bio FROM authors") == [("Ada", "")]

@@ -31,7 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from flash_db.exceptions import FlashDBError
-from flash_db.migrations.environment import SETTINGS_KEY, STDOUT_KEY
+from flash_db.migrations.environment import SETTINGS_KEY, STDOUT_KEY, describe_operations
 from flash_db.migrations.settings import Settings, load_settings
 
 __all__ = [
@@ -147,6 +147,7 @@ def _next_revision(script_directory: ScriptDirectory) -> str:
 def makemigrations(
     message: str | None = None,
     *,
+    empty: bool = False,
     settings: Settings | None = None,
     stdout: TextIO | None = None,
     **overrides: Any,
@@ -155,20 +156,24 @@ def makemigrations(
 
     Raises :class:`NoChanges`, writing nothing, when the models match the database.
     Without ``message`` the first migration is ``initial`` and later ones are named
-    after their operations (``0002_posts_views``).
+    after their operations (``0002_posts_views``). ``empty=True`` writes a migration
+    with empty ``upgrade()``/``downgrade()`` to fill in by hand (a rename, a data
+    migration), without comparing anything.
     """
     settings = _settings(settings, overrides)
     script_directory = _script_directory(settings)
     has_revisions = any(True for _ in script_directory.walk_revisions())
     if message is None and not has_revisions:
         message = "initial"
+    elif message is None and empty:
+        message = describe_operations([])
     config = _config(settings, stdout)
     written = _run(
         "makemigrations",
         lambda: command.revision(
             config,
             message=message,
-            autogenerate=True,
+            autogenerate=not empty,
             rev_id=_next_revision(script_directory),
         ),
     )

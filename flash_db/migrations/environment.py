@@ -40,6 +40,7 @@ __all__ = [
     "SETTINGS_KEY",
     "STDOUT_KEY",
     "DropEnumTypeOp",
+    "compare_server_default",
     "describe_operations",
     "options",
     "process_revision_directives",
@@ -71,11 +72,37 @@ def options() -> dict[str, Any]:
     return {
         "render_as_batch": True,
         "compare_type": True,
-        "compare_server_default": True,
+        "compare_server_default": compare_server_default,
         "render_item": render_item,
         "process_revision_directives": process_revision_directives,
         "on_version_apply": report_step,
     }
+
+
+def _sqlite_default(text: str) -> str:
+    text = re.sub(r"^\((.*)\)$", r"\1", text.strip())
+    return re.sub(r"^\"?'(.*)'\"?$", r"\1", text)
+
+
+def compare_server_default(
+    context: MigrationContext,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_default: str | None,
+    metadata_default: Any,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Compare server defaults; on SQLite also when a default is the empty string.
+
+    Alembic's SQLite comparison unquotes ``'x'`` and ``('x')`` but not ``''``, so
+    ``server_default=""`` was reported changed on every run. ``None`` lets Alembic
+    compare everything else.
+    """
+    if context.dialect.name != "sqlite" or inspected_default is None:
+        return None
+    if rendered_metadata_default is None:
+        return None
+    return _sqlite_default(inspected_default) != _sqlite_default(rendered_metadata_default)
 
 
 # -- type rendering ---------------------------------------------------------------------
