@@ -27,7 +27,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
 
 from flash_db.database import _driver_in_transaction
 
@@ -159,6 +159,12 @@ class Atomic:
         try:
             if _driver_in_transaction(block.driver):
                 await _driver_execute(block.driver, "ROLLBACK")
+        except Exception:
+            # The connection died (the server has rolled the transaction back). The
+            # block's own error is the one to raise, not the driver's "connection is
+            # closed"; drop the connection so the session reconnects on next use.
+            if isinstance(db.bind, AsyncConnection):
+                await db.bind.invalidate()
         finally:
             await db.rollback()
         await _reload_quietly(db)
