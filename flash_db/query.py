@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
 
-from sqlalchemy import ColumnElement, Select, UniqueConstraint, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    UniqueConstraint,
+    delete,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -604,8 +613,10 @@ class QuerySet(Generic[M, R]):
     async def update(self, db: AsyncSession, **values: Any) -> int:
         """Update every matching row with ``values`` (which may be ``F`` expressions).
 
-        Returns the number of rows matched. Sends one ``UPDATE``; loaded objects
-        are not changed (use ``refresh_from_db``), and validation does not run.
+        Returns the number of rows matched. Sends one ``UPDATE``; validation does
+        not run. Objects of this model already loaded in ``db`` get the new column
+        values (read back with ``RETURNING``), so a later query or attribute read
+        sees what the database holds, as in Django.
         """
         if not values:
             raise TypeError("update() needs at least one field=value.")
@@ -628,8 +639,29 @@ class QuerySet(Generic[M, R]):
             )
         stmt = update(self.model).values(**assignments)
         stmt = stmt.where(*self._pk_filter(resolver)).execution_options(synchronize_session=False)
-        result = await execute_write(db, stmt)
-        return int(result.rowcount)
+        loaded = {
+            identity[0]: obj
+            for obj in db.identity_map.values()
+            if type(obj) is self.model
+            and (identity := inspect(obj).identity) is not None
+            and len(identity) == 1
+        }
+        if not loaded:
+            result = await execute_write(db, stmt)
+            return int(result.rowcount)
+        # The session's identity map would hand the old values to later queries
+        # (SQLAlchemy does not overwrite loaded objects): copy the new row values
+        # in, without expiring anything (an expired attribute cannot load in async).
+        keys = [prop.key for prop in self.model.__mapper__.column_attrs]
+        pk = pk_name(self.model)
+        returning = stmt.returning(getattr(self.model, pk), *(getattr(self.model, k) for k in keys))
+        rows = (await execute_write(db, returning)).all()
+        for row in rows:
+            obj = loaded.get(row[0])
+            if obj is not None:
+                for key, value in zip(keys, row[1:], strict=True):
+                    set_committed_value(obj, key, value)
+        return len(rows)
 
     async def delete(self, db: AsyncSession) -> int:
         """Delete every matching row; return the number deleted.

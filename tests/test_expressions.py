@@ -95,3 +95,17 @@ async def test_annotate_rejects_conflicting_names_and_non_expressions() -> None:
         User.objects.annotate(name=F("age"))
     with pytest.raises(TypeError, match="takes expressions"):
         User.objects.annotate(x=3)
+
+
+async def test_update_refreshes_objects_loaded_in_the_session(db: AsyncSession) -> None:
+    data = await seed(db)
+    alice = await User.objects.prefetch_related("posts").get(db, id=data.alice.id)
+    assert await User.objects.filter(age__gte=30).update(db, age=F("age") + 1) == 2
+    # The loaded object (and any later query) sees the database's values; loaded
+    # relations stay loaded.
+    assert alice.age == 31
+    assert (await User.objects.get(db, id=data.alice.id)).age == 31
+    assert len(alice.posts) == 2
+    async with capture_queries(db) as captured:
+        assert await Post.objects.filter(views__gt=100).update(db, views=0) == 0
+    assert len(captured) == 1
