@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, event, inspect, tuple_
+from sqlalchemy.engine import IteratorResult
+from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import (
     Mapper,
@@ -435,21 +437,17 @@ async def _chunks(
 ) -> AsyncIterator[list[Any]]:
     result = await db.stream(stmt)
     try:
-        if kind in ("model", "flat"):
-            async for partition in result.scalars().partitions(chunk_size):
-                chunk = list(partition)
-                if kind == "model":
-                    await prefetch(db, chunk, qs.state)
-                yield chunk
-        elif kind == "dict":
-            async for rows in result.mappings().partitions(chunk_size):
-                yield [dict(row) for row in rows]
-        elif kind == "named":
-            async for rows in result.partitions(chunk_size):
-                yield list(rows)
-        else:
-            async for rows in result.partitions(chunk_size):
-                yield [tuple(row) for row in rows]
+        keys = list(result.keys())
+        async for rows in result.partitions(chunk_size):
+            # Each partition is shaped as a Result, so the QuerySet turns it into
+            # objects, dicts or tuples exactly as fetch() does (annotations included).
+            partition: IteratorResult[Any] = IteratorResult(
+                SimpleResultMetaData(keys), iter([tuple(r) for r in rows])
+            )
+            chunk = qs._rows(partition)
+            if kind == "model":
+                await prefetch(db, chunk, qs.state)
+            yield chunk
     finally:
         await result.close()
 
