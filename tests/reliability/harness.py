@@ -194,6 +194,7 @@ class Sample:
     status: int  # 0: no response (connection error)
     expected: bool
     error: str = ""
+    retried: bool = False  # the first attempt met a connection the server had closed
 
 
 @dataclass
@@ -219,6 +220,11 @@ class LoadResult:
     def unexpected(self) -> list[Sample]:
         """The samples whose status was not expected."""
         return [s for s in self.samples if not s.expected]
+
+    @property
+    def retried(self) -> int:
+        """The number of requests retried once on a closed keep-alive connection."""
+        return sum(1 for s in self.samples if s.retried)
 
     def statuses(self) -> Counter[int]:
         """Return the count of each status (0 = connection error)."""
@@ -247,15 +253,25 @@ async def run_load(
             method, path, body, expected = factory(index)
             name = f"{method} {_route_name(path)}"
             start = time.monotonic()
-            try:
-                response = await client.request(method, path, json=body)
-                status, error = response.status_code, ""
-                if status >= 500:
-                    error = response.text[:200]
-            except httpx.HTTPError as exc:
-                status, error = 0, f"{type(exc).__name__}: {exc}"
+            retried = False
+            for attempt in range(2):
+                try:
+                    response = await client.request(method, path, json=body)
+                    status, error = response.status_code, ""
+                    if status >= 500:
+                        error = response.text[:200]
+                except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:
+                    # uvicorn closes a keep-alive connection after an unhandled error
+                    # (a 500); a request already queued on it gets no answer and was
+                    # never processed. Any HTTP client retries that once, so do we.
+                    status, error = 0, f"{type(exc).__name__}: {exc}"
+                    retried = attempt == 0
+                    continue
+                except httpx.HTTPError as exc:
+                    status, error = 0, f"{type(exc).__name__}: {exc}"
+                break
             result.samples.append(
-                Sample(name, start, time.monotonic(), status, status in expected, error)
+                Sample(name, start, time.monotonic(), status, status in expected, error, retried)
             )
 
     tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]

@@ -48,27 +48,54 @@ async def seed_counter(client: httpx.AsyncClient, name: str) -> None:
     assert response.status_code == 201, response.text
 
 
-def mixed_requests(accounts: list[int], counter: str) -> tuple[dict[str, int], RequestFactory]:
-    """Return the per-kind request counter and a factory over CRUD and hand-written routes."""
+async def blog_ids(client: httpx.AsyncClient) -> tuple[list[int], list[int]]:
+    """Return the ids of the example app's demo posts and users."""
+    posts = (await client.get("/posts", params={"limit": 50})).json()["items"]
+    users = (await client.get("/users", params={"limit": 50})).json()["items"]
+    assert posts, "the example app wrote no demo posts"
+    assert users, "the example app wrote no demo users"
+    return [p["id"] for p in posts], [u["id"] for u in users]
+
+
+def mixed_requests(
+    accounts: list[int], counter: str, posts: list[int], users: list[int]
+) -> tuple[dict[str, int], RequestFactory]:
+    """Return the per-kind request counts and a factory over CRUD and hand-written routes."""
     sent: dict[str, int] = defaultdict(int)
 
     def factory(i: int) -> Request:
         a, b = accounts[i % len(accounts)], accounts[(i * 7 + 3) % len(accounts)]
-        kind = i % 8
-        if kind == 0:
-            return ("GET", "/ops/accounts?limit=10&order_by=-balance", None, OK)
-        if kind == 1:
-            return ("GET", f"/ops/accounts/{a}", None, OK)
-        if kind in (2, 6) and a != b:
+        post, user = posts[i % len(posts)], users[i % len(users)]
+        kind = i % 16
+        if kind == 0:  # CRUD router: list with a filter and an ordering
+            return ("GET", "/posts?limit=10&order_by=-views&views__gte=0", None, OK)
+        if kind == 1:  # CRUD router: get
+            return ("GET", f"/users/{user}", None, OK)
+        if kind == 2:  # hand-written: select_related + prefetch_related
+            return ("GET", f"/posts/{post}/detail", None, OK)
+        if kind == 3:  # hand-written: Q objects and icontains
+            return ("GET", "/posts/search?q=the", None, OK)
+        if kind == 4:  # hand-written: annotate(Count) + HAVING
+            return ("GET", "/posts/popular?min_comments=0", None, OK)
+        if kind == 5:  # hand-written: UPDATE ... SET likes = likes + 1
+            sent["likes"] += 1
+            return ("POST", f"/posts/{post}/like", None, OK)
+        if kind == 6:  # hand-written: aggregate with filtered Count
+            return ("GET", f"/users/{user}/stats", None, OK)
+        if kind in (7, 8, 9) and a != b:  # hand-written: atomic + select_for_update
             sent["transfers"] += 1
             return ("POST", "/ops/transfers", {"source": a, "target": b, "amount": 1 + i % 5}, OK)
-        if kind == 3:
+        if kind == 10:
             sent["increments"] += 1
             return ("POST", f"/ops/counters/{counter}/increment", None, OK)
-        if kind == 4:
+        if kind == 11:
             return ("POST", "/ops/labels/get-or-create", {"name": f"load-{i % 50}"}, OK)
-        if kind == 5:
-            return ("GET", f"/ops/counters?name={counter}", None, OK)
+        if kind == 12:  # CRUD router: list ordered
+            return ("GET", "/ops/accounts?limit=10&order_by=-balance", None, OK)
+        if kind == 13:
+            return ("GET", f"/ops/accounts/{a}", None, OK)
+        if kind == 14:
+            return ("GET", f"/comments?post_id={post}&limit=5", None, OK)
         return ("GET", "/ops/health", None, OK)
 
     return sent, factory
@@ -108,13 +135,16 @@ async def test_load_mixed_routes(app_server: AppServer) -> None:
     async with client_for(app_server, CONCURRENCY) as client:
         accounts = await seed_accounts(client, "load")
         await seed_counter(client, "load")
-        sent, factory = mixed_requests(accounts, "load")
+        posts, users = await blog_ids(client)
+        likes_before = await pg_fetchval(app_server.dsn, "SELECT sum(likes) FROM blog_posts")
+        sent, factory = mixed_requests(accounts, "load", posts, users)
         result = await run_load(client, factory, total=total, concurrency=CONCURRENCY)
         pool_left = await checked_out(client)
         counter = (await client.get("/ops/counters?name=load")).json()["items"][0]["value"]
     total_balance = await pg_fetchval(
         app_server.dsn, "SELECT sum(balance) FROM accounts WHERE owner LIKE 'load-%'"
     )
+    likes_after = await pg_fetchval(app_server.dsn, "SELECT sum(likes) FROM blog_posts")
     idle_in_tx = await pg_fetchval(
         app_server.dsn,
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -160,6 +190,7 @@ async def test_load_mixed_routes(app_server: AppServer) -> None:
             ("statuses", f"{{200: {total}}}", dict(statuses)),
             ("sum of balances", ACCOUNTS * START_BALANCE, total_balance),
             ("counter value", sent["increments"], counter),
+            ("likes added", sent["likes"], likes_after - likes_before),
         ],
     )
     assert result.unexpected == [], result.unexpected[:5]
@@ -168,3 +199,4 @@ async def test_load_mixed_routes(app_server: AppServer) -> None:
     assert idle_in_tx == 0
     assert total_balance == ACCOUNTS * START_BALANCE
     assert counter == sent["increments"]
+    assert likes_after - likes_before == sent["likes"]
