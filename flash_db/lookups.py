@@ -36,9 +36,11 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Date,
+    DateTime,
     Integer,
     Select,
     String,
+    Time,
     and_,
     false,
     literal,
@@ -573,6 +575,10 @@ class Resolver:
             column, nullable = self._field_column(path)
         for name in path.tail:
             if name in TRANSFORMS:
+                if not _is_temporal(column):
+                    lookups = sorted(LOOKUPS)
+                    context = f"{path.field}__{name}"
+                    raise FieldError(path.model, name, lookups, kind="lookup", context=context)
                 column = TRANSFORMS[name](column)
         return column, nullable
 
@@ -758,6 +764,11 @@ class Resolver:
         path = self.parse(key, lookups=True, context=context)
         column, nullable = self._resolve(path)
         lookup = path.tail[-1] if path.tail and path.tail[-1] in LOOKUPS else "exact"
+        if value is None and lookup not in ("exact", "iexact"):
+            raise ValueError(
+                f"Cannot use None as a value for {key}; use {key.rpartition('__')[0]}"
+                "__isnull=True to match NULL."
+            )
         if isinstance(value, Expression):
             value = value.resolve(self.base)
         elif _is_queryset(value):
@@ -882,6 +893,13 @@ def _local_fk(rel: RelationshipProperty[Any]) -> Any:
     if len(pairs) != 1:
         return None
     return pairs[0][0]
+
+
+def _is_temporal(column: ColumnElement[Any]) -> bool:
+    """Return whether ``column`` holds dates, datetimes or times (date-part transforms apply)."""
+    kind = column.type
+    impl = getattr(kind, "impl", kind)  # a TypeDecorator such as AwareDateTime
+    return isinstance(impl, Date | DateTime | Time)
 
 
 def _nullable(column: ColumnElement[Any]) -> bool:

@@ -283,7 +283,9 @@ class QuerySet(Generic[M, R]):
         state = self.state
         items: Iterable[Any]
         if state.order_by is None or (not state.order_by and state.reversed):
-            items = ("pk",) if (default_pk or state.reversed) else ()
+            # Grouped rows have no primary key: their default order is the grouping.
+            default = state.group_by or ("pk",)
+            items = default if (default_pk or state.reversed) else ()
         else:
             items = state.order_by
         result = []

@@ -197,3 +197,13 @@ async def test_annotations_in_values_and_f(db: AsyncSession) -> None:
     await seed(db)
     qs = User.objects.annotate(n=Count("posts"), double=F("n") * 2).filter(double__gt=2)
     assert await qs.values_list("name", "double").fetch(db) == [("Alice", 4)]
+
+
+async def test_values_annotate_with_a_to_many_count(db: AsyncSession) -> None:
+    await seed(db)
+    per_company = User.objects.values("company__name").annotate(n=Count("posts"))
+    counts = {row["company__name"]: row["n"] for row in await per_company.fetch(db)}
+    assert counts == {"Acme": 3, "Globex": 1, None: 0}
+    # first() on grouped rows orders by the grouping, not by a primary key.
+    first = await per_company.filter(company__name__isnull=False).first(db)
+    assert first == {"company__name": "Acme", "n": 3}

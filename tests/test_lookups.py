@@ -238,3 +238,21 @@ async def test_bad_names_in_other_apis_raise_field_error_without_sql(db: AsyncSe
         with pytest.raises(FieldError, match="'nope'"):
             await User.objects.update(db, age=F("nope"))
     assert captured.statements == []
+
+
+async def test_misused_lookups_fail_before_any_sql(db: AsyncSession) -> None:
+    await seed(db)
+    async with capture_queries(db) as captured:
+        with pytest.raises(ValueError, match=r"None .* title__contains; use title__isnull"):
+            await titles(db, title__contains=None)
+        with pytest.raises(FieldError, match="Unsupported lookup 'year'") as info:
+            await titles(db, title__year=2024)
+        with pytest.raises(FieldError, match="Unsupported lookup 'month'"):
+            await titles(db, created_at__year__month=1)
+        with pytest.raises(TypeError, match="iterable"):
+            await titles(db, views__in=5)
+        with pytest.raises(TypeError, match="pair"):
+            await titles(db, views__range=5)
+    assert captured.statements == []
+    assert "contains" in info.value.choices
+    assert await titles(db, title__iexact=None) == set()
