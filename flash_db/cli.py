@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument(
         "--empty", action="store_true", help="write an empty migration to fill in by hand"
     )
+    make.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the models have changes without a migration",
+    )
     up = commands.add_parser("migrate", parents=[common], help="apply migrations (up to REVISION)")
     up.add_argument("revision", nargs="?", default="head", help="default: head (all)")
     down = commands.add_parser(
@@ -88,6 +93,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Created {_relative(folder)}; now run: flash-db makemigrations")
         if not settings.models:
             print('Tell Flash DB where your models are: [tool.flash_db] models = "app.models"')
+    elif args.command == "makemigrations" and args.check:
+        diffs = migrations.check(settings=settings)
+        for diff in diffs:
+            print(f"  {diff}")
+        print(
+            f"{len(diffs)} change(s) without a migration: run flash-db makemigrations."
+            if diffs
+            else "No changes detected."
+        )
+        return 1 if diffs else 0
     elif args.command == "makemigrations":
         try:
             path = migrations.makemigrations(args.message, empty=args.empty, settings=settings)

@@ -34,7 +34,8 @@ from flash_db.migrations import load_settings
 from flash_db.migrations.environment import describe_operations
 from tests.conftest import PG_ADMIN_URL
 
-DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "migrations.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_PAGE = ROOT / "docs" / "migrations.md"
 
 MODELS_V1 = """
 from sqlalchemy import ForeignKey, String
@@ -124,23 +125,7 @@ class Project:
 
     async def run(self, *args: str, database_url: str | None = None) -> Result:
         """Run ``python -m flash_db ARGS`` in the project, as a user would."""
-        env = {**os.environ, "PYTHONPATH": ""}
-        env.pop("DATABASE_URL", None)  # the URL comes from [tool.flash_db] ...
-        if database_url is not None:
-            env["DATABASE_URL"] = database_url  # ... unless given
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "flash_db",
-            *args,
-            cwd=self.root,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert process.returncode is not None
-        return Result(process.returncode, out.decode(), err.decode())
+        return await _flash_db(self.root, *args, database_url=database_url)
 
     async def ok(self, *args: str, database_url: str | None = None) -> str:
         """Run a command that must succeed; return its output."""
@@ -166,6 +151,27 @@ class Project:
                 return [tuple(row) for row in result] if result.returns_rows else []
         finally:
             await engine.dispose()
+
+
+async def _flash_db(cwd: Path, *args: str, database_url: str | None = None) -> Result:
+    """Run ``python -m flash_db ARGS`` in ``cwd``; ``DATABASE_URL`` only when given."""
+    env = {**os.environ, "PYTHONPATH": ""}
+    env.pop("DATABASE_URL", None)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "flash_db",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())
 
 
 def _reflect(conn: Connection) -> dict[str, Any]:
@@ -257,6 +263,10 @@ async def test_migration_workflow_from_init_to_downgrade(project: Project) -> No
     await project.query("INSERT INTO posts (id, title, author_id) VALUES (1, :t, 1)", t="Hello")
 
     project.write_models(MODELS_V2)
+    pending = await project.run("makemigrations", "--check")  # CI's check: writes nothing
+    assert pending.status == 1
+    assert "change(s) without a migration" in pending.out
+    assert project.versions == ["0001_initial.py"]
     output = await project.ok("makemigrations")
     [second] = [name for name in project.versions if name.startswith("0002_")]
     assert second in output
@@ -471,3 +481,14 @@ async def test_docs_page_workflow_runs_as_written(project: Project) -> None:
     await project.query("INSERT INTO authors (id, full_name, email) VALUES (1, 'Ada', 'a@x')")
     await project.ok("downgrade", "0002", database_url=project.url)
     assert await project.query("SELECT name, bio FROM authors") == [("Ada", "")]
+
+
+async def test_example_app_migrations_match_its_models(migration_url: str) -> None:
+    """The shipped example_app/migrations build exactly the schema of its models."""
+    migrated = await _flash_db(ROOT, "migrate", "--url", migration_url)
+    assert migrated.status == 0, migrated.err
+    assert "Applying 0001_initial... OK" in migrated.out
+    checked = await _flash_db(ROOT, "makemigrations", "--check", "--url", migration_url)
+    assert (checked.status, checked.out) == (0, "No changes detected.\n"), checked.out + checked.err
+    reverted = await _flash_db(ROOT, "downgrade", "zero", "--url", migration_url)
+    assert reverted.status == 0, reverted.err

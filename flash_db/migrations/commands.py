@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event
@@ -39,6 +41,7 @@ __all__ = [
     "MigrationState",
     "NoChanges",
     "amigrate",
+    "check",
     "downgrade",
     "init",
     "makemigrations",
@@ -182,6 +185,29 @@ def makemigrations(
     if not scripts:
         raise NoChanges("No changes detected: the models match the database; nothing was written.")
     return Path(scripts[0].path)
+
+
+def check(*, settings: Settings | None = None, **overrides: Any) -> list[Any]:
+    """Return the differences between the models and the database (empty: nothing to migrate).
+
+    ``flash-db makemigrations --check`` for CI: migrate first, then this lists
+    what a new migration would contain, writing nothing.
+    """
+    settings = _settings(settings, overrides)
+    script_directory = _script_directory(settings)
+    config = _config(settings)
+    diffs: list[Any] = []
+
+    def compare(current: Any, context: MigrationContext) -> list[Any]:
+        diffs.extend(compare_metadata(context, context.opts["target_metadata"]))
+        return []
+
+    def run() -> None:
+        with EnvironmentContext(config, script_directory, fn=compare, dont_mutate=True):
+            script_directory.run_env()
+
+    _run("makemigrations --check", run)
+    return diffs
 
 
 def migrate(
