@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flash_db import atomic
 from flash_db.transaction import execute_write
 from tests.models import Comment, Company, Post, Tag, User, post_tags
 
@@ -44,7 +45,12 @@ class Data:
 
 
 async def seed(db: AsyncSession) -> Data:
-    """Create the data set described in the module docstring."""
+    """Create the data set described in the module docstring (in one transaction)."""
+    async with atomic(db):
+        return await _create(db)
+
+
+async def _create(db: AsyncSession) -> Data:
     acme = await Company.objects.create(db, name="Acme")
     globex = await Company.objects.create(db, name="Globex")
     alice = await User.objects.create(db, name="Alice", email="alice@x", age=30, company_id=acme.id)
