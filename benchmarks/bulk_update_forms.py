@@ -56,7 +56,7 @@ async def _update_values(
         .execution_options(synchronize_session=False)
     )
     result = await db.execute(stmt)  # inside bulk_update's transaction
-    return int(bulk.cast_result(result).rowcount)
+    return int(bulk._cursor_result(result).rowcount)
 
 
 async def _update_case(
@@ -81,7 +81,7 @@ async def _update_case(
         .execution_options(synchronize_session=False)
     )
     result = await db.execute(stmt)  # inside bulk_update's transaction
-    return int(bulk.cast_result(result).rowcount)
+    return int(bulk._cursor_result(result).rowcount)
 
 
 bulk._UPDATE_FORMS["case"] = _update_case

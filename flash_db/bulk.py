@@ -17,16 +17,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import (
-    ARRAY,
-    Table,
-    bindparam,
-    func,
-    inspect,
-    update,
-)
+from sqlalchemy import ARRAY, Table, bindparam, func, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,9 +102,10 @@ async def _one_transaction(db: AsyncSession, batches: int) -> AsyncIterator[None
         yield
 
 
-def cast_result(result: Any) -> CursorResult[Any]:
-    """Return ``result`` typed as the ``CursorResult`` a Core UPDATE produces."""
-    return result  # type: ignore[no-any-return]  # AsyncSession.execute is typed Result
+def _cursor_result(result: Any) -> CursorResult[Any]:
+    """Return ``result`` typed as the ``CursorResult`` that a Core UPDATE produces."""
+    # AsyncSession.execute() is typed as returning Result, which has no rowcount.
+    return cast(CursorResult[Any], result)
 
 
 # -- bulk_create ----------------------------------------------------------------------
@@ -153,7 +147,7 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
     return result
 
 
-def _fill_foreign_keys(obj: Model, columns: Mapping[str, Column[Any]]) -> None:
+def _fill_foreign_keys(obj: Model) -> None:
     """Copy primary keys of related objects into foreign-key columns (a flush would)."""
     state = inspect(obj)
     for relationship in obj.__mapper__.relationships:
@@ -171,7 +165,6 @@ def _fill_foreign_keys(obj: Model, columns: Mapping[str, Column[Any]]) -> None:
                     f"object {relationship.key!r} on {type(obj).__name__}."
                 )
             state.dict[key] = value
-    del columns  # the keys are looked up through the mapper
 
 
 def _default(column: Column[Any]) -> tuple[bool, Any]:
@@ -201,7 +194,7 @@ def _rows(
     present: dict[str, None] = {}
     values: list[dict[str, Any]] = []
     for obj in objs:
-        _fill_foreign_keys(obj, columns)
+        _fill_foreign_keys(obj)
         loaded = inspect(obj).dict
         row = {name: loaded[name] for name in columns if name in loaded}
         values.append(row)
@@ -291,6 +284,10 @@ async def bulk_create(
         plans.extend((keys, chunk) for chunk in _batches(indexes, size))
     async with _one_transaction(db, len(plans)):
         for keys, chunk in plans:
+            match: Sequence[str] | None = None
+            if ignore_conflicts or update_conflicts:
+                candidates = _unique_keys(table, keys)
+                match = [columns[n].key for n in unique] or (candidates[0] if candidates else None)
             stmt = insert(table).values([values[i] for i in chunk])
             if ignore_conflicts:
                 stmt = stmt.on_conflict_do_nothing(
@@ -303,7 +300,7 @@ async def bulk_create(
                 )
             result = await execute_write(db, stmt.returning(*table.columns))
             rows = [dict(row) for row in result.mappings().all()]
-            _assign(table, [instances[i] for i in chunk], [values[i] for i in chunk], rows, keys)
+            _assign(table, [instances[i] for i in chunk], [values[i] for i in chunk], rows, match)
     return instances
 
 
@@ -312,18 +309,21 @@ def _assign(
     objs: Sequence[Model],
     sent: Sequence[dict[str, Any]],
     returned: list[dict[str, Any]],
-    keys: Mapping[str, None],
+    match_on: Sequence[str] | None,
 ) -> None:
-    """Copy each returned row onto the object it was inserted (or upserted) from."""
+    """Copy each returned row onto the object it was inserted (or upserted) from.
+
+    ``match_on`` names the columns that pair a returned row with its object (the
+    conflict target, or a unique key the objects carry): a row skipped by
+    ``ON CONFLICT DO NOTHING`` returns nothing, and an upserted row returns the
+    stored primary key. Without conflicts every object gets a row.
+    """
     pk = [column.key for column in table.primary_key.columns]
     matched: list[tuple[Model, dict[str, Any]]] = []
-    unique = _unique_keys(table, keys)
-    if unique:
-        # Match by a unique key the objects carry: a skipped conflict returns no row.
-        key = unique[0]
-        by_key = {tuple(row[name] for name in key): row for row in returned}
+    if match_on:
+        by_key = {tuple(row[name] for name in match_on): row for row in returned}
         for obj, values in zip(objs, sent, strict=True):
-            row = by_key.get(tuple(values[name] for name in key))
+            row = by_key.get(tuple(values[name] for name in match_on))
             if row is not None:
                 matched.append((obj, row))
     elif len(returned) == len(objs):
@@ -455,7 +455,7 @@ async def _update_executemany(
     ]
     # Called inside a transaction (see bulk_update), so no autocommit handling here.
     result = await db.execute(stmt, params)
-    return int(cast_result(result).rowcount)
+    return int(_cursor_result(result).rowcount)
 
 
 UpdateForm = Callable[

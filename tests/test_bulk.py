@@ -263,3 +263,20 @@ async def test_bulk_update_enums_decimals_and_string_keys(
         assert await Post.objects.filter(status=Status.PUBLISHED, published=True).count(fresh) == 3
         prices = await Product.objects.order_by("code").values_list("price", flat=True).fetch(fresh)
     assert prices == [Decimal("10"), Decimal("20")]
+
+
+async def test_bulk_create_upsert_on_the_primary_key(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await Product.objects.bulk_create(db, [Product(code="A", price=Decimal("1"))])
+    products = await Product.objects.bulk_create(
+        db,
+        [{"code": "A", "price": Decimal("5")}, {"code": "Z", "price": Decimal("9")}],
+        update_conflicts=True,
+        unique_fields=["pk"],
+        update_fields=["price"],
+    )
+    assert [(p.pk, p.price) for p in products] == [("A", Decimal("5")), ("Z", Decimal("9"))]
+    async with database.session() as fresh:
+        stored = await Product.objects.order_by("code").values_list("code", "price").fetch(fresh)
+    assert stored == [("A", Decimal("5")), ("Z", Decimal("9"))]
