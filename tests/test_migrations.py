@@ -420,6 +420,11 @@ def test_cli_errors_say_what_to_do(
     assert main(["showmigrations", "--url", "sqlite:///x.db", "--models", "nowhere.models"]) == 1
     assert "Cannot import the models module 'nowhere.models'" in capsys.readouterr().err
 
+    (tmp_path / "migrations" / "versions" / "0003_a.py").write_text("")
+    (tmp_path / "migrations" / "versions" / "0003_b.py").write_text("")
+    assert main(["showmigrations", "--url", "sqlite:///x.db"]) == 1
+    assert "Conflicting migrations: 0003_a.py and 0003_b.py" in capsys.readouterr().err
+
     with pytest.raises(SystemExit) as exit_info:
         main(["frobnicate"])
     assert exit_info.value.code == 2
@@ -492,3 +497,26 @@ async def test_example_app_migrations_match_its_models(migration_url: str) -> No
     assert (checked.status, checked.out) == (0, "No changes detected.\n"), checked.out + checked.err
     reverted = await _flash_db(ROOT, "downgrade", "zero", "--url", migration_url)
     assert reverted.status == 0, reverted.err
+
+
+async def test_core_imports_without_alembic(tmp_path: Path) -> None:
+    # A subprocess: re-importing flash_db here would give the suite a second Model.
+    script = (
+        "import sys\n"
+        "sys.modules['alembic'] = None  # as if the migrations extra were not installed\n"
+        "import flash_db, flash_db_fastapi\n"
+        "from flash_db.cli import main\n"
+        "sys.exit(main(['migrate']))\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 1, err.decode()
+    assert "needs Alembic" in err.decode()
+    assert "pip install 'flash-db[migrations]'" in err.decode()

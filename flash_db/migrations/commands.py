@@ -95,7 +95,28 @@ def _script_directory(settings: Settings) -> ScriptDirectory:
             f"No migrations folder at {settings.migrations}: run 'flash-db init' first "
             "(or point --migrations / [tool.flash_db] migrations to it)."
         )
+    _refuse_duplicate_numbers(settings.migrations / "versions")
     return ScriptDirectory.from_config(_config(settings))
+
+
+def _refuse_duplicate_numbers(versions: Path) -> None:
+    """Raise when two migration files share a number (two branches each added ``0003``).
+
+    Alembic would only warn that revision ``0003`` is present more than once and
+    then skip one of the two files.
+    """
+    seen: dict[str, str] = {}
+    for path in sorted(versions.glob("*.py")):
+        number = re.match(r"\d+(?=_|$)", path.stem)
+        if number is None:
+            continue
+        if number[0] in seen:
+            raise MigrationError(
+                f"Conflicting migrations: {seen[number[0]]} and {path.name} are both number "
+                f"{number[0]}. Renumber the newer one: rename the file, set its revision to "
+                "the next free number and its down_revision to the one before."
+            )
+        seen[number[0]] = path.name
 
 
 def _name(script: Script) -> str:
@@ -122,6 +143,8 @@ def _run(action: str, fn: Any) -> Any:
         message = str(error)
         if "not up to date" in message:
             message += " Run 'flash-db migrate' first: autogenerate compares against the database."
+        elif "not a valid upgrade target" in message:
+            message += " To go back to an earlier migration, use 'flash-db downgrade REVISION'."
         raise MigrationError(f"{action} failed: {message}") from error
 
 
