@@ -498,6 +498,8 @@ class Resolver:
         # True while compiling an aggregate's filter=Q(...) over joined rows: a
         # to-many path then names the joined row, not an EXISTS.
         self.many_as_join = False
+        # The filter() calls made before the annotation being resolved.
+        self.prior_filters: tuple[Any, ...] = ()
 
     # -- names ---------------------------------------------------------------
 
@@ -695,12 +697,19 @@ class Resolver:
                 sub, from_, correlation = self.related_subquery(
                     path.relations[: index + 1], names, grouping=True
                 )
+                prefix = "__".join(names)
                 condition = None
                 if agg.filter is not None:
-                    rebased = self._rebase(agg.filter, "__".join(names), path.relations[index])
+                    rebased = self._rebase(agg.filter, prefix, path.relations[index])
                     condition = sub.compile_joined(rebased)
                 call = agg.sql(sub.column(rest, context=context), condition)
-                stmt = select(call).select_from(from_).where(*correlation)
+                # As in Django, filter() calls before annotate() on the same
+                # relation restrict the related rows the aggregate sees.
+                prior = [
+                    sub.compile_joined(self._rebase(Q(*leaves), prefix, path.relations[index]))
+                    for leaves in self._prior_leaves(prefix)
+                ]
+                stmt = select(call).select_from(from_).where(*correlation, *prior)
                 stmt = correlated(sub.apply_joins(stmt), sub.entity)
                 result: ColumnElement[Any] = stmt.scalar_subquery()
                 return result
@@ -714,6 +723,21 @@ class Resolver:
         condition = None if agg.filter is None else self.compile_joined(agg.filter)
         self.plain_aggregates += 1
         return agg.sql(column, condition)
+
+    def _prior_leaves(self, prefix: str) -> list[list[tuple[str, Any]]]:
+        """Return, per earlier filter() call, its ANDed lookups through ``prefix``."""
+        found = []
+        for item in self.prior_filters:
+            if not isinstance(item, Q) or item.negated or item.connector != Q.AND:
+                continue
+            leaves = [
+                child
+                for child in _flatten_and(item)
+                if isinstance(child, tuple) and child[0].startswith(prefix + "__")
+            ]
+            if leaves:
+                found.append(leaves)
+        return found
 
     def compile_joined(self, item: Any) -> ColumnElement[bool]:
         """Compile ``item`` with to-many paths as joins (for an aggregate's ``filter=``)."""

@@ -71,6 +71,9 @@ class _State:
     fields: tuple[str, ...] = ()
     kind: _ResultKind = "model"
     group_by: tuple[str, ...] = ()
+    # For each annotation, how many filter() calls came before it (Django: those
+    # restrict what an aggregate over the same to-many relation counts).
+    annotation_filters: tuple[int, ...] = ()
     for_update: tuple[bool, bool, tuple[Any, ...]] | None = None
 
 
@@ -189,7 +192,13 @@ class QuerySet(Generic[M, R]):
                     f"expressions), got {name}={expression!r}."
                 )
         state = self.state
-        changes: dict[str, Any] = {"annotations": (*state.annotations, *expressions.items())}
+        changes: dict[str, Any] = {
+            "annotations": (*state.annotations, *expressions.items()),
+            "annotation_filters": (
+                *state.annotation_filters,
+                *(len(state.where) for _ in expressions),
+            ),
+        }
         if state.kind != "model":
             new = tuple(name for name in expressions if name not in state.fields)
             if state.fields:
@@ -249,13 +258,16 @@ class QuerySet(Generic[M, R]):
 
     def _annotate(self, resolver: Resolver) -> None:
         """Resolve the annotations in order (each may use the ones before it)."""
-        for name, expression in self.state.annotations:
+        marks = self.state.annotation_filters
+        for i, (name, expression) in enumerate(self.state.annotations):
             before = resolver.plain_aggregates
             resolver.flags.aggregate = False
+            resolver.prior_filters = self.state.where[: marks[i] if i < len(marks) else 0]
             if isinstance(expression, Expression):
                 column = expression.resolve(resolver)
             else:
                 column = expression
+            resolver.prior_filters = ()
             plain = resolver.plain_aggregates > before or resolver.flags.aggregate
             resolver.add_annotation(name, column, plain)
 

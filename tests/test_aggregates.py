@@ -207,3 +207,15 @@ async def test_values_annotate_with_a_to_many_count(db: AsyncSession) -> None:
     # first() on grouped rows orders by the grouping, not by a primary key.
     first = await per_company.filter(company__name__isnull=False).first(db)
     assert first == {"company__name": "Acme", "n": 3}
+
+
+async def test_filter_before_annotate_restricts_the_aggregate_like_django(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    before = User.objects.filter(posts__published=True).annotate(n=Count("posts"))
+    assert by_name(await before.fetch(db), "n") == {"Alice": 1, "Bob": 1, "Émile": 1}
+    after = User.objects.annotate(n=Count("posts")).filter(posts__published=True)
+    assert by_name(await after.fetch(db), "n") == {"Alice": 2, "Bob": 1, "Émile": 1}
+    views = User.objects.filter(posts__views__gte=5).annotate(total=Sum("posts__views"))
+    assert by_name(await views.fetch(db), "total") == {"Alice": 15, "Bob": 7}
