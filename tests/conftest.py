@@ -21,6 +21,11 @@ import flash_db
 from flash_db import Model
 from tests import models  # noqa: F401  (registers the tables)
 
+# The testing kit's plugin, loaded here rather than through its pytest11 entry point
+# (disabled in pyproject.toml with "-p no:flash_db"): an entry-point plugin is
+# imported before pytest-cov starts, so flash_db's module-level lines went unmeasured.
+pytest_plugins = ("flash_db.testing",)
+
 PG_ADMIN_URL = os.environ.get(
     "FLASH_TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
