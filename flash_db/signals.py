@@ -8,17 +8,25 @@ When they run:
 
 - ``pre_save``/``post_save``: ``create()``, ``save()``, ``get_or_create()`` and
   ``update_or_create()`` when they write, with ``created`` (insert or update)
-  and ``update_fields`` (``None`` for a full save). Not for validate-failed
-  writes, bulk operations or ``QuerySet.update()``.
+  and ``update_fields`` (``None`` for a full save, else a ``frozenset``). Not
+  for validate-failed writes, bulk operations, ``QuerySet.update()`` or
+  ``restore()``.
 - ``pre_delete``/``post_delete``: instance ``delete()``/``hard_delete()`` and,
   once per row, ``QuerySet.delete()``/``hard_delete()`` when a receiver is
-  connected for the model (soft deletes included).
+  connected for the model (soft deletes included). The queryset form then
+  loads the rows, sends every ``pre_delete``, one statement, every
+  ``post_delete``; with no receiver it sends the one statement and loads nothing.
 
-The write and its receivers share one transaction: ``pre_save`` runs before
-the statement, ``post_save`` after it but before the COMMIT, so an exception in
-either rolls the write back (outside ``atomic`` Flash DB opens a transaction
-for them, only when receivers are connected). Side effects that must only
-happen once the data is committed belong in ``on_commit(db, ...)``.
+A receiver connected with a sender runs for that exact class (not subclasses);
+one connected without a sender runs for every model.
+
+The write and its receivers share one transaction (as in Django inside
+``atomic``): ``pre_save`` runs before the statement, ``post_save`` after it but
+before the COMMIT, so an exception in either rolls the write back. Outside
+``atomic`` Flash DB opens that transaction itself, only when receivers are
+connected; inside ``atomic`` the exception rolls back the caller's block when
+it propagates out of it. Side effects that must only happen once the data is
+committed (emails, tasks) belong in ``on_commit(db, ...)`` inside a receiver.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
-from flash_db import ValidationError, atomic
+from flash_db import ValidationError, atomic, on_commit
 from flash_db.signals import Signal, post_delete, post_save, pre_delete, pre_save
 from flash_db.testing import assert_num_queries, capture_queries
 from tests.models import Note, Post, Tag, User
@@ -280,3 +280,23 @@ def test_connect_forms_and_errors() -> None:
         signal.connect(42)  # type: ignore[call-overload]  # the error under test
     with pytest.raises(TypeError, match="model class"):
         signal.connect(a, sender="User")  # type: ignore[call-overload]  # the error under test
+
+
+async def test_on_commit_in_a_receiver_runs_after_the_commit(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    seen: list[int] = []
+
+    async def after_commit_count() -> None:
+        async with database.session() as fresh:
+            seen.append(await Tag.objects.count(fresh))
+
+    def schedule(sender: type[Tag], instance: Tag, db: AsyncSession, **_: Any) -> None:
+        on_commit(db, after_commit_count)
+
+    post_save.connect(schedule, sender=Tag)
+    try:
+        await Tag.objects.create(db, name="t")
+    finally:
+        post_save.disconnect(schedule, sender=Tag)
+    assert seen == [1]  # ran once the row was committed, before create() returned
