@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import platform
 import random
 import statistics
@@ -31,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks.common import TABLE, Outcome, RowTuple, Sizes, System, as_tuple, make_row
@@ -289,6 +291,7 @@ class Cell:
     runs: list[tuple[float, int]] = field(default_factory=list)
     status: str = "ok"  # ok | n/a | FAILED
     error: str = ""
+    retried: list[str] = field(default_factory=list)
 
     def median(self) -> float | None:
         """Return the median ops/s, or None."""
@@ -326,10 +329,23 @@ async def run_backend(
                     if cell.status != "ok":
                         continue
                     try:
-                        measured = await run_one(workload, system, fixture, plan)
+                        try:
+                            measured = await run_one(workload, system, fixture, plan)
+                        except (DBAPIError, OSError) as error:
+                            # A lost connection (a restarted server, a killed backend) is
+                            # not the system's fault: reconnect and run it again, once,
+                            # and say so in the report. Wrong results are never retried.
+                            cell.retried.append(f"{type(error).__name__}: {error}"[:300])
+                            traceback.print_exc()
+                            await asyncio.sleep(2)
+                            await system.close()
+                            await system.open(url)
+                            await fixture.close()
+                            fixture.engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+                            measured = await run_one(workload, system, fixture, plan)
                     except Exception as error:
                         cell.status = "FAILED"
-                        cell.error = f"{type(error).__name__}: {error}"
+                        cell.error = f"{type(error).__name__}: {error}"[:500]
                         traceback.print_exc()
                         continue
                     if measured is None:
@@ -350,7 +366,13 @@ async def run_backend(
 def _dump(cells: dict[str, dict[str, Cell]]) -> dict[str, Any]:
     return {
         w: {
-            n: {"status": c.status, "runs": c.runs, "median": c.median(), "error": c.error}
+            n: {
+                "status": c.status,
+                "runs": c.runs,
+                "median": c.median(),
+                "error": c.error,
+                "retried": c.retried,
+            }
             for n, c in row.items()
         }
         for w, row in cells.items()
@@ -360,7 +382,8 @@ def _dump(cells: dict[str, dict[str, Cell]]) -> dict[str, Any]:
 def _load(raw: dict[str, Any]) -> dict[str, dict[str, Cell]]:
     return {
         w: {
-            n: Cell([(s, u) for s, u in c["runs"]], c["status"], c["error"]) for n, c in row.items()
+            n: Cell([(s, u) for s, u in c["runs"]], c["status"], c["error"], c["retried"])
+            for n, c in row.items()
         }
         for w, row in raw.items()
     }
@@ -486,6 +509,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown workload {w!r}; choices are {', '.join(WORKLOADS)}")
     backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
     started = datetime.now(UTC)
+    load_start = os.getloadavg()[0]
     results: dict[str, dict[str, dict[str, Cell]]] = {}
     servers: dict[str, str] = {}
     if args.raw_out is not None:  # a child run of --backend all: one backend, raw cells only
@@ -523,18 +547,23 @@ async def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(f"{k} {v}" for k, v in info.items())
         + "; "
         + ", ".join(servers.values())
-        + f"; {platform.machine()}, {platform.system()}.",
+        + f"; {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs; "
+        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
     ]
     body = []
-    failures = []
+    failures: list[str] = []
+    retries: list[str] = []
     for backend, cells in results.items():
         body += ["", f"## {servers[backend]}", "", table(backend, cells, names)]
         for workload, row in cells.items():
             for name, cell in row.items():
                 if cell.status == "FAILED":
                     failures.append(f"- {backend} {workload} {name}: {cell.error}")
+                retries += [f"- {backend} {workload} {name}: {e}" for e in cell.retried]
     if failures:
         body += ["", "## Failures", "", *failures]
+    if retries:
+        body += ["", "## Runs retried after a lost connection", "", *retries]
     text_out = "\n".join(header + body) + "\n"
     print(text_out)
 
