@@ -176,13 +176,16 @@ class Model(DeclarativeBase):
 
         Validates first (as ``afull_clean()``, only ``update_fields`` when given)
         unless ``validate=False``; nothing is written when validation fails.
-        ``update_fields`` limits the UPDATE to those columns (plus ``updated_at``).
-        ``pre_save``/``post_save`` receivers run in the write's transaction.
+        ``update_fields`` limits the UPDATE to those columns (plus ``updated_at``);
+        other changed attributes stay unsaved. ``pre_save``/``post_save``
+        receivers run in the write's transaction.
         """
         created = inspect(self).key is None
         fields = None if update_fields is None else list(update_fields)
         if fields is not None and not created:
             self._check_update_fields(fields)
+            if not fields:
+                return self  # Django: an empty update_fields saves nothing, sends nothing
         if validate:
             await validation.afull_clean(self, None if created or fields is None else fields)
         sender = type(self)

@@ -300,3 +300,11 @@ async def test_on_commit_in_a_receiver_runs_after_the_commit(
     finally:
         post_save.disconnect(schedule, sender=Tag)
     assert seen == [1]  # ran once the row was committed, before create() returned
+
+
+async def test_save_with_empty_update_fields_does_nothing(db: AsyncSession, log: Log) -> None:
+    tag = await Tag.objects.create(db, name="t")
+    log.clear()
+    async with assert_num_queries(db, 0):
+        await tag.save(db, update_fields=[])
+    assert log == []
