@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from benchmarks.common import TABLE, Outcome, RowTuple, Sizes, System, as_tuple, make_row
+from benchmarks.common import TABLE, Clock, Outcome, RowTuple, Sizes, System, as_tuple, make_row
 from benchmarks.sa_core import items, metadata
 
 RESULTS = Path(__file__).parent / "results"
@@ -292,6 +292,14 @@ class Cell:
     status: str = "ok"  # ok | n/a | FAILED
     error: str = ""
     retried: list[str] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of each run
+
+    def cpu_per_unit(self) -> float | None:
+        """Return the median client CPU microseconds per unit, or None."""
+        if self.status != "ok" or not self.cpu:
+            return None
+        units = self.runs[0][1]
+        return statistics.median(self.cpu) / units * 1e6
 
     def median(self) -> float | None:
         """Return the median ops/s, or None."""
@@ -352,6 +360,7 @@ async def run_backend(
                         cell.status = "n/a"
                     else:
                         cell.runs.append(measured)
+                        cell.cpu.append(Clock.last_cpu)
             print(f"  {fixture.backend}: round {round_no + 1}/{rounds} done", file=sys.stderr)
     finally:
         for system in systems:
@@ -372,6 +381,7 @@ def _dump(cells: dict[str, dict[str, Cell]]) -> dict[str, Any]:
                 "median": c.median(),
                 "error": c.error,
                 "retried": c.retried,
+                "cpu": c.cpu,
             }
             for n, c in row.items()
         }
@@ -382,7 +392,7 @@ def _dump(cells: dict[str, dict[str, Cell]]) -> dict[str, Any]:
 def _load(raw: dict[str, Any]) -> dict[str, dict[str, Cell]]:
     return {
         w: {
-            n: Cell([(s, u) for s, u in c["runs"]], c["status"], c["error"], c["retried"])
+            n: Cell([(s, u) for s, u in c["runs"]], c["status"], c["error"], c["retried"], c["cpu"])
             for n, c in row.items()
         }
         for w, row in raw.items()
@@ -410,6 +420,18 @@ def table(backend: str, cells: dict[str, dict[str, Cell]], names: Sequence[str])
                 out.append(_fmt(ops))
             else:
                 out.append(f"{_fmt(ops)} ({ops / base_ops:.2f})")
+        lines.append("| " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def cpu_table(cells: dict[str, dict[str, Cell]], names: Sequence[str]) -> str:
+    """Return the markdown table of client CPU microseconds per unit (lower is better)."""
+    lines = ["| workload | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for workload, row in cells.items():
+        out = [workload]
+        for name in names:
+            value = row[name].cpu_per_unit()
+            out.append(row[name].status if value is None else f"{value:,.1f}")
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines)
 
@@ -555,6 +577,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
     retries: list[str] = []
     for backend, cells in results.items():
         body += ["", f"## {servers[backend]}", "", table(backend, cells, names)]
+        body += [
+            "",
+            "Client CPU time (µs per unit of the table above: per operation, or per row "
+            "for bulk_create, fetch_all, values and bulk_update; this process only, so "
+            "aiosqlite's thread counts and the PostgreSQL server does not; lower is better):",
+            "",
+            cpu_table(cells, names),
+        ]
         for workload, row in cells.items():
             for name, cell in row.items():
                 if cell.status == "FAILED":
