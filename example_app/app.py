@@ -17,9 +17,23 @@ from typing import Any
 from fastapi import Depends, FastAPI, Header, HTTPException
 
 from example_app import ops, signals  # noqa: F401  (signals: connects the receivers)
-from example_app.models import Comment, Notification, Post, Tag, User
+from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, Notification
 from example_app.routes import router as blog_router
-from example_app.schemas import PostCreate, PostUpdate
+from example_app.schemas import (
+    CommentCreate,
+    CommentRead,
+    CommentUpdate,
+    NotificationRead,
+    PostCreate,
+    PostRead,
+    PostUpdate,
+    TagCreate,
+    TagRead,
+    TagUpdate,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
 from example_app.seed import seed
 from flash_db import Database, get_database
 from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan
@@ -65,13 +79,21 @@ def _engine_options() -> dict[str, Any]:
     return options
 
 
-def create_app(url: str | None = None, *, seed_data: bool = True) -> FastAPI:
-    """Build the blog app on ``url`` (default: ``$DATABASE_URL``, then ``blog.sqlite3``)."""
+def create_app(
+    url: str | None = None, *, prepare_schema: bool = True, seed_data: bool = True
+) -> FastAPI:
+    """Build the blog app on ``url`` (default: ``$DATABASE_URL``, then ``blog.sqlite3``).
+
+    At startup it migrates (or creates) the schema unless ``prepare_schema=False``
+    (tests whose database already has the tables), then seeds the demo data
+    unless ``seed_data=False``.
+    """
 
     @asynccontextmanager
     async def startup(app: FastAPI) -> AsyncIterator[None]:
         database = get_database()
-        await prepare_database(database)
+        if prepare_schema:
+            await prepare_database(database)
         if seed_data:
             async with database.session() as db:
                 await seed(db)
@@ -89,9 +111,12 @@ def create_app(url: str | None = None, *, seed_data: bool = True) -> FastAPI:
     app.include_router(blog_router)
     app.include_router(
         CRUDRouter(
-            User,
+            BlogUser,
             prefix="/users",
             tags=["users"],
+            read_schema=UserRead,
+            create_schema=UserCreate,
+            update_schema=UserUpdate,
             filter_fields=["name", "email", "created_at"],
             order_fields=["name", "created_at"],
             dependencies={"delete": [Depends(require_admin)]},
@@ -99,9 +124,10 @@ def create_app(url: str | None = None, *, seed_data: bool = True) -> FastAPI:
     )
     app.include_router(
         CRUDRouter(
-            Post,
+            BlogPost,
             prefix="/posts",
             tags=["posts"],
+            read_schema=PostRead,
             create_schema=PostCreate,
             update_schema=PostUpdate,
             filter_fields=[
@@ -117,12 +143,25 @@ def create_app(url: str | None = None, *, seed_data: bool = True) -> FastAPI:
             order_fields=["created_at", "published_at", "views", "likes", "title"],
         )
     )
-    app.include_router(CRUDRouter(Tag, prefix="/tags", tags=["tags"], order_fields=["name"]))
     app.include_router(
         CRUDRouter(
-            Comment,
+            BlogTag,
+            prefix="/tags",
+            tags=["tags"],
+            read_schema=TagRead,
+            create_schema=TagCreate,
+            update_schema=TagUpdate,
+            order_fields=["name"],
+        )
+    )
+    app.include_router(
+        CRUDRouter(
+            BlogComment,
             prefix="/comments",
             tags=["comments"],
+            read_schema=CommentRead,
+            create_schema=CommentCreate,
+            update_schema=CommentUpdate,
             filter_fields=["post_id", "author_id", "text"],
             order_fields=["created_at"],
         )
@@ -132,6 +171,7 @@ def create_app(url: str | None = None, *, seed_data: bool = True) -> FastAPI:
             Notification,
             prefix="/notifications",
             tags=["notifications"],
+            read_schema=NotificationRead,
             routes=("list", "get"),
             filter_fields=["user_id"],
             order_fields=["created_at"],

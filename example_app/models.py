@@ -1,7 +1,9 @@
 """The blog's models: users write posts, posts have tags (many-to-many) and comments.
 
-Tables are prefixed ``blog_`` so the app can share a database (and a test
-process) with other Flash DB models.
+Tables are prefixed ``blog_`` and classes ``Blog`` so the app can share a
+database, and SQLAlchemy's class registry (relationships name classes by
+string), with other Flash DB models in one process -- the test suite's
+``User``/``Post`` for one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flash_db import AwareDateTime, Model, TimestampMixin, ValidationError
 
-__all__ = ["Comment", "Notification", "Post", "PostStatus", "Tag", "User", "post_tags"]
+__all__ = [
+    "BlogComment",
+    "BlogPost",
+    "BlogTag",
+    "BlogUser",
+    "Notification",
+    "PostStatus",
+    "post_tags",
+]
 
 
-class User(Model, TimestampMixin):
+class BlogUser(Model, TimestampMixin):
     """A blog author (and commenter)."""
 
     __tablename__ = "blog_users"
@@ -26,7 +36,7 @@ class User(Model, TimestampMixin):
     bio: Mapped[str] = mapped_column(Text, default="")
     # passive_deletes="all": deleting a user with posts is refused by the foreign
     # key (a 409 over HTTP) instead of SQLAlchemy loading and orphaning the posts.
-    posts: Mapped[list[Post]] = relationship(back_populates="author", passive_deletes="all")
+    posts: Mapped[list[BlogPost]] = relationship(back_populates="author", passive_deletes="all")
 
     def clean(self) -> None:
         """An email address has one ``@`` with something on both sides."""
@@ -50,7 +60,7 @@ class PostStatus(enum.Enum):
     PUBLISHED = "published"
 
 
-class Post(Model, TimestampMixin):
+class BlogPost(Model, TimestampMixin):
     """A blog post; only ``POST /posts/{id}/publish`` publishes it."""
 
     __tablename__ = "blog_posts"
@@ -63,12 +73,12 @@ class Post(Model, TimestampMixin):
     views: Mapped[int] = mapped_column(default=0)
     likes: Mapped[int] = mapped_column(default=0)
     author_id: Mapped[int] = mapped_column(ForeignKey("blog_users.id"))
-    author: Mapped[User] = relationship(back_populates="posts")
+    author: Mapped[BlogUser] = relationship(back_populates="posts")
     # The link rows go with ON DELETE CASCADE; passive_deletes spares loading them.
-    tags: Mapped[list[Tag]] = relationship(
+    tags: Mapped[list[BlogTag]] = relationship(
         secondary=post_tags, back_populates="posts", passive_deletes=True
     )
-    comments: Mapped[list[Comment]] = relationship(
+    comments: Mapped[list[BlogComment]] = relationship(
         back_populates="post", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -88,25 +98,25 @@ class Post(Model, TimestampMixin):
         self.published_at = datetime.now(UTC)
 
 
-class Tag(Model):
+class BlogTag(Model):
     """A tag; posts and tags are many-to-many."""
 
     __tablename__ = "blog_tags"
     name: Mapped[str] = mapped_column(String(50), unique=True)
-    posts: Mapped[list[Post]] = relationship(
+    posts: Mapped[list[BlogPost]] = relationship(
         secondary=post_tags, back_populates="tags", passive_deletes=True
     )
 
 
-class Comment(Model, TimestampMixin):
+class BlogComment(Model, TimestampMixin):
     """A comment on a post, by a user or anonymous."""
 
     __tablename__ = "blog_comments"
     text: Mapped[str] = mapped_column(Text)
     post_id: Mapped[int] = mapped_column(ForeignKey("blog_posts.id", ondelete="CASCADE"))
-    post: Mapped[Post] = relationship(back_populates="comments")
+    post: Mapped[BlogPost] = relationship(back_populates="comments")
     author_id: Mapped[int | None] = mapped_column(ForeignKey("blog_users.id"), default=None)
-    author: Mapped[User | None] = relationship()
+    author: Mapped[BlogUser | None] = relationship()
 
     def clean(self) -> None:
         """A comment says something."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from example_app.models import Comment, Post, PostStatus, Tag, User
+from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, PostStatus
 from example_app.schemas import (
     Likes,
     PostDetail,
@@ -52,7 +52,7 @@ async def search_posts(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     """Search published posts by title or body (case-insensitive), newest first."""
-    posts = Post.objects.filter(status=PostStatus.PUBLISHED).filter(
+    posts = BlogPost.objects.filter(status=PostStatus.PUBLISHED).filter(
         Q(title__icontains=q) | Q(body__icontains=q)
     )
     if tag is not None:
@@ -68,7 +68,7 @@ async def popular_posts(
 ) -> Any:
     """List posts with at least ``min_comments`` comments, the most commented first."""
     return (
-        await Post.objects.annotate(comment_count=Count("comments"))
+        await BlogPost.objects.annotate(comment_count=Count("comments"))
         .filter(comment_count__gte=min_comments)
         .order_by("-comment_count", "id")
         .limit(limit)
@@ -80,8 +80,8 @@ async def popular_posts(
 async def post_detail(post_id: int, db: Session) -> Any:
     """Return a post with its author, tags and comments (oldest first) in three queries."""
     return (
-        await Post.objects.select_related("author")
-        .prefetch_related("tags", Prefetch("comments", queryset=Comment.objects.order_by("id")))
+        await BlogPost.objects.select_related("author")
+        .prefetch_related("tags", Prefetch("comments", queryset=BlogComment.objects.order_by("id")))
         .get(db, id=post_id)
     )
 
@@ -100,11 +100,11 @@ async def announce(title: str) -> None:
 async def publish_post(post_id: int, db: Session) -> Any:
     """Publish a draft; the announcement goes out only once the transaction has committed."""
     async with atomic(db):
-        post = await Post.objects.select_for_update().get(db, id=post_id)
+        post = await BlogPost.objects.select_for_update().get(db, id=post_id)
         if post.status is PostStatus.PUBLISHED:
             raise HTTPException(409, "This post is already published.")
         post.publish()
-        await post.save(db)  # Post.clean(): a published post needs a body (else 422)
+        await post.save(db)  # BlogPost.clean(): a published post needs a body (else 422)
         on_commit(db, lambda: announce(post.title))
     return post
 
@@ -112,9 +112,9 @@ async def publish_post(post_id: int, db: Session) -> Any:
 @router.post("/posts/{post_id}/like", response_model=Likes, responses=_NOT_FOUND)
 async def like_post(post_id: int, db: Session) -> Any:
     """Add a like with ``UPDATE ... SET likes = likes + 1``: no lost update under concurrency."""
-    if not await Post.objects.filter(id=post_id).update(db, likes=F("likes") + 1):
-        raise Post.DoesNotExist(f"Post {post_id} does not exist.")
-    likes = await Post.objects.values_list("likes", flat=True).get(db, id=post_id)
+    if not await BlogPost.objects.filter(id=post_id).update(db, likes=F("likes") + 1):
+        raise BlogPost.DoesNotExist(f"Post {post_id} does not exist.")
+    likes = await BlogPost.objects.values_list("likes", flat=True).get(db, id=post_id)
     return {"id": post_id, "likes": likes}
 
 
@@ -123,8 +123,8 @@ async def set_post_tags(post_id: int, body: TagNames, db: Session) -> Any:
     """Replace a post's tags by name, creating the tags that do not exist yet."""
     names = sorted({name.strip().lower() for name in body.names if name.strip()})
     async with atomic(db):
-        post = await Post.objects.prefetch_related("tags").get(db, id=post_id)
-        post.tags = [(await Tag.objects.get_or_create(db, name=name))[0] for name in names]
+        post = await BlogPost.objects.prefetch_related("tags").get(db, id=post_id)
+        post.tags = [(await BlogTag.objects.get_or_create(db, name=name))[0] for name in names]
         await post.save(db)
     return {"names": [tag.name for tag in post.tags]}
 
@@ -132,9 +132,9 @@ async def set_post_tags(post_id: int, body: TagNames, db: Session) -> Any:
 @router.get("/users/{user_id}/stats", response_model=UserStats, responses=_NOT_FOUND)
 async def user_stats(user_id: int, db: Session) -> Any:
     """Count a user's posts and sum their views and likes in one aggregate query."""
-    if not await User.objects.filter(id=user_id).exists(db):
-        raise User.DoesNotExist(f"User {user_id} does not exist.")
-    totals = await Post.objects.filter(author_id=user_id).aggregate(
+    if not await BlogUser.objects.filter(id=user_id).exists(db):
+        raise BlogUser.DoesNotExist(f"User {user_id} does not exist.")
+    totals = await BlogPost.objects.filter(author_id=user_id).aggregate(
         db,
         posts=Count("id"),
         published=Count("id", filter=Q(status=PostStatus.PUBLISHED)),

@@ -6,12 +6,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from example_app.models import Comment, Post, Tag, User
+from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, Notification
 from flash_db_fastapi import model_schema
 
 __all__ = [
+    "CommentCreate",
     "CommentRead",
+    "CommentUpdate",
     "Likes",
+    "NotificationRead",
     "PostCreate",
     "PostDetail",
     "PostPopularity",
@@ -19,30 +22,43 @@ __all__ = [
     "PostSummary",
     "PostUpdate",
     "Published",
+    "TagCreate",
     "TagNames",
     "TagRead",
+    "TagUpdate",
+    "UserCreate",
     "UserRead",
     "UserStats",
+    "UserUpdate",
 ]
 
 # Only POST /posts/{id}/publish publishes, and views/likes have routes of their own:
 # the generic create/update schemas leave those fields out (sending them is a 422).
 _SERVER_SIDE = ["status", "published_at", "views", "likes"]
 
-UserRead = model_schema(User, "read")
-PostRead = model_schema(Post, "read")
-PostCreate = model_schema(Post, "create", exclude=_SERVER_SIDE, name="PostCreate")
-PostUpdate = model_schema(Post, "update", exclude=_SERVER_SIDE, name="PostUpdate")
-TagRead = model_schema(Tag, "read")
-CommentRead = model_schema(Comment, "read")
+# The classes are BlogUser, BlogPost, ... (unique names in the shared registry);
+# the API calls them users, posts, tags and comments, and so do the schema names.
+UserRead = model_schema(BlogUser, "read", name="UserRead")
+UserCreate = model_schema(BlogUser, "create", name="UserCreate")
+UserUpdate = model_schema(BlogUser, "update", name="UserUpdate")
+PostRead = model_schema(BlogPost, "read", name="PostRead")
+PostCreate = model_schema(BlogPost, "create", exclude=_SERVER_SIDE, name="PostCreate")
+PostUpdate = model_schema(BlogPost, "update", exclude=_SERVER_SIDE, name="PostUpdate")
+TagRead = model_schema(BlogTag, "read", name="TagRead")
+TagCreate = model_schema(BlogTag, "create", name="TagCreate")
+TagUpdate = model_schema(BlogTag, "update", name="TagUpdate")
+CommentRead = model_schema(BlogComment, "read", name="CommentRead")
+CommentCreate = model_schema(BlogComment, "create", name="CommentCreate")
+CommentUpdate = model_schema(BlogComment, "update", name="CommentUpdate")
+NotificationRead = model_schema(Notification, "read", name="NotificationRead")
 PostSummary = model_schema(
-    Post,
+    BlogPost,
     "read",
     include=["id", "title", "status", "published_at", "author_id", "views", "likes"],
     name="PostSummary",
 )
 PostDetail = model_schema(
-    Post,
+    BlogPost,
     "read",
     include=[
         "id",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from example_app.models import Comment, Post, Tag, User
+from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser
 from flash_db import atomic
 
 __all__ = ["seed"]
@@ -27,26 +27,26 @@ _COMMENTS = [(0, 1, "Lovely."), (0, 2, "Still relevant."), (2, 0, "Great demo.")
 
 async def seed(db: AsyncSession) -> bool:
     """Write the demo data unless users exist; return whether it was written."""
-    if await User.objects.exists(db):
+    if await BlogUser.objects.exists(db):
         return False
     async with atomic(db):
         users = [
-            await User.objects.create(db, name=name, email=email, bio=bio)
+            await BlogUser.objects.create(db, name=name, email=email, bio=bio)
             for name, email, bio in _USERS
         ]
         tags = {
-            name: await Tag.objects.create(db, name=name)
+            name: await BlogTag.objects.create(db, name=name)
             for name in ("history", "math", "hardware", "os")
         }
-        posts: list[Post] = []
+        posts: list[BlogPost] = []
         for author, title, body, published in _POSTS:
-            post = Post(title=title, body=body, author_id=users[author].id)
+            post = BlogPost(title=title, body=body, author_id=users[author].id)
             post.tags = [tags[name] for name in _TAGS.get(len(posts), [])]
             if published:
                 post.publish()
             posts.append(await post.save(db))
         for post_index, user_index, text in _COMMENTS:
-            await Comment.objects.create(
+            await BlogComment.objects.create(
                 db,
                 post_id=posts[post_index].id,
                 author_id=None if user_index is None else users[user_index].id,

@@ -170,8 +170,9 @@ def model_schema(
 
     Read schemas validate from ORM objects (``from_attributes``) and may name
     relations in ``include`` to nest their read schemas (the relation must be
-    loaded). Create and update schemas leave out generated primary keys and
-    timestamps and reject unknown fields; every field of an update schema is
+    loaded; the related model's first full read schema is reused). Create and
+    update schemas leave out generated primary keys and timestamps and reject
+    unknown fields; every field of an update schema is
     optional, and only the fields a client sent should be applied
     (``model_dump(exclude_unset=True)``). Schemas are cached per arguments and
     named ``UserRead``/``UserCreate``/``UserUpdate`` (with a stable suffix when
@@ -240,7 +241,7 @@ def _build(
         for rel_name in include or ():
             rel = relations.get(rel_name)
             if rel is not None and rel_name not in (exclude or ()):
-                nested = model_schema(rel.mapper.class_, "read")
+                nested = _full_read_schema(rel.mapper.class_)
                 annotation = list[nested] if rel.uselist else nested | None  # type: ignore[valid-type]  # built at runtime
                 definitions[rel_name] = (annotation, ...)
     config = (
@@ -257,6 +258,18 @@ def _build(
         **definitions,
     )
     return schema
+
+
+def _full_read_schema(model: type[Model]) -> type[BaseModel]:
+    """Return the read schema with every field of ``model``: the first one built, or a new one.
+
+    So a relation nests the schema the app already named (``UserRead``) instead of a
+    second, identical one under the default name.
+    """
+    for (cached_model, mode, include, exclude, _name), schema in _cache.items():
+        if cached_model is model and mode == "read" and include is None and exclude is None:
+            return schema
+    return model_schema(model, "read")
 
 
 def _default_name(

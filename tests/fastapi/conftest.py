@@ -24,16 +24,22 @@ async def database(backend_url: str) -> AsyncIterator[flash_db.Database]:
     try:
         yield database
     finally:
-        async with database.engine.connect() as conn:
-            for table in reversed(Model.metadata.sorted_tables):
-                await conn.execute(delete(table))
+        # One transaction for every DELETE: one fsync on SQLite instead of one per table.
+        async with database.engine.connect() as autocommit:
+            conn = await autocommit.execution_options(isolation_level="SERIALIZABLE")
+            async with conn.begin():
+                for table in reversed(Model.metadata.sorted_tables):
+                    await conn.execute(delete(table))
         await database.close()
         await flash_db.close_db()
 
 
 @pytest.fixture
-def serve() -> Serve:
-    """Return ``serve(app)``: run the app's lifespan and yield an in-process httpx client."""
+def serve(database: flash_db.Database) -> Serve:
+    """Return ``serve(app)``: run the app's lifespan and yield an in-process httpx client.
+
+    It depends on ``database`` so that the tables are emptied after every test.
+    """
 
     @asynccontextmanager
     async def serve(

@@ -34,10 +34,10 @@ class Kind(enum.Enum):
     SAVINGS = "savings"
 
 
-class Account(Model, TimestampMixin):
-    """An account whose ``clean()`` refuses a negative balance."""
+class Wallet(Model, TimestampMixin):
+    """A wallet whose ``clean()`` refuses a negative balance."""
 
-    __tablename__ = "api_accounts"
+    __tablename__ = "api_wallets"
     name: Mapped[str] = mapped_column(String(50), unique=True)
     balance: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
     kind: Mapped[Kind] = mapped_column(Enum(Kind, name="api_kind"), default=Kind.CHECKING)
@@ -49,12 +49,12 @@ class Account(Model, TimestampMixin):
             raise ValidationError({"balance": "The balance may not be negative."})
 
 
-class Entry(Model):
+class WalletEntry(Model):
     """A ledger entry whose foreign key is checked at COMMIT (DEFERRABLE INITIALLY DEFERRED)."""
 
-    __tablename__ = "api_entries"
+    __tablename__ = "api_wallet_entries"
     account_id: Mapped[int] = mapped_column(
-        ForeignKey("api_accounts.id", deferrable=True, initially="DEFERRED")
+        ForeignKey("api_wallets.id", deferrable=True, initially="DEFERRED")
     )
     amount: Mapped[int] = mapped_column(default=0)
 

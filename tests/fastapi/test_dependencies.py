@@ -11,7 +11,7 @@ from flash_db.transaction import in_atomic
 from flash_db_fastapi import Session, add_exception_handlers, flash_lifespan
 from flash_db_fastapi.lifespan import STATE_KEY, FlashState
 from tests.fastapi.conftest import Serve
-from tests.fastapi.models import Account, Entry
+from tests.fastapi.models import Wallet, WalletEntry
 from tests.models import User
 
 
@@ -71,7 +71,8 @@ async def test_without_lifespan_uses_the_configured_database(
 async def test_pool_is_empty_after_500_requests_a_fifth_failing(
     database: flash_db.Database, backend_url: str, serve: Serve
 ) -> None:
-    app = _app(backend_url)
+    app = FastAPI(lifespan=flash_lifespan(backend_url, pool_size=10))
+    add_exception_handlers(app)
     async with database.session() as db:
         await User.objects.create(db, name="Taken", email="taken@example.com")
 
@@ -91,9 +92,9 @@ async def test_pool_is_empty_after_500_requests_a_fifth_failing(
 
     statuses: dict[int, int] = {}
     async with serve(app, raise_app_exceptions=False) as client:
-        for start in range(0, 500, 25):
+        for start in range(0, 500, 10):  # 10 at a time: every pooled connection in use
             responses = await asyncio.gather(
-                *(client.get(f"/items/{n}") for n in range(start, start + 25))
+                *(client.get(f"/items/{n}") for n in range(start, start + 10))
             )
             for response in responses:
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
@@ -107,7 +108,7 @@ async def test_cancelled_request_returns_its_connection(backend_url: str, serve:
 
     @app.post("/slow")
     async def slow(db: Session) -> None:
-        await Account.objects.create(db, name="never")
+        await Wallet.objects.create(db, name="never")
         started.set()
         await asyncio.sleep(30)
 
@@ -119,7 +120,7 @@ async def test_cancelled_request_returns_its_connection(backend_url: str, serve:
         await asyncio.gather(request, return_exceptions=True)
         assert _checked_out(app) == 0
         async with flash_db.session() as db:
-            assert await Account.objects.count(db) == 0
+            assert await Wallet.objects.count(db) == 0
 
 
 async def test_atomic_requests_commit_when_the_handler_returns(
@@ -127,16 +128,16 @@ async def test_atomic_requests_commit_when_the_handler_returns(
 ) -> None:
     app = _app(backend_url, atomic_requests=True)
 
-    @app.post("/accounts", status_code=201)
+    @app.post("/wallets", status_code=201)
     async def create(db: Session) -> dict[str, Any]:
         assert in_atomic(db)
-        await Account.objects.create(db, name="a")
-        await Account.objects.create(db, name="b")
+        await Wallet.objects.create(db, name="a")
+        await Wallet.objects.create(db, name="b")
         return {"ok": True}
 
     async with serve(app) as client:
-        assert (await client.post("/accounts")).status_code == 201
-    assert sorted(await Account.objects.values_list("name", flat=True).fetch(db)) == ["a", "b"]
+        assert (await client.post("/wallets")).status_code == 201
+    assert sorted(await Wallet.objects.values_list("name", flat=True).fetch(db)) == ["a", "b"]
 
 
 async def test_atomic_requests_roll_back_on_http_exception(
@@ -144,15 +145,15 @@ async def test_atomic_requests_roll_back_on_http_exception(
 ) -> None:
     app = _app(backend_url, atomic_requests=True)
 
-    @app.post("/accounts")
+    @app.post("/wallets")
     async def create(db: Session) -> None:
-        await Account.objects.create(db, name="written")
+        await Wallet.objects.create(db, name="written")
         raise HTTPException(403, "changed my mind")
 
     async with serve(app) as client:
-        response = await client.post("/accounts")
+        response = await client.post("/wallets")
     assert response.status_code == 403
-    assert await Account.objects.count(db) == 0
+    assert await Wallet.objects.count(db) == 0
 
 
 async def test_atomic_requests_roll_back_on_an_error(
@@ -160,16 +161,16 @@ async def test_atomic_requests_roll_back_on_an_error(
 ) -> None:
     app = _app(backend_url, atomic_requests=True)
 
-    @app.post("/accounts")
+    @app.post("/wallets")
     async def create(db: Session) -> None:
-        await Account.objects.create(db, name="written")
+        await Wallet.objects.create(db, name="written")
         raise RuntimeError("boom")
 
     async with serve(app, raise_app_exceptions=False) as client:
-        response = await client.post("/accounts")
+        response = await client.post("/wallets")
     assert response.status_code == 500
     assert "boom" not in response.text
-    assert await Account.objects.count(db) == 0
+    assert await Wallet.objects.count(db) == 0
 
 
 async def test_without_atomic_requests_each_write_commits(
@@ -177,14 +178,14 @@ async def test_without_atomic_requests_each_write_commits(
 ) -> None:
     app = _app(backend_url)
 
-    @app.post("/accounts")
+    @app.post("/wallets")
     async def create(db: Session) -> None:
-        await Account.objects.create(db, name="written")
+        await Wallet.objects.create(db, name="written")
         raise HTTPException(403, "too late: autocommit")
 
     async with serve(app) as client:
-        assert (await client.post("/accounts")).status_code == 403
-    assert await Account.objects.count(db) == 1
+        assert (await client.post("/wallets")).status_code == 403
+    assert await Wallet.objects.count(db) == 1
 
 
 async def test_atomic_requests_failed_commit_is_an_error_response(
@@ -195,7 +196,7 @@ async def test_atomic_requests_failed_commit_is_an_error_response(
 
     @app.post("/entries", status_code=201)
     async def create(db: Session) -> dict[str, Any]:
-        entry = await Entry.objects.create(db, account_id=123456, amount=5)
+        entry = await WalletEntry.objects.create(db, account_id=123456, amount=5)
         return {"id": entry.id}  # the handler succeeds; the COMMIT after it does not
 
     async with serve(app) as client:
@@ -203,4 +204,4 @@ async def test_atomic_requests_failed_commit_is_an_error_response(
     assert response.status_code == 409
     assert "123456" not in response.text
     assert "INSERT" not in response.text
-    assert await Entry.objects.count(db) == 0
+    assert await WalletEntry.objects.count(db) == 0

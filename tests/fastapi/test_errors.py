@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flash_db import ValidationError
 from flash_db_fastapi import Session, add_exception_handlers, exception_handlers, flash_lifespan
 from tests.fastapi.conftest import Serve
-from tests.fastapi.models import Account
+from tests.fastapi.models import Wallet
 from tests.models import Comment, Post, User
 
 
@@ -154,13 +154,13 @@ async def test_validation_error_is_422_in_fastapi_shape(backend_url: str, serve:
 async def test_clean_rule_is_422(backend_url: str, db: AsyncSession, serve: Serve) -> None:
     app = _app(backend_url)
 
-    @app.post("/accounts")
+    @app.post("/wallets")
     async def create(balance: int, db: Session) -> dict[str, Any]:
-        account = await Account.objects.create(db, name="a", balance=balance)
+        account = await Wallet.objects.create(db, name="a", balance=balance)
         return {"id": account.id}
 
     async with serve(app) as client:
-        response = await client.post("/accounts", params={"balance": -5})
+        response = await client.post("/wallets", params={"balance": -5})
     assert response.status_code == 422
     assert response.json()["detail"] == [
         {
@@ -169,7 +169,7 @@ async def test_clean_rule_is_422(backend_url: str, db: AsyncSession, serve: Serv
             "type": "value_error",
         }
     ]
-    assert await Account.objects.count(db) == 0
+    assert await Wallet.objects.count(db) == 0
 
 
 async def test_field_error_from_a_query_parameter_is_400(backend_url: str, serve: Serve) -> None:

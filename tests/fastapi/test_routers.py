@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db_fastapi import CRUDRouter, flash_lifespan, model_schema
 from tests.fastapi.conftest import Serve
-from tests.fastapi.models import Account, Everything
+from tests.fastapi.models import Everything, Wallet
 from tests.models import Gadget, Post, Product, User
 
 
@@ -148,10 +148,10 @@ async def test_unique_and_foreign_key_violations_are_409(
 
 
 async def test_clean_is_422(backend_url: str, db: AsyncSession, serve: Serve) -> None:
-    async with serve(_app(backend_url, CRUDRouter(Account, prefix="/accounts"))) as client:
-        response = await client.post("/accounts", json={"name": "a", "balance": "-1.00"})
-        created = await client.post("/accounts", json={"name": "b", "balance": "1.00"})
-        patched = await client.patch(f"/accounts/{created.json()['id']}", json={"balance": "-2.00"})
+    async with serve(_app(backend_url, CRUDRouter(Wallet, prefix="/wallets"))) as client:
+        response = await client.post("/wallets", json={"name": "a", "balance": "-1.00"})
+        created = await client.post("/wallets", json={"name": "b", "balance": "1.00"})
+        patched = await client.patch(f"/wallets/{created.json()['id']}", json={"balance": "-2.00"})
     assert response.status_code == 422
     assert response.json() == {
         "detail": [
@@ -163,7 +163,7 @@ async def test_clean_is_422(backend_url: str, db: AsyncSession, serve: Serve) ->
         ]
     }
     assert patched.status_code == 422
-    assert [str(a.balance) for a in await Account.objects.fetch(db)] == ["1.00"]
+    assert [str(a.balance) for a in await Wallet.objects.fetch(db)] == ["1.00"]
 
 
 async def test_list_envelope_pagination_and_default_order(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db_fastapi import model_schema
 from flash_db_fastapi.schemas import python_type
-from tests.fastapi.models import Account, Everything, Kind
+from tests.fastapi.models import Everything, Kind, Wallet
 from tests.models import Gadget, Post, Product, Status, Tag, User
 
 
@@ -165,10 +165,10 @@ def test_schemas_are_cached_and_named_stably() -> None:
     assert model_schema(User, "read", include=["name", "id"]) is model_schema(
         User, "read", include=("id", "name")
     )
-    names = [model_schema(Account, mode).__name__ for mode in ("read", "create", "update")]
-    assert names == ["AccountRead", "AccountCreate", "AccountUpdate"]
-    with pytest.raises(ValueError, match="'AccountRead' is already used"):
-        model_schema(Account, "read", include=["id"], name="AccountRead")
+    names = [model_schema(Wallet, mode).__name__ for mode in ("read", "create", "update")]
+    assert names == ["WalletRead", "WalletCreate", "WalletUpdate"]
+    with pytest.raises(ValueError, match="'WalletRead' is already used"):
+        model_schema(Wallet, "read", include=["id"], name="WalletRead")
 
 
 def test_bad_arguments() -> None:
