@@ -75,6 +75,10 @@ def make_systems(names: Sequence[str]) -> list[System]:
             from benchmarks.sa_core import SACore
 
             systems.append(SACore())
+        elif name == "SA Core autocommit":
+            from benchmarks.sa_core import SACoreAutocommit
+
+            systems.append(SACoreAutocommit())
         elif name == "SA ORM":
             from benchmarks.sa_orm import SAORM
 

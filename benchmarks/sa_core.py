@@ -182,3 +182,19 @@ class SACore:
                     await conn.execute(stmt, {"pk": row.id})
                     await conn.commit()
         return Outcome(clock.elapsed)
+
+
+class SACoreAutocommit(SACore):
+    """The same hand-written Core on an AUTOCOMMIT engine (Flash DB's commit model).
+
+    Not in the default set: it shows what skipping BEGIN/COMMIT buys per
+    statement (``--systems "SA Core,SA Core autocommit"``). In AUTOCOMMIT mode
+    SQLAlchemy's ``conn.begin()`` sends no BEGIN, so its create_in_tx and
+    bulk workloads are not transactions: compare the single-statement ones.
+    """
+
+    name = "SA Core autocommit"
+
+    async def open(self, url: str) -> None:
+        """Create the engine in the driver's AUTOCOMMIT mode."""
+        self.engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
