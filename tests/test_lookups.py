@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import F, FieldError, Q, atomic
 from flash_db.testing import capture_queries
-from tests.models import Post, User
+from tests.models import Comment, Post, User
 from tests.query_data import seed
 
 
@@ -270,3 +270,16 @@ async def test_misused_lookups_fail_before_any_sql(db: AsyncSession) -> None:
     assert captured.statements == []
     assert "contains" in info.value.choices
     assert await titles(db, title__iexact=None) == set()
+
+
+async def test_negated_pattern_lookups_keep_nulls_on_both_backends(db: AsyncSession) -> None:
+    data = await seed(db)
+    await Comment.objects.create(db, text="anonymous", post_id=data.p2.id)
+    for lookup in ("contains", "icontains", "startswith", "iendswith", "regex"):
+        value = "B" if lookup in ("contains", "startswith", "regex") else "b"
+        qs = Comment.objects.exclude(**{f"author__name__{lookup}": value})
+        # "nice" is Bob's; "ok" is Alice's; "anonymous" has no author (NULL name): kept.
+        texts = set(await qs.values_list("text", flat=True).fetch(db))
+        assert texts == {"ok", "anonymous"}, lookup
+        plain = Comment.objects.filter(**{f"author__name__{lookup}": value})
+        assert await plain.values_list("text", flat=True).fetch(db) == ["nice"], lookup
