@@ -190,6 +190,8 @@ def model_schema(
     # Two schemas named alike in one app would get module-qualified OpenAPI names;
     # refuse that for models of one module (models of different apps may share names).
     previous = _names.setdefault((model.__module__, schema.__name__), key)
+    if previous[0] is not model and previous[0].__qualname__ == model.__qualname__:
+        _names[(model.__module__, schema.__name__)] = previous = key  # a redefined class
     if previous != key:
         raise ValueError(
             f"model_schema() name {schema.__name__!r} is already used by another schema "
