@@ -57,7 +57,6 @@ from sqlalchemy.orm import (
     RelationshipProperty,
     aliased,
 )
-from sqlalchemy.orm import join as orm_join
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.functions import FunctionElement
@@ -643,25 +642,10 @@ class Resolver:
         target = aliased(target_model)
         sub = Resolver(target_model, entity=target, outer=self.outer, base=self.base)
         sub.grouping = grouping
-        if rel.secondary is None:
-            correlation = [
-                getattr(parent, _attr_name(rel.parent, local))
-                == getattr(target, _attr_name(rel.mapper, remote))
-                for local, remote in rel.local_remote_pairs
-            ]
-            return sub, target, correlation
-        secondary = rel.secondary.alias()
-        onclause = and_(
-            *(
-                getattr(target, _attr_name(rel.mapper, source)) == secondary.c[str(dest.key)]
-                for source, dest in rel.secondary_synchronize_pairs or ()
-            )
-        )
-        correlation = [
-            getattr(parent, _attr_name(rel.parent, source)) == secondary.c[str(dest.key)]
-            for source, dest in rel.synchronize_pairs
-        ]
-        return sub, orm_join(target, secondary, onclause), correlation
+        # The relationship's own join condition between the two aliases (with an
+        # alias of the secondary table for many-to-many), custom primaryjoins included.
+        correlation = [getattr(parent, rel.key).of_type(target).expression]
+        return sub, target, correlation
 
     def _exists(self, path: _Path, index: int, items: list[Any]) -> ColumnElement[bool]:
         """Return ``EXISTS`` over the to-many hop ``path.relations[index]`` with ``items`` in it."""

@@ -114,3 +114,15 @@ class Booking(Model):
         await asyncio.sleep(0)
         if self.room == "closed":
             raise ValidationError("The room is closed.")
+
+
+class Shelf(Model):
+    """A user's shelf: a to-many relationship with a custom join condition (viewonly)."""
+
+    __tablename__ = "shelves"
+    name: Mapped[str] = mapped_column(String(50))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    published_posts: Mapped[list[Post]] = relationship(
+        primaryjoin="and_(Shelf.owner_id == foreign(Post.author_id), Post.published.is_(True))",
+        viewonly=True,
+    )

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import F, Q
+from flash_db import Count, F, Q
 from flash_db.testing import capture_queries
-from tests.models import Comment, Post, Tag, User
+from tests.models import Comment, Post, Shelf, Tag, User
 from tests.query_data import seed
 
 
@@ -181,3 +181,19 @@ async def test_exclude_keeps_null_values_through_paths_and_q(db: AsyncSession) -
     assert set(await deep.fetch(db)) == {"Hello World", "hello again", "Über Straße"}
     f_compare = User.objects.exclude(age__lt=F("id") * 0 + 35).order_by("name")
     assert await user_names(db, f_compare) == ["Bob", "Émile"]
+
+
+async def test_custom_join_conditions_are_kept_in_exists_and_aggregates(db: AsyncSession) -> None:
+    data = await seed(db)
+    for owner in (data.alice, data.carol):
+        await Shelf.objects.create(db, name=f"{owner.name}'s", owner_id=owner.id)
+    # Shelf.published_posts joins on the owner *and* Post.published.
+    hello = Shelf.objects.filter(published_posts__title__istartswith="hello")
+    assert await hello.values_list("name", flat=True).fetch(db) == ["Alice's"]
+    draft = Shelf.objects.filter(published_posts__title="hello again")
+    assert await draft.count(db) == 0
+    counted = Shelf.objects.annotate(n=Count("published_posts")).order_by("name")
+    assert [(s.name, s.n) for s in await counted.fetch(db)] == [  # type: ignore[attr-defined]
+        ("Alice's", 1),
+        ("Carol's", 0),
+    ]
