@@ -58,7 +58,7 @@ from sqlalchemy.orm import (
     aliased,
 )
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.elements import BinaryExpression, ColumnClause
 from sqlalchemy.sql.functions import FunctionElement
 
 from flash_db.exceptions import FieldError
@@ -903,6 +903,8 @@ def _local_fk(rel: RelationshipProperty[Any]) -> Any:
     """Return the single local foreign-key column of a many-to-one relation, or None."""
     if rel.direction is not RelationshipDirection.MANYTOONE or rel.secondary is not None:
         return None
+    if not isinstance(rel.primaryjoin, BinaryExpression):
+        return None  # a custom join condition with more criteria needs the join
     pairs = list(rel.local_remote_pairs or ())
     if len(pairs) != 1:
         return None
