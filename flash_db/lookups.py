@@ -558,9 +558,9 @@ class Resolver:
             if part in TRANSFORMS or (last and lookups and part in LOOKUPS):
                 continue
             if not lookups:
-                raise FieldError(
-                    path.model, part, _LOOKUP_CHOICES, kind="transform", context=context
-                )
+                # order_by()/values()/F(): only transforms (``created_at__year``) may follow.
+                choices = sorted(TRANSFORMS)
+                raise FieldError(path.model, part, choices, kind="transform", context=context)
             raise FieldError(path.model, part, _LOOKUP_CHOICES, kind="lookup", context=context)
         return path
 
@@ -573,10 +573,10 @@ class Resolver:
     def _resolve(self, path: _Path) -> tuple[ColumnElement[Any], bool]:
         """Return the column for a parsed path and whether it may be NULL."""
         if path.annotation:
-            assert path.field is not None  # annotations always name a field
-            if path.field in self.aggregate_annotations:
+            name = path.field or ""  # an annotation path always names one
+            if name in self.aggregate_annotations:
                 self.flags.aggregate = True
-            column = self.annotations[path.field]
+            column = self.annotations[name]
             nullable = True
         else:
             column, nullable = self._field_column(path)
@@ -787,6 +787,8 @@ class Resolver:
             value = value.resolve(self.base)
         elif _is_queryset(value):
             value = self._in_subquery(value)
+        elif lookup in ("in", "range") and isinstance(value, list | tuple):
+            value = [v.resolve(self.base) if isinstance(v, Expression) else v for v in value]
         else:
             value = _plain(value)
         cond = LOOKUPS[lookup](column, value)

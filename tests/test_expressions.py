@@ -41,6 +41,8 @@ async def test_f_arithmetic_in_filter_and_annotate(db: AsyncSession) -> None:
     # age - 5 > 22: Alice (25), Émile (35); Bob's NULL age never compares.
     assert await names(db, age__gt=F("age") * 0 + 26) == ["Alice", "Émile"]
     assert await names(db, Q(age__gt=Value(22) + 5)) == ["Alice", "Émile"]
+    assert await names(db, age__range=(F("id") * 0 + 20, 35)) == ["Alice", "Carol"]
+    assert await names(db, age__in=[F("id") * 0 + 25, 40]) == ["Carol", "Émile"]
     qs = User.objects.filter(age__isnull=False).annotate(
         next_decade=(F("age") + 10) / 10, neg=-F("age"), twice=2 * F(User.age)
     )
