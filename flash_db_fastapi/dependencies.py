@@ -25,7 +25,10 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     ``atomic()`` block: committed after the handler returns, rolled back when
     it raises (``HTTPException`` included). Use it as ``Session``, which runs it
     with ``scope="function"``: the commit then happens before the response is
-    sent, so a failed commit becomes an error response instead of a 2xx.
+    sent, so a failed commit becomes an error response instead of a 2xx. The
+    connection is back in the pool before the response goes out: a streaming
+    response or a background task that reads the database opens its own
+    session (``async with flash_db.session() as db``).
     """
     state = getattr(request.state, STATE_KEY, None) or getattr(request.app.state, STATE_KEY, None)
     if isinstance(state, FlashState):
