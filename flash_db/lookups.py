@@ -37,6 +37,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
+    Enum,
     Integer,
     Select,
     String,
@@ -177,6 +178,21 @@ def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> li
     return [compiler.process(arg, **kw) for arg in element.clauses]
 
 
+def _text_args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
+    """Compile the arguments, casting those that are not plain text (enums, numbers) to TEXT.
+
+    PostgreSQL has no LIKE, ``~`` or ``lower()`` for enum or integer columns.
+    """
+    result = []
+    for arg in element.clauses:
+        sql = compiler.process(arg, **kw)
+        kind = getattr(arg.type, "impl", arg.type)
+        if not isinstance(kind, String) or isinstance(kind, Enum):
+            sql = f"CAST({sql} AS TEXT)"
+        result.append(sql)
+    return result
+
+
 def _is_aware(element: FunctionElement[Any]) -> bool:
     (arg,) = element.clauses
     kind = arg.type
@@ -186,7 +202,7 @@ def _is_aware(element: FunctionElement[Any]) -> bool:
 
 @compiles(_Fold)
 def _fold_default(element: _Fold, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower({_args(element, compiler, **kw)[0]})"
+    return f"lower({_text_args(element, compiler, **kw)[0]})"
 
 
 @compiles(_Fold, "sqlite")
@@ -196,7 +212,7 @@ def _fold_sqlite(element: _Fold, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_Like)
 def _like_default(element: _Like, compiler: SQLCompiler, **kw: Any) -> str:
-    value, pattern = _args(element, compiler, **kw)
+    value, pattern = _text_args(element, compiler, **kw)
     op = "ILIKE" if element.case_insensitive else "LIKE"
     return f"({value} {op} {pattern} ESCAPE '\\')"
 
@@ -219,7 +235,7 @@ def _like_sqlite(element: _Like, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_Regex)
 def _regex_default(element: _Regex, compiler: SQLCompiler, **kw: Any) -> str:
-    value, pattern = _args(element, compiler, **kw)
+    value, pattern = _text_args(element, compiler, **kw)
     return f"({value} {'~*' if element.case_insensitive else '~'} {pattern})"
 
 
@@ -336,11 +352,24 @@ def _iexact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return result
 
 
+def _bound(col: ColumnElement[Any], value: Any) -> Any:
+    """Return ``value``, with True/False as bound parameters (SQLAlchemy would inline them)."""
+    return literal(value, col.type) if isinstance(value, bool) else value
+
+
 def _exact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     if value is None:
         return col.is_(None)
-    result: ColumnElement[bool] = col == value
+    result: ColumnElement[bool] = col == _bound(col, value)
     return result
+
+
+def _compare(op: Callable[[Any, Any], Any]) -> LookupFn:
+    def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+        result: ColumnElement[bool] = op(col, _bound(col, value))
+        return result
+
+    return lookup
 
 
 def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
@@ -356,7 +385,7 @@ def _range(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         low, high = value
     except (TypeError, ValueError):
         raise TypeError(f"The 'range' lookup takes a (low, high) pair, got {value!r}.") from None
-    return col.between(low, high)
+    return col.between(_bound(col, low), _bound(col, high))
 
 
 def _isnull(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
@@ -383,10 +412,10 @@ LOOKUPS: dict[str, LookupFn] = {
     "endswith": _like("%{}", ci=False),
     "iendswith": _like("%{}", ci=True),
     "in": _in,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
+    "gt": _compare(operator.gt),
+    "gte": _compare(operator.ge),
+    "lt": _compare(operator.lt),
+    "lte": _compare(operator.le),
     "range": _range,
     "isnull": _isnull,
     "regex": _regex,

@@ -63,6 +63,10 @@ NUMBER_CASES: list[Case] = [
     ("views__lte", 5, {"Über Straße", "hello again"}),
     ("views__range", (5, 7), {"hello again", "SQL 100% fun_stuff"}),
     ("published", False, {"hello again"}),
+    ("published__lt", True, {"hello again"}),
+    ("status__icontains", "RAF", ALL),  # an enum column (stored as its name, DRAFT)
+    ("status__regex", "^DR", ALL),
+    ("views__contains", 0, {"Hello World", "Über Straße"}),  # 10 and 0, as text
 ]
 
 DATE_CASES: list[Case] = [
@@ -283,3 +287,13 @@ async def test_negated_pattern_lookups_keep_nulls_on_both_backends(db: AsyncSess
         assert texts == {"ok", "anonymous"}, lookup
         plain = Comment.objects.filter(**{f"author__name__{lookup}": value})
         assert await plain.values_list("text", flat=True).fetch(db) == ["nice"], lookup
+
+
+async def test_statement_text_does_not_depend_on_values(db: AsyncSession) -> None:
+    await seed(db)
+    shapes = set()
+    for published, views in ((True, 1), (False, 2), (True, None)):
+        async with capture_queries(db) as captured:
+            await Post.objects.filter(published=published, views__gte=views or 0).fetch(db)
+        shapes.add(captured.statements[0])
+    assert len(shapes) == 1
