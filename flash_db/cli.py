@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 from flash_db.exceptions import FlashDBError
 
@@ -55,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     up = commands.add_parser("migrate", parents=[common], help="apply migrations (up to REVISION)")
     up.add_argument("revision", nargs="?", default="head", help="default: head (all)")
+    up.add_argument(
+        "--fake",
+        action="store_true",
+        help="mark as applied without running (for tables that already exist)",
+    )
     down = commands.add_parser(
         "downgrade", parents=[common], help="revert migrations after REVISION"
     )
@@ -112,8 +116,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Created {_relative(path)}")
     elif args.command in ("migrate", "downgrade"):
         progress = StringIO()
-        command: Any = migrations.migrate if args.command == "migrate" else migrations.downgrade
-        command(args.revision, settings=settings, stdout=progress)
+        if args.command == "migrate":
+            migrations.migrate(args.revision, fake=args.fake, settings=settings, stdout=progress)
+        else:
+            migrations.downgrade(args.revision, settings=settings, stdout=progress)
         print(progress.getvalue().rstrip("\n") or "No migrations to apply.")
     elif args.command == "showmigrations":
         states = migrations.showmigrations(settings=settings)

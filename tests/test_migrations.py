@@ -304,6 +304,11 @@ async def test_migration_workflow_from_init_to_downgrade(project: Project) -> No
     assert await project.query("SELECT title, author_id FROM posts") == [("Hello", 1)]
     assert await project.ok("showmigrations") == f"[X] 0001_initial\n[ ] {second[:-3]}\n"
 
+    # --fake records a migration as applied and touches no table.
+    assert f"Faking {second[:-3]}... OK" in await project.ok("migrate", "--fake")
+    assert await project.query("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert "tags" not in await project.schema()
+
 
 async def test_custom_types_render_with_their_imports_and_run(project: Project) -> None:
     project.write_models(MODELS_TYPES)

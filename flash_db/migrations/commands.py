@@ -236,19 +236,25 @@ def check(*, settings: Settings | None = None, **overrides: Any) -> list[Any]:
 def migrate(
     revision: str = "head",
     *,
+    fake: bool = False,
     settings: Settings | None = None,
     stdout: TextIO | None = None,
     **overrides: Any,
 ) -> None:
     """Apply the migrations up to ``revision`` (every pending one by default).
 
+    ``fake=True`` records them as applied without running them (Django's
+    ``--fake``, Alembic's ``stamp``): for a database whose tables already exist.
     Use :func:`amigrate` from async code: this function runs its own event loop.
     """
     settings = _settings(settings, overrides)
     script_directory = _script_directory(settings)
     target = _resolve(script_directory, revision)
     config = _config(settings, stdout)
-    _run("migrate", lambda: command.upgrade(config, target))
+    if fake:
+        _run("migrate --fake", lambda: command.stamp(config, target))
+    else:
+        _run("migrate", lambda: command.upgrade(config, target))
 
 
 async def amigrate(

@@ -230,12 +230,15 @@ def process_revision_directives(
 
 
 def report_step(*, ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any) -> None:
-    """Print ``Applying 0001_initial... OK`` (or ``Unapplying``) like Django's ``migrate``."""
+    """Print ``Applying 0001_initial... OK`` (or Unapplying, Faking) like Django's migrate."""
     config = ctx.config
     stream = config.attributes.get(STDOUT_KEY) if config is not None else None
     if stream is None:
         return
     revision = step.up_revision
     name = Path(revision.path).stem if isinstance(revision, Script) else step.up_revision_id
-    verb = "Applying" if step.is_upgrade else "Unapplying"
+    if step.is_stamp:
+        verb = "Faking" if step.is_upgrade else "Unfaking"
+    else:
+        verb = "Applying" if step.is_upgrade else "Unapplying"
     stream.write(f"  {verb} {name}... OK\n")
