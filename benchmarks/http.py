@@ -208,7 +208,7 @@ async def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--tool", choices=("auto", "wrk", "httpx"), default="auto")
-    parser.add_argument("--pg-url", default=DEFAULT_PG)
+    parser.add_argument("--pg-url", default=DEFAULT_PG + "_http")
     parser.add_argument("--tag", default="latest")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
