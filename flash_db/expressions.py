@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import ColumnElement, Float, Numeric, Select, cast, func, literal, not_
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import UnaryExpression
 
 if TYPE_CHECKING:
@@ -327,9 +327,9 @@ class Max(Aggregate):
 def _inner_select(queryset: QuerySet[Any, Any], resolver: Resolver) -> Select[Any]:
     from flash_db.lookups import Resolver, correlated
 
-    # The inner query gets its own alias, so a subquery over the same model as
-    # the outer query is never correlated away by SQLAlchemy.
-    inner = Resolver(queryset.model, entity=aliased(queryset.model), outer=resolver)
+    inner = Resolver(
+        queryset.model, entity=resolver.subquery_entity(queryset.model), outer=resolver
+    )
     # Eager loading has no meaning inside a subquery.
     plain = queryset._clone(select_related=(), prefetch_related=(), only=(), defer=())
     return correlated(plain._select(resolver=inner), inner.entity)

@@ -827,11 +827,28 @@ class Resolver:
             cond = and_(cond, column.is_not(None))
         return cond
 
+    def subquery_entity(self, model: type[Any]) -> Any:
+        """Return what a subquery over ``model`` inside this query selects from.
+
+        The model itself, so plain SQLAlchemy conditions on it keep working; an
+        alias when an enclosing query already uses the model's table, which
+        SQLAlchemy would otherwise correlate away.
+        """
+        table = model.__table__
+        resolver: Resolver | None = self
+        while resolver is not None:
+            if resolver.entity is resolver.model and resolver.model.__table__ is table:
+                return aliased(model)
+            resolver = resolver.outer
+        return model
+
     def _in_subquery(self, queryset: Any) -> Select[Any]:
         """Return a QuerySet used as a value (``author__in=qs``) as a correlated SELECT."""
         if queryset.state.kind == "model":
             queryset = queryset.values_list("pk", flat=True)
-        inner = Resolver(queryset.model, entity=aliased(queryset.model), outer=self.base)
+        inner = Resolver(
+            queryset.model, entity=self.base.subquery_entity(queryset.model), outer=self.base
+        )
         stmt: Select[Any] = queryset._select(resolver=inner)
         if len(stmt.selected_columns) != 1:
             raise TypeError(

@@ -116,3 +116,11 @@ async def test_f_and_outer_ref_combine(db: AsyncSession) -> None:
         Exists(User.objects.filter(age=OuterRef("next_age")))
     )
     assert await plus.count(db) == 0
+
+
+async def test_plain_sqlalchemy_correlation_inside_exists(db: AsyncSession) -> None:
+    await seed(db)
+    # A subquery over another model selects from that model's table, so plain
+    # SQLAlchemy conditions correlate as they would in SQLAlchemy.
+    drafts = Post.objects.filter(Post.author_id == User.id, Post.published.is_(False))
+    assert await names(db, Exists(drafts)) == ["Alice"]
