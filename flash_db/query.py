@@ -467,7 +467,9 @@ class QuerySet(Generic[M, R]):
         self._check_backend(db)
         state = self.state
         sliced = state.limit is not None or state.offset is not None
-        if sliced or state.distinct or state.annotations:
+        # values("posts__title") has one row per related row: count those rows.
+        joined = state.kind != "model" and any("__" in name for name in state.fields)
+        if sliced or state.distinct or state.annotations or joined:
             # Count the rows the query would return: DISTINCT applies to the selected
             # values (all columns of a model row are as distinct as its pk).
             fields = state.fields if state.kind != "model" and state.fields else ("pk",)

@@ -159,6 +159,8 @@ async def test_to_many_paths_in_values_and_order_by_join_like_django(db: AsyncSe
     )
     # One row per related row (a LEFT JOIN), as Django's values() does.
     assert rows == [("Alice", "Hello World"), ("Alice", "hello again"), ("Carol", None)]
+    joined = User.objects.filter(name__in=["Alice", "Carol"]).values_list("name", "posts__title")
+    assert await joined.count(db) == 3
 
 
 # -- exclude() and NULL ---------------------------------------------------------------
