@@ -62,7 +62,7 @@ class Settings:
             try:
                 importlib.import_module(name)
             except ModuleNotFoundError as error:
-                if error.name is None or not name.startswith(error.name):
+                if error.name is None or not f"{name}.".startswith(f"{error.name}."):
                     raise
                 raise FlashDBError(
                     f"Cannot import the models module {name!r} (from {root}): {error}. "
