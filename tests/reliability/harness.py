@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -140,6 +141,10 @@ class AppServer:
                 "warning",
                 "--timeout-graceful-shutdown",
                 "5",
+                # Longer than the client's keep-alive expiry (2 s): the server never
+                # closes an idle connection the client is about to reuse.
+                "--timeout-keep-alive",
+                "30",
             ],
             cwd=ROOT,
             env=env,
@@ -158,6 +163,18 @@ class AppServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def log_size(self) -> int:
+        """Return the current size of the server's output (a mark for :meth:`log_since`)."""
+        self._log.flush()
+        return Path(self._log.name).stat().st_size
+
+    def log_since(self, mark: int) -> str:
+        """Return the server's output written after ``mark``."""
+        self._log.flush()
+        with open(self._log.name, errors="replace") as log:
+            log.seek(mark)
+            return log.read()
 
     def log_tail(self, lines: int = 60) -> str:
         """Return the end of the server's output."""
@@ -239,8 +256,13 @@ async def run_load(
     concurrency: int,
     duration: float | None = None,
     during: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LoadResult:
-    """Send ``total`` requests (or until ``duration`` s passed) from ``concurrency`` workers."""
+    """Send ``total`` requests from ``concurrency`` workers.
+
+    The run ends early after ``duration`` seconds, or when ``stop`` is set; ``during``
+    runs alongside (it injects the faults).
+    """
     result = LoadResult()
     counter = iter(range(total))
     started = time.monotonic()
@@ -249,6 +271,8 @@ async def run_load(
     async def worker() -> None:
         for index in counter:
             if deadline is not None and time.monotonic() > deadline:
+                return
+            if stop is not None and stop.is_set():
                 return
             method, path, body, expected = factory(index)
             name = f"{method} {_route_name(path)}"
@@ -290,7 +314,9 @@ def _route_name(path: str) -> str:
 
 def client_for(server: AppServer, concurrency: int) -> httpx.AsyncClient:
     """Return an HTTP client keeping up to ``concurrency`` connections to the server."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     return httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30.0)
 
 
@@ -320,3 +346,43 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+# -- known open defects -------------------------------------------------------------------
+
+#: Defects this suite found that are reported and not fixed yet: (pattern, description).
+#: A failure matching only these marks the test xfail (visible in the summary); any
+#: other failure fails it. Remove an entry when its defect is fixed.
+KNOWN_DEFECTS: list[tuple[str, str]] = [
+    (
+        r"out of int32 range|out of range for type (integer|smallint)|int too large",
+        "an integer beyond the column's range reaches the database",
+    ),
+    (
+        r'invalid byte sequence for encoding "UTF8": 0x00',
+        "a NUL character in a string value reaches PostgreSQL",
+    ),
+    (
+        r"operator does not exist: (integer|boolean|timestamp with time zone|status|numeric) "
+        r"(~~\*?|~\*?) |function lower\((integer|boolean|status|timestamp with time zone)\)",
+        "a text lookup on a non-text column is sent to PostgreSQL without a cast",
+    ),
+    (
+        r"invalid regular expression|user-defined function raised exception",
+        "an invalid regex pattern reaches the database",
+    ),
+    (
+        r"operators can be used with None/True/False",
+        "gt/gte/lt/lte with a boolean raise SQLAlchemy's ArgumentError",
+    ),
+]
+
+
+def unknown_failures(messages: Sequence[str]) -> list[str]:
+    """Return the failure messages that match no known open defect."""
+    return [m for m in messages if not any(re.search(p, m) for p, _ in KNOWN_DEFECTS)]
+
+
+def known_defects_in(messages: Sequence[str]) -> list[str]:
+    """Return the descriptions of the known defects these messages show."""
+    return [d for p, d in KNOWN_DEFECTS if any(re.search(p, m) for m in messages)]

@@ -78,21 +78,26 @@ async def test_backends_terminated_under_load(app_server: AppServer) -> None:
     async with client_for(app_server, CONCURRENCY) as client:
         accounts = await seed_accounts(client, "fault")
 
+        stop = asyncio.Event()
+
         async def faults() -> None:
-            for n in range(seconds):
-                await asyncio.sleep(1.0)
+            began = time.monotonic()
+            for n in range(1, seconds + 1):
+                await asyncio.sleep(max(0.0, began + n - time.monotonic()))  # at 1 s, 2 s, ...
                 start = time.monotonic()
                 killed = await terminate_backends(app_server.dsn)
                 windows.append((start, time.monotonic()))
-                rows.append((n + 1, start, killed, await _sum(app_server.dsn, "fault-%")))
+                rows.append((n, start, killed, await _sum(app_server.dsn, "fault-%")))
+            await asyncio.sleep(1.0)
+            stop.set()
 
         result = await run_load(
             client,
             _factory(accounts),
             total=1_000_000,
             concurrency=CONCURRENCY,
-            duration=seconds + 1.0,
             during=faults,
+            stop=stop,
         )
         after = await run_load(client, _factory(accounts), total=200, concurrency=CONCURRENCY)
         pool_left = await checked_out(client)
@@ -158,6 +163,8 @@ async def test_postgresql_restart_under_load(app_server: AppServer) -> None:
     async with client_for(app_server, CONCURRENCY) as client:
         accounts = await seed_accounts(client, "restart")
 
+        stop = asyncio.Event()
+
         async def restart() -> None:
             await asyncio.sleep(2.0)
             start = time.monotonic()
@@ -167,14 +174,16 @@ async def test_postgresql_restart_under_load(app_server: AppServer) -> None:
                 check=True,
             )
             windows.append((start, time.monotonic()))
+            await asyncio.sleep(3.0)  # keep the load on while the app reconnects
+            stop.set()
 
         result = await run_load(
             client,
             _factory(accounts),
             total=1_000_000,
             concurrency=CONCURRENCY,
-            duration=8.0,
             during=restart,
+            stop=stop,
         )
         after = await run_load(client, _factory(accounts), total=500, concurrency=CONCURRENCY)
         pool_left = await checked_out(client)

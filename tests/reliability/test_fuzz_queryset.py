@@ -21,7 +21,7 @@ from flash_db import DoesNotExist, FieldError, Model, ValidationError
 from flash_db.lookups import LOOKUPS, TRANSFORMS
 from flash_db.testing import capture_queries
 from tests.models import Company, Post, Status, User
-from tests.reliability.harness import FULL, pick, table
+from tests.reliability.harness import FULL, known_defects_in, pick, table, unknown_failures
 
 pytestmark = pytest.mark.reliability
 
@@ -249,6 +249,9 @@ def test_fuzz_queryset_lookups_and_ordering(backend_url: str) -> None:
             sorted(defects.items()),
         )
     assert changed == []
+    messages = list(defects.values())
+    if messages and not unknown_failures(messages):
+        pytest.xfail(f"known open defects: {'; '.join(known_defects_in(messages))}")
     assert defects == {}
 
 
