@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest docs reliability bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,16 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
 
-test: lint typecheck pytest
+# The site must build without a warning; its snippets are run by tests/test_docs.py.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The full load/fault/race/fuzz runs against the example app (minutes); the
+# reduced forms run in `make test` through the `reliability` pytest marker.
+reliability: $(STAMP)
+	FLASH_RELIABILITY=full $(BIN)/pytest tests/reliability -m reliability -s -p no:cacheprovider -q -rxX
+
+test: lint typecheck docs pytest
 
 # The benchmark suite (not part of `make test`); e.g. make bench BENCH_ARGS="--scale 0.1".
 bench: $(STAMP)
