@@ -399,3 +399,19 @@ def test_openapi_documents_parameters_bodies_and_responses() -> None:
     assert {"UserRead", "UserCreate", "UserUpdate", "UserReadPage", "ErrorMessage"} <= set(
         spec["components"]["schemas"]
     )
+
+
+async def test_routes_inside_atomic_requests(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    app = FastAPI(lifespan=flash_lifespan(backend_url, atomic_requests=True))
+    app.include_router(_users_router())
+    async with serve(app) as client:
+        first = await client.post("/users", json={"name": "Ann", "email": "ann@example.com"})
+        duplicate = await client.post("/users", json={"name": "B", "email": "ann@example.com"})
+        patched = await client.patch(f"/users/{first.json()['id']}", json={"age": 5})
+        listed = await client.get("/users", params={"age__gte": 5})
+        assert app.state.flash_db.database.engine.pool.checkedout() == 0
+    assert (first.status_code, duplicate.status_code, patched.status_code) == (201, 409, 200)
+    assert listed.json()["total"] == 1
+    assert [(u.name, u.age) for u in await User.objects.fetch(db)] == [("Ann", 5)]
