@@ -260,7 +260,7 @@ def _joined(model: type[Any], path: str) -> Any:
 
 async def prefetch(db: AsyncSession, objects: Sequence[Any], state: _State) -> None:
     """Run the ``Prefetch`` items of ``state`` that need their own query, for ``objects``."""
-    if not objects or not state.prefetch_related:
+    if not objects or not state.prefetch_related or state.kind != "model":
         return
     items = [item for item in state.prefetch_related if _is_custom(item)]
     if items:

@@ -226,6 +226,24 @@ async def test_prefetch_nested_path_with_queryset_on_many_to_many(
     assert warm == {"a1": ["red"], "a2": [], "a3": []}
 
 
+async def test_prefetch_to_attr_without_queryset_and_values_ignore_prefetch(
+    database: flash_db.Database, db: AsyncSession
+) -> None:
+    await _seed(database)
+    async with assert_num_queries(db, 2):
+        users = await (
+            User.objects.prefetch_related(Prefetch("posts", to_attr="every_post"))
+            .filter(name="Bob")
+            .fetch(db)
+        )
+    assert [p.title for p in users[0].every_post] == ["b1"]  # type: ignore[attr-defined]  # set by to_attr
+    async with assert_num_queries(db, 1):
+        rows = (
+            await User.objects.prefetch_related("posts").values("name").order_by("name").fetch(db)
+        )
+    assert rows == [{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}]
+
+
 async def test_prefetch_related_errors(db: AsyncSession) -> None:
     async with assert_num_queries(db, 0):
         with pytest.raises(FieldError) as info:
@@ -239,6 +257,10 @@ async def test_prefetch_related_errors(db: AsyncSession) -> None:
         await User.objects.prefetch_related(Prefetch("posts", queryset=Tag.objects.all())).fetch(db)
     with pytest.raises(TypeError, match="cannot be sliced"):
         Prefetch("posts", queryset=Post.objects.all()[:3])
+    with pytest.raises(ValueError, match="both as a name and as a Prefetch"):
+        await User.objects.prefetch_related(
+            "posts", Prefetch("posts", queryset=Post.objects.filter(published=True))
+        ).fetch(db)
     with pytest.raises(TypeError, match="relation names or Prefetch"):
         await User.objects.prefetch_related(42).fetch(db)
 
