@@ -305,6 +305,11 @@ class CRUDRouter(APIRouter):
             violation = constraint_violation(error)
             raise HTTPException(violation.status_code, violation.message()) from None
 
+    def _json(self, obj: Model, status_code: int) -> Response:
+        """Serialize ``obj`` with the read schema, once (FastAPI would validate it again)."""
+        body = self.read_schema.model_validate(obj).model_dump_json()
+        return Response(body, status_code=status_code, media_type="application/json")
+
     def _route_name(self, action: str) -> str:
         return f"{action}_{self._name}"
 
@@ -481,9 +486,9 @@ class CRUDRouter(APIRouter):
     def _add_get(self, dependencies: list[params.Depends]) -> None:
         router = self
 
-        async def get_object(**kwargs: Any) -> Any:
+        async def get_object(**kwargs: Any) -> Response:
             obj = await router._get_object(kwargs["db"], kwargs[router.pk_name])
-            return router.read_schema.model_validate(obj)
+            return router._json(obj, 200)
 
         get_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
             [
@@ -505,11 +510,11 @@ class CRUDRouter(APIRouter):
     def _add_create(self, dependencies: list[params.Depends]) -> None:
         router = self
 
-        async def create_object(**kwargs: Any) -> Any:
+        async def create_object(**kwargs: Any) -> Response:
             body: BaseModel = kwargs["body"]
             obj = router.model(**body.model_dump(exclude_unset=True))
             await router._save(kwargs["db"], obj)
-            return router.read_schema.model_validate(obj)
+            return router._json(obj, 201)
 
         create_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
             [
@@ -536,14 +541,14 @@ class CRUDRouter(APIRouter):
     def _add_update(self, dependencies: list[params.Depends]) -> None:
         router = self
 
-        async def update_object(**kwargs: Any) -> Any:
+        async def update_object(**kwargs: Any) -> Response:
             body: BaseModel = kwargs["body"]
             db: AsyncSession = kwargs["db"]
             obj = await router._get_object(db, kwargs[router.pk_name])
             for name, value in body.model_dump(exclude_unset=True).items():
                 setattr(obj, name, value)
             await router._save(db, obj)
-            return router.read_schema.model_validate(obj)
+            return router._json(obj, 200)
 
         update_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
             [
@@ -571,7 +576,7 @@ class CRUDRouter(APIRouter):
         router = self
         schema_fields = self.create_schema.model_fields
 
-        async def replace_object(**kwargs: Any) -> Any:
+        async def replace_object(**kwargs: Any) -> Response:
             body: BaseModel = kwargs["body"]
             db: AsyncSession = kwargs["db"]
             obj = await router._get_object(db, kwargs[router.pk_name])
@@ -588,7 +593,7 @@ class CRUDRouter(APIRouter):
             for name, value in values.items():
                 setattr(obj, name, value)
             await router._save(db, obj)
-            return router.read_schema.model_validate(obj)
+            return router._json(obj, 200)
 
         replace_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
             [
