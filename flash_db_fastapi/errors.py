@@ -129,7 +129,6 @@ def constraint_violation(error: IntegrityError) -> ConstraintViolation:
 def _from_postgresql(sqlstate: str, driver_error: Any) -> ConstraintViolation:
     table = getattr(driver_error, "table_name", None)
     constraint = getattr(driver_error, "constraint_name", None)
-    fields: tuple[str, ...] = ()
     column = getattr(driver_error, "column_name", None)
     fields = (str(column),) if column else _constraint_columns(table, constraint)
     if not fields:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     Enum,
@@ -38,6 +39,7 @@ class Wallet(Model, TimestampMixin):
     """A wallet whose ``clean()`` refuses a negative balance."""
 
     __tablename__ = "api_wallets"
+    __table_args__ = (CheckConstraint("length(name) > 0", name="api_wallet_name_not_empty"),)
     name: Mapped[str] = mapped_column(String(50), unique=True)
     balance: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
     kind: Mapped[Kind] = mapped_column(Enum(Kind, name="api_kind"), default=Kind.CHECKING)

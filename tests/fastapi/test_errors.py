@@ -130,6 +130,21 @@ async def test_not_null_violation_is_422(backend_url: str, serve: Serve) -> None
     assert response.json() == {"detail": "The User name may not be null."}
 
 
+async def test_check_violation_is_422_naming_the_constraint(backend_url: str, serve: Serve) -> None:
+    app = _app(backend_url)
+
+    @app.post("/wallets")
+    async def create(db: Session) -> None:
+        await Wallet.objects.create(db, name="", validate=False)
+
+    async with serve(app) as client:
+        response = await client.post("/wallets")
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "The Wallet violates the check constraint api_wallet_name_not_empty."
+    }
+
+
 async def test_validation_error_is_422_in_fastapi_shape(backend_url: str, serve: Serve) -> None:
     app = _app(backend_url)
 
