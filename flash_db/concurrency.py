@@ -18,11 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState, object_session
 
 from flash_db.exceptions import SessionBusy
 
-__all__ = ["FlashAsyncSession", "hold_session"]
+__all__ = ["LENDING_KEY", "FlashAsyncSession", "hold_session"]
+
+#: ``Session.info`` key of a session whose objects a Flash session may take over
+#: when they are added to it (the private session of a stream).
+LENDING_KEY = "flash_db.lends_objects"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,12 +94,33 @@ class FlashAsyncSession(AsyncSession):
     def add(self, instance: object, *, _warn: bool = True) -> None:
         """Place ``instance`` in the session (``SessionBusy`` while another task writes)."""
         self._refuse_other_task()
+        self._adopt(instance)
         super().add(instance, _warn=_warn)
 
     def add_all(self, instances: Iterable[object]) -> None:
         """Place ``instances`` in the session (``SessionBusy`` while another task writes)."""
         self._refuse_other_task()
+        instances = list(instances)
+        for instance in instances:
+            self._adopt(instance)
         super().add_all(instances)
+
+    def _adopt(self, instance: object) -> None:
+        """Take ``instance`` (and what it cascades to) over from a stream's private session.
+
+        ``QuerySet.iterator()`` on PostgreSQL outside ``atomic`` loads objects in a
+        session of its own; ``obj.save(db)`` in the loop must still work.
+        """
+        state = inspect(instance, raiseerr=False)
+        if not isinstance(state, InstanceState):
+            return
+        other = state.session
+        if other is None or other is self.sync_session or not other.info.get(LENDING_KEY):
+            return
+        related = [obj for obj, *_ in state.mapper.cascade_iterator("save-update", state)]
+        for obj in [instance, *related]:
+            if object_session(obj) is other:
+                other.expunge(obj)
 
     def _refuse_other_task(self) -> None:
         # Adding an object while another task flushes would slip it into that

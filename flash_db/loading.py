@@ -42,7 +42,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.util.concurrency import in_greenlet
 
-from flash_db.concurrency import hold_session
+from flash_db.concurrency import LENDING_KEY, hold_session
 from flash_db.exceptions import FieldError, RelationNotLoaded
 from flash_db.lookups import pk_name
 from flash_db.transaction import in_atomic
@@ -407,11 +407,11 @@ async def stream(
     On PostgreSQL a server-side cursor lives in a transaction. Inside ``atomic``
     the stream runs on the session's own connection and transaction. Outside it,
     it runs on a connection of its own in a short read transaction (the session
-    stays in autocommit mode, so writes in the loop body commit as usual), and
-    the objects it yields are detached: ``save(db)``, ``delete(db)`` and
-    ``fetch_related(db, ...)`` work on them, relations must be loaded with
-    ``select_related``/``prefetch_related``. SQLite reads in chunks on the
-    session's connection. ``prefetch_related`` runs once per chunk.
+    stays in autocommit mode, so writes in the loop body commit as usual); the
+    objects belong to a private session until ``db`` takes them over
+    (``save(db)``, ``db.add()``), and are detached when the stream ends. SQLite
+    reads in chunks on the session's connection. ``prefetch_related`` runs once
+    per chunk.
     """
     stmt = qs._select().execution_options(yield_per=chunk_size)
     kind = qs.state.kind
@@ -420,11 +420,11 @@ async def stream(
         async with _engine_of(bind).connect() as raw:
             connection = await raw.execution_options(isolation_level="READ COMMITTED")
             async with connection.begin(), AsyncSession(bind=connection) as private:
+                # Objects stay in the private session (its identity map holds them
+                # weakly); a Flash session takes one over when it is added to it,
+                # so obj.save(db) works in the loop.
+                private.sync_session.info[LENDING_KEY] = True
                 async for chunk in _chunks(qs, private, stmt, kind, chunk_size):
-                    # Hand the objects out detached (expunge_all() would end the
-                    # identity map the cursor is still loading into).
-                    for obj in list(private.identity_map.values()):
-                        private.expunge(obj)
                     yield chunk
         return
     with hold_session(db):

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
-from flash_db import Prefetch, SessionBusy, atomic
+from flash_db import Prefetch, RelationNotLoaded, SessionBusy, atomic
 from flash_db.testing import assert_num_queries, capture_queries
 from tests.models import Post, Tag, User
 
@@ -144,15 +144,33 @@ async def test_stream_on_postgresql_outside_atomic_uses_its_own_connection(
     database: flash_db.Database, db: AsyncSession
 ) -> None:
     await _seed(database, posts=3)
+    posts = []
     async with capture_queries(db) as captured:
-        posts = [p async for p in Post.objects.order_by("title").iterator(db)]
+        async for post in Post.objects.order_by("title").iterator(db):
+            with pytest.raises(RelationNotLoaded, match=r"Post\.author"):
+                _ = post.author
+            posts.append(post)
     assert [p.title for p in posts] == ["p00", "p01", "p02"]
     if database.backend == "postgresql":
         assert len(captured) == 0  # a connection (and read transaction) of its own
-        assert all(inspect(p).detached for p in posts)
+        assert all(inspect(p).detached for p in posts)  # its private session is closed
     else:
         assert len(captured) == 1
-        assert all(inspect(p).persistent for p in posts)
+        assert all(inspect(p).session is db.sync_session for p in posts)
+
+
+async def test_streamed_objects_with_loaded_relations_can_be_saved(
+    database: flash_db.Database, db: AsyncSession
+) -> None:
+    await _seed(database, posts=4)
+    qs = Post.objects.select_related("author").prefetch_related("tags").order_by("title")
+    async for post in qs.iterator(db, chunk_size=2):
+        post.title = f"{post.title}-{post.author.name}-{len(post.tags)}"
+        await post.save(db)
+        assert inspect(post).session is db.sync_session
+    async with database.session() as fresh:
+        titles = await Post.objects.order_by("title").values_list("title", flat=True).fetch(fresh)
+    assert titles == ["p00-Ann-2", "p01-Ann-1", "p02-Ann-2", "p03-Ann-1"]
 
 
 async def test_chunk_size_must_be_positive(db: AsyncSession) -> None:
