@@ -131,7 +131,7 @@ def route_rows(result: LoadResult) -> list[tuple[str, int, float, float, int]]:
 
 async def test_load_mixed_routes(app_server: AppServer) -> None:
     """N mixed requests at 64 connections: all 2xx, sums and counters exact, pool drained."""
-    total = pick(400, 10_000)
+    total = pick(300, 10_000)
     async with client_for(app_server, CONCURRENCY) as client:
         accounts = await seed_accounts(client, "load")
         await seed_counter(client, "load")
