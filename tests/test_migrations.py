@@ -488,12 +488,8 @@ async def test_docs_page_workflow_runs_as_written(project: Project) -> None:
     assert await project.query("SELECT name, bio FROM authors") == [("Ada", "")]
 
 
-async def test_example_app_migrations_match_its_models(migration_url: str) -> None:
-    """The shipped example_app/migrations build exactly the schema of its models.
-
-    They are applied with ``amigrate()`` inside a running event loop, as the
-    app's lifespan does (in a subprocess: the app's models stay out of this one).
-    """
+async def _amigrate_example_app(url: str) -> str:
+    """Run ``await amigrate(url=url)`` in the repository, in a subprocess; return its progress."""
     script = (
         "import asyncio, io, sys\n"
         "from flash_db.migrations import amigrate\n"
@@ -507,13 +503,31 @@ async def test_example_app_migrations_match_its_models(migration_url: str) -> No
         sys.executable,
         "-c",
         script,
-        migration_url,
+        url,
         cwd=ROOT,  # [tool.flash_db] in the repository's pyproject.toml names the example app
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
-    assert out.decode() == "  Applying 0001_initial... OK\n", err.decode()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("migration_url", ["postgresql"], indirect=True)
+async def test_concurrent_migrate_applies_each_migration_once(migration_url: str) -> None:
+    """Instances starting together: one migrates, the other waits and finds nothing to do."""
+    outputs = await asyncio.gather(*(_amigrate_example_app(migration_url) for _ in range(3)))
+    assert sorted(outputs) == ["", "", "  Applying 0001_initial... OK\n"]
+
+
+async def test_example_app_migrations_match_its_models(migration_url: str) -> None:
+    """The shipped example_app/migrations build exactly the schema of its models.
+
+    They are applied with ``amigrate()`` inside a running event loop, as the
+    app's lifespan does (in a subprocess: the app's models stay out of this one).
+    """
+    assert await _amigrate_example_app(migration_url) == "  Applying 0001_initial... OK\n"
     checked = await _flash_db(ROOT, "makemigrations", "--check", "--url", migration_url)
     assert (checked.status, checked.out) == (0, "No changes detected.\n"), checked.out + checked.err
 

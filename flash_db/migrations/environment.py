@@ -31,7 +31,8 @@ from alembic.config import Config
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import Script
-from sqlalchemy import Enum, MetaData, Table
+from sqlalchemy import Enum, MetaData, Table, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
 from flash_db.migrations.settings import Settings, load_settings
@@ -42,6 +43,7 @@ __all__ = [
     "DropEnumTypeOp",
     "compare_server_default",
     "describe_operations",
+    "lock",
     "options",
     "process_revision_directives",
     "render_item",
@@ -52,6 +54,7 @@ __all__ = [
 SETTINGS_KEY = "flash_db.settings"
 STDOUT_KEY = "flash_db.stdout"
 _MAX_NAME = 52  # Django's limit for generated migration names
+_LOCK_KEY = 0x466C617368_4442  # "FlashDB": the advisory lock that serialises migrations
 
 
 def settings(config: Config) -> Settings:
@@ -65,6 +68,17 @@ def settings(config: Config) -> Settings:
     result = found if isinstance(found, Settings) else load_settings()
     result.import_models()
     return result
+
+
+def lock(connection: Connection) -> None:
+    """Let one process at a time migrate a PostgreSQL database (app instances starting at once).
+
+    A transaction-level advisory lock: a second ``migrate`` waits for the first
+    to commit, then finds the migrations applied. Call it inside the migration
+    transaction, before ``context.run_migrations()``.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
 
 
 def options() -> dict[str, Any]:

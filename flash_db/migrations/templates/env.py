@@ -39,6 +39,7 @@ def do_run_migrations(connection: Connection) -> None:
         connection=connection, target_metadata=target_metadata, **environment.options()
     )
     with context.begin_transaction():
+        environment.lock(connection)  # PostgreSQL: one migrating process at a time
         context.run_migrations()
 
 
