@@ -111,29 +111,31 @@ def _refuse_implicit_load(orm_execute_state: ORMExecuteState) -> None:
     bind = session.get_bind(mapper=orm_execute_state.bind_mapper)
     if not bind.dialect.is_async:
         return  # a synchronous engine loads lazily as usual
-    touched = _touched_attribute()
     mapper = orm_execute_state.bind_mapper
     fallback = (mapper.class_ if mapper is not None else object, "?")
     if orm_execute_state.is_relationship_load:
+        touched: tuple[type[Any], str] | None
         owner = orm_execute_state.lazy_loaded_from
         path = orm_execute_state.loader_strategy_path
-        if touched is None and owner is not None and path is not None:
+        if owner is not None and path is not None:
             prop: Any = path[-1]  # the relationship being loaded
             touched = (owner.class_, prop.key)
+        else:
+            touched = _touched_attribute()
         model, attribute = touched or fallback
         relation = inspect(model).relationships.get(attribute) if attribute != "?" else None
         raise RelationNotLoaded(model, attribute, to_many=relation is not None and relation.uselist)
-    model, attribute = touched or fallback
+    model, attribute = _touched_attribute() or fallback
     raise RelationNotLoaded(model, attribute, column=True)
 
 
 def _touched_attribute() -> tuple[type[Any], str] | None:
     """Return the (model, attribute) whose ``__get__`` started the load in progress.
 
-    SQLAlchemy's execute event does not name the attribute being loaded (for
-    columns it has no public trace of it at all), but the attribute access that
-    triggered the load is a frame of ``QueryableAttribute.__get__`` on the stack.
-    Only reached on the error path.
+    For a deferred or expired column SQLAlchemy's execute event has no public
+    trace of the attribute being loaded, but the attribute access that
+    triggered the load is a frame of ``QueryableAttribute.__get__`` on the
+    stack. Only reached on the error path.
     """
     frame = pyinspect.currentframe()
     depth = 0
