@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 import flash_db
-from flash_db import FlashDBError, RelationNotLoaded
+from flash_db import FlashDBError, Model, RelationNotLoaded
 from flash_db.testing import assert_num_queries
 from tests.models import Company, Post, Tag, User
 
@@ -132,3 +134,17 @@ async def test_sync_code_in_run_sync_keeps_lazy_loading(
     assert await db.run_sync(titles) == ["a1"]
     assert "posts" not in inspect(user).unloaded
     assert [p.title for p in user.posts] == ["a1"]
+
+
+def test_a_synchronous_engine_keeps_lazy_loading(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'sync.sqlite3'}")
+    try:
+        Model.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(User(name="Ann", email="ann@x.io", posts=[Post(title="a1")]))
+            session.commit()
+        with Session(engine) as session:
+            user = session.scalars(select(User)).one()
+            assert [post.title for post in user.posts] == ["a1"]  # SQLAlchemy's lazy load
+    finally:
+        engine.dispose()
