@@ -199,3 +199,16 @@ async def test_custom_join_conditions_are_kept_in_exists_and_aggregates(db: Asyn
         ("Alice's", 1),
         ("Carol's", 0),
     ]
+
+
+async def test_to_many_relation_compared_with_instances(db: AsyncSession) -> None:
+    data = await seed(db)
+    tagged = Post.objects.filter(tags=data.sql).order_by("title").values_list("title", flat=True)
+    assert await tagged.fetch(db) == ["Hello World", "SQL 100% fun_stuff"]
+    authors = User.objects.filter(posts__in=[data.p3, data.p4]).order_by("name")
+    assert await user_names(db, authors) == ["Bob", "Émile"]
+    assert await user_names(db, User.objects.exclude(posts=data.p1).order_by("name")) == [
+        "Bob",
+        "Carol",
+        "Émile",
+    ]
