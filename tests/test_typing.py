@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, assert_type
 
 from sqlalchemy.engine import Row
@@ -33,5 +33,6 @@ async def test_public_api_types(db: AsyncSession) -> None:
     assert_type(await qs.values_list("name", named=True).fetch(db), list[Row[Any]])
     assert_type(await qs.update(db, age=1), int)
     assert_type(await User.objects.latest(db), User)
-    assert_type(qs.iterator(db), AsyncIterator[User])
+    assert_type(qs.iterator(db), AsyncGenerator[User, None])
+    assert_type(qs.stream(db), AsyncGenerator[User, None])
     assert (await qs.fetch(db))[0].name == "a"
