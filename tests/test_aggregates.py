@@ -219,3 +219,21 @@ async def test_filter_before_annotate_restricts_the_aggregate_like_django(
     assert by_name(await after.fetch(db), "n") == {"Alice": 2, "Bob": 1, "Émile": 1}
     views = User.objects.filter(posts__views__gte=5).annotate(total=Sum("posts__views"))
     assert by_name(await views.fetch(db), "total") == {"Alice": 15, "Bob": 7}
+
+
+async def test_aggregate_filters_over_joined_rows_and_having_with_or(db: AsyncSession) -> None:
+    await seed(db)
+    published = await User.objects.aggregate(
+        db, n=Count("posts", filter=Q(posts__published=True)), views=Sum("posts__views")
+    )
+    assert published == {"n": 3, "views": 22}
+    per_company = User.objects.values("company__name").annotate(
+        drafts=Count("posts", filter=Q(posts__published=False))
+    )
+    drafts = {row["company__name"]: row["drafts"] for row in await per_company.fetch(db)}
+    assert drafts == {"Acme": 1, "Globex": 0, None: 0}
+    busy_or_bob = Post.objects.values("author__name").annotate(n=Count("id"))
+    rows = await busy_or_bob.filter(Q(n__gt=1) | Q(author__name="Bob")).fetch(db)
+    assert sorted(row["author__name"] for row in rows) == ["Alice", "Bob"]
+    excluded = await busy_or_bob.exclude(n__gt=1).order_by("author__name").fetch(db)
+    assert [row["author__name"] for row in excluded] == ["Bob", "Émile"]
