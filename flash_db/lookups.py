@@ -19,8 +19,10 @@ Case-insensitive lookups, LIKE and regular expressions compile per backend. On
 SQLite, whose ``lower()`` and ``LIKE`` only know ASCII, Flash DB registers
 Python functions on every connection (:data:`SQLITE_FUNCTIONS`), so ``iexact``,
 ``icontains`` and friends fold non-ASCII letters as PostgreSQL does, and
-``contains`` is case-sensitive as on PostgreSQL. ``regex`` uses Python's ``re``
-syntax on SQLite and POSIX regular expressions on PostgreSQL.
+``contains`` is case-sensitive as on PostgreSQL (SQLite's own LIKE picks the
+candidates, Python confirms them). ``regex`` uses Python's ``re`` syntax on
+SQLite and POSIX regular expressions on PostgreSQL. Pattern lookups on enum or
+number columns compare their text, as in Django.
 """
 
 from __future__ import annotations
