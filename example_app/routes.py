@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, PostStatus
 from example_app.schemas import (
@@ -36,6 +36,11 @@ OUTBOX: deque[str] = deque(maxlen=100)
 """Announcements sent after a post was published (a stand-in for e-mail)."""
 
 router = APIRouter(tags=["blog"])
+
+# Ids within the INTEGER column's range: a larger number is a 422, not a database error.
+_MAX_ID = 2**31 - 1
+PostId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The post's id.")]
+UserId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The user's id.")]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorMessage, "description": "No such row."}
@@ -63,7 +68,7 @@ async def search_posts(
 @router.get("/posts/popular", response_model=list[PostPopularity])
 async def popular_posts(
     db: Session,
-    min_comments: Annotated[int, Query(ge=0)] = 1,
+    min_comments: Annotated[int, Query(ge=0, le=_MAX_ID)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Any:
     """List posts with at least ``min_comments`` comments, the most commented first."""
@@ -77,7 +82,7 @@ async def popular_posts(
 
 
 @router.get("/posts/{post_id}/detail", response_model=PostDetail, responses=_NOT_FOUND)
-async def post_detail(post_id: int, db: Session) -> Any:
+async def post_detail(post_id: PostId, db: Session) -> Any:
     """Return a post with its author, tags and comments (oldest first) in three queries."""
     return (
         await BlogPost.objects.select_related("author")
@@ -97,7 +102,7 @@ async def announce(title: str) -> None:
     response_model=Published,
     responses={**_NOT_FOUND, 409: {"model": ErrorMessage, "description": "Already published."}},
 )
-async def publish_post(post_id: int, db: Session) -> Any:
+async def publish_post(post_id: PostId, db: Session) -> Any:
     """Publish a draft; the announcement goes out only once the transaction has committed."""
     async with atomic(db):
         post = await BlogPost.objects.select_for_update().get(db, id=post_id)
@@ -110,7 +115,7 @@ async def publish_post(post_id: int, db: Session) -> Any:
 
 
 @router.post("/posts/{post_id}/like", response_model=Likes, responses=_NOT_FOUND)
-async def like_post(post_id: int, db: Session) -> Any:
+async def like_post(post_id: PostId, db: Session) -> Any:
     """Add a like with ``UPDATE ... SET likes = likes + 1``: no lost update under concurrency."""
     if not await BlogPost.objects.filter(id=post_id).update(db, likes=F("likes") + 1):
         raise BlogPost.DoesNotExist(f"Post {post_id} does not exist.")
@@ -119,7 +124,7 @@ async def like_post(post_id: int, db: Session) -> Any:
 
 
 @router.put("/posts/{post_id}/tags", response_model=TagNames, responses=_NOT_FOUND)
-async def set_post_tags(post_id: int, body: TagNames, db: Session) -> Any:
+async def set_post_tags(post_id: PostId, body: TagNames, db: Session) -> Any:
     """Replace a post's tags by name, creating the tags that do not exist yet."""
     names = sorted({name.strip().lower() for name in body.names if name.strip()})
     async with atomic(db):
@@ -130,7 +135,7 @@ async def set_post_tags(post_id: int, body: TagNames, db: Session) -> Any:
 
 
 @router.get("/users/{user_id}/stats", response_model=UserStats, responses=_NOT_FOUND)
-async def user_stats(user_id: int, db: Session) -> Any:
+async def user_stats(user_id: UserId, db: Session) -> Any:
     """Count a user's posts and sum their views and likes in one aggregate query."""
     if not await BlogUser.objects.filter(id=user_id).exists(db):
         raise BlogUser.DoesNotExist(f"User {user_id} does not exist.")

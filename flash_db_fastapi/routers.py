@@ -259,7 +259,12 @@ class CRUDRouter(APIRouter):
         adapters: dict[str, TypeAdapter[Any]] = {}
         for path in self.filter_fields:
             field = _resolve_path(self.model, path)
-            adapters[path] = TypeAdapter(field.python_type)
+            # Integers keep their column's range (a larger one is a database error);
+            # a text filter may be longer than the column (icontains="...").
+            target: Any = field.python_type
+            if target is int and field.constraints:
+                target = Annotated[int, *field.constraints]
+            adapters[path] = TypeAdapter(target)
             lookups = _lookups_for(field.python_type, field.nullable)
             if not lookups:
                 if explicit:
@@ -285,7 +290,9 @@ class CRUDRouter(APIRouter):
             self.pk_name,
             inspect.Parameter.KEYWORD_ONLY,
             annotation=Annotated[
-                self.pk_type, Path(description=f"The {self.model.__name__}'s primary key.")
+                self.pk_type,
+                Path(description=f"The {self.model.__name__}'s primary key."),
+                *self.fields[self.pk_name].constraints,
             ],
         )
 

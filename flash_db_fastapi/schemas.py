@@ -62,7 +62,15 @@ def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, 
     if isinstance(column_type, sqltypes.Boolean):
         return bool, ()
     if isinstance(column_type, sqltypes.Integer):
-        return int, ()
+        # The column's range: a larger number would reach the database as an error.
+        bits = (
+            16
+            if isinstance(column_type, sqltypes.SmallInteger)
+            else 64
+            if isinstance(column_type, sqltypes.BigInteger)
+            else 32
+        )
+        return int, (Field(ge=-(2 ** (bits - 1)), le=2 ** (bits - 1) - 1),)
     if isinstance(column_type, sqltypes.Float):
         return float, ()
     if isinstance(column_type, sqltypes.Numeric):

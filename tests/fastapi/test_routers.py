@@ -415,3 +415,22 @@ async def test_routes_inside_atomic_requests(
     assert (first.status_code, duplicate.status_code, patched.status_code) == (201, 409, 200)
     assert listed.json()["total"] == 1
     assert [(u.name, u.age) for u in await User.objects.fetch(db)] == [("Ann", 5)]
+
+
+async def test_integers_beyond_the_column_range_are_422(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    """An INTEGER column holds 32 bits: a larger number must not reach the database."""
+    huge = str(2**31)
+    async with serve(_app(backend_url, _users_router())) as client:
+        by_pk = await client.get(f"/users/{huge}")
+        by_filter = await client.get("/users", params={"age__gte": huge})
+        in_list = await client.get("/users", params={"id__in": f"1,{huge}"})
+        created = await client.post(
+            "/users", json={"name": "A", "email": "a@example.com", "age": 2**31}
+        )
+        fine = await client.get("/users", params={"age__lte": str(2**31 - 1)})
+    for response in (by_pk, by_filter, in_list, created):
+        assert response.status_code == 422, response.text
+    assert fine.status_code == 200
+    assert await User.objects.count(db) == 0

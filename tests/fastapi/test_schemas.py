@@ -61,6 +61,11 @@ def test_array_maps_to_a_list_of_its_item_type() -> None:
 def test_constraints_string_length_and_numeric_digits() -> None:
     properties = _properties(model_schema(Everything, "create"))
     assert properties["short"]["maxLength"] == 20
+    assert (properties["number"]["minimum"], properties["number"]["maximum"]) == (
+        -(2**31),
+        2**31 - 1,
+    )
+    assert properties["big"]["maximum"] == 2**63 - 1
     assert "maxLength" not in properties["long"]
     schema = model_schema(Everything, "create")
     base = {
@@ -110,7 +115,10 @@ def test_create_schema_requirements_and_defaults() -> None:
         schema.model_validate({"title": "t", "author_id": 1}).model_dump()["status"] is Status.DRAFT
     )
     nullable = _properties(model_schema(User, "create"))["age"]
-    assert nullable["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+    assert nullable["anyOf"] == [
+        {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+        {"type": "null"},
+    ]
 
 
 def test_pk_and_timestamps_are_read_only() -> None:
