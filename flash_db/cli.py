@@ -108,12 +108,16 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1 if diffs else 0
     elif args.command == "makemigrations":
+        summary = StringIO()
         try:
-            path = migrations.makemigrations(args.message, empty=args.empty, settings=settings)
+            path = migrations.makemigrations(
+                args.message, empty=args.empty, settings=settings, stdout=summary
+            )
         except migrations.NoChanges as error:
             print(error, file=sys.stderr)
             return 1
         print(f"Created {_relative(path)}")
+        print(summary.getvalue(), end="")
     elif args.command in ("migrate", "downgrade"):
         progress = StringIO()
         if args.command == "migrate":

@@ -33,7 +33,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from flash_db.exceptions import FlashDBError
-from flash_db.migrations.environment import SETTINGS_KEY, STDOUT_KEY, describe_operations
+from flash_db.migrations.environment import (
+    SETTINGS_KEY,
+    STDOUT_KEY,
+    SUMMARY_KEY,
+    describe_operations,
+)
 from flash_db.migrations.settings import Settings, load_settings
 
 __all__ = [
@@ -182,7 +187,8 @@ def makemigrations(
 
     Raises :class:`NoChanges`, writing nothing, when the models match the database.
     Without ``message`` the first migration is ``initial`` and later ones are named
-    after their operations (``0002_posts_views``). ``empty=True`` writes a migration
+    after their operations (``0002_posts_views``); one line per operation goes to
+    ``stdout`` when given. ``empty=True`` writes a migration
     with empty ``upgrade()``/``downgrade()`` to fill in by hand (a rename, a data
     migration), without comparing anything.
     """
@@ -207,6 +213,9 @@ def makemigrations(
     scripts = [script for script in scripts if script is not None]
     if not scripts:
         raise NoChanges("No changes detected: the models match the database; nothing was written.")
+    if stdout is not None:
+        for line in config.attributes.get(SUMMARY_KEY, ()):
+            stdout.write(f"  - {line}\n")
     return Path(scripts[0].path)
 
 

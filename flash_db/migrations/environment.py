@@ -40,6 +40,7 @@ from flash_db.migrations.settings import Settings, load_settings
 __all__ = [
     "SETTINGS_KEY",
     "STDOUT_KEY",
+    "SUMMARY_KEY",
     "DropEnumTypeOp",
     "compare_server_default",
     "describe_operations",
@@ -49,10 +50,12 @@ __all__ = [
     "render_item",
     "report_step",
     "settings",
+    "summarize_operations",
 ]
 
 SETTINGS_KEY = "flash_db.settings"
 STDOUT_KEY = "flash_db.stdout"
+SUMMARY_KEY = "flash_db.summary"
 _MAX_NAME = 52  # Django's limit for generated migration names
 _LOCK_KEY = 0x466C617368_4442  # "FlashDB": the advisory lock that serialises migrations
 
@@ -209,6 +212,33 @@ def _fragments(operations: Iterable[ops.MigrateOperation]) -> Iterator[str]:
             yield f"remove_{op.index_name}"
 
 
+def summarize_operations(operations: Iterable[ops.MigrateOperation]) -> Iterator[str]:
+    """Yield one line per operation as ``makemigrations`` lists them: ``Add column posts.views``."""
+    for op in operations:
+        if isinstance(op, ops.ModifyTableOps):
+            yield from summarize_operations(op.ops)
+        elif isinstance(op, ops.CreateTableOp):
+            yield f"Create table {op.table_name}"
+        elif isinstance(op, ops.DropTableOp):
+            yield f"Drop table {op.table_name}"
+        elif isinstance(op, ops.AddColumnOp):
+            yield f"Add column {op.table_name}.{op.column.name}"
+        elif isinstance(op, ops.DropColumnOp):
+            yield f"Remove column {op.table_name}.{op.column_name}"
+        elif isinstance(op, ops.AlterColumnOp):
+            yield f"Alter column {op.table_name}.{op.column_name}"
+        elif isinstance(op, ops.CreateIndexOp):
+            yield f"Create index {op.index_name} on {op.table_name}"
+        elif isinstance(op, ops.DropIndexOp):
+            yield f"Drop index {op.index_name}"
+        elif isinstance(op, ops.AddConstraintOp | ops.DropConstraintOp):
+            verb = "Add" if isinstance(op, ops.AddConstraintOp) else "Drop"
+            name = getattr(op, "constraint_name", None) or "constraint"
+            yield f"{verb} {name} on {getattr(op, 'table_name', '?')}"
+        else:
+            yield type(op).__name__
+
+
 def describe_operations(operations: Iterable[ops.MigrateOperation]) -> str:
     """Return a Django-style migration name for ``operations`` (``posts_views_tags``)."""
     name = "_".join(dict.fromkeys(_fragments(operations)))
@@ -231,6 +261,10 @@ def process_revision_directives(
     if not script.message:
         script.message = describe_operations(
             op for upgrade in script.upgrade_ops_list for op in upgrade.ops
+        )
+    if context.config is not None:
+        context.config.attributes[SUMMARY_KEY] = list(
+            summarize_operations(op for upgrade in script.upgrade_ops_list for op in upgrade.ops)
         )
     metadata = context.opts.get("target_metadata")
     target = metadata if isinstance(metadata, MetaData) else None
