@@ -23,8 +23,9 @@ from sqlalchemy import ARRAY, Table, bindparam, func, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import RelationshipProperty, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.interfaces import MANYTOONE
 from sqlalchemy.schema import Column, UniqueConstraint
 
 from flash_db.exceptions import FieldError
@@ -147,13 +148,11 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
     return result
 
 
-def _fill_foreign_keys(obj: Model) -> None:
+def _fill_foreign_keys(obj: Model, relationships: Sequence[RelationshipProperty[Any]]) -> None:
     """Copy primary keys of related objects into foreign-key columns (a flush would)."""
-    state = inspect(obj)
-    for relationship in obj.__mapper__.relationships:
-        if relationship.direction.name != "MANYTOONE":
-            continue
-        related = state.dict.get(relationship.key)
+    loaded = inspect(obj).dict
+    for relationship in relationships:
+        related = loaded.get(relationship.key)
         if related is None:
             continue
         for local, remote in relationship.local_remote_pairs:
@@ -164,7 +163,7 @@ def _fill_foreign_keys(obj: Model) -> None:
                     f"bulk_create() prohibited to prevent data loss due to unsaved related "
                     f"object {relationship.key!r} on {type(obj).__name__}."
                 )
-            state.dict[key] = value
+            loaded[key] = value
 
 
 def _default(column: Column[Any]) -> tuple[bool, Any]:
@@ -193,8 +192,14 @@ def _rows(
     """
     present: dict[str, None] = {}
     values: list[dict[str, Any]] = []
+    many_to_one = [
+        relationship
+        for relationship in objs[0].__mapper__.relationships
+        if relationship.direction is MANYTOONE
+    ]
     for obj in objs:
-        _fill_foreign_keys(obj)
+        if many_to_one:
+            _fill_foreign_keys(obj, many_to_one)
         loaded = inspect(obj).dict
         row = {name: loaded[name] for name in columns if name in loaded}
         values.append(row)
@@ -338,10 +343,17 @@ def _assign(
             # Generated keys increase in VALUES order; RETURNING order is not promised.
             returned = sorted(returned, key=lambda row: row[pk[0]])
         matched = list(zip(objs, returned, strict=True))
+    if not matched:
+        return
+    mapper = matched[0][0].__mapper__
+    names = [(mapper.get_property_by_column(column).key, column.key) for column in table.columns]
     for obj, row in matched:
-        mapper = obj.__mapper__
-        for column in table.columns:
-            set_committed_value(obj, mapper.get_property_by_column(column).key, row[column.key])
+        # The objects are transient: write the loaded values straight into their
+        # state, as a query would, and make_transient_to_detached() marks them all
+        # committed (one call per object instead of one per column).
+        loaded = inspect(obj).dict
+        for name, key in names:
+            loaded[name] = row[key]
         make_transient_to_detached(obj)
 
 
