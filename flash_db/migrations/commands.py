@@ -369,6 +369,8 @@ def _sqlite_dry_run(settings: Settings, revision: str, previous: str, backwards:
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         statement = statement.strip()
+        if statement.split(None, 1)[0].upper() in ("PRAGMA", "SELECT"):
+            return  # the reads Alembic sends to reflect a table and find the version
         if parameters:
             statement += f"\n-- parameters: {parameters!r}"
         statements.append(statement + ";")
