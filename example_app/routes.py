@@ -27,6 +27,7 @@ from example_app.schemas import (
 from flash_db import Count, F, Prefetch, Q, Sum, atomic, on_commit
 from flash_db_fastapi import Session
 from flash_db_fastapi.errors import ErrorMessage
+from flash_db_fastapi.schemas import NO_NUL
 
 __all__ = ["OUTBOX", "router"]
 
@@ -50,9 +51,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.get("/posts/search", response_model=list[PostSummary])  # type: ignore[valid-type]  # a generated schema class
 async def search_posts(
     db: Session,
-    q: Annotated[str, Query(min_length=1, max_length=100, description="Words to look for.")],
+    q: Annotated[
+        str, Query(min_length=1, max_length=100, description="Words to look for."), NO_NUL
+    ],
     tag: Annotated[
-        str | None, Query(max_length=50, description="Only posts with this tag.")
+        str | None, Query(max_length=50, description="Only with this tag."), NO_NUL
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:

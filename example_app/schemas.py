@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, Notification
 from flash_db_fastapi import model_schema
+from flash_db_fastapi.schemas import NO_NUL
 
 __all__ = [
     "CommentCreate",
@@ -100,7 +102,7 @@ class UserStats(BaseModel):
 class TagNames(BaseModel):
     """The tags of a post, by name."""
 
-    names: list[str] = Field(max_length=10)
+    names: list[Annotated[str, NO_NUL]] = Field(max_length=10)
 
 
 class Likes(BaseModel):

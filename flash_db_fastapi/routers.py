@@ -33,7 +33,7 @@ from flash_db import Model, ValidationError
 from flash_db.lookups import pk_name
 from flash_db_fastapi.dependencies import Session
 from flash_db_fastapi.errors import ErrorMessage, constraint_violation, validation_detail
-from flash_db_fastapi.schemas import ModelField, model_fields, model_schema
+from flash_db_fastapi.schemas import NO_NUL, ModelField, model_fields, model_schema
 
 __all__ = ["ROUTES", "CRUDRouter"]
 
@@ -259,11 +259,13 @@ class CRUDRouter(APIRouter):
         adapters: dict[str, TypeAdapter[Any]] = {}
         for path in self.filter_fields:
             field = _resolve_path(self.model, path)
-            # Integers keep their column's range (a larger one is a database error);
-            # a text filter may be longer than the column (icontains="...").
+            # Integers keep their column's range (a larger one is a database error)
+            # and text has no NUL; a text filter may be longer than the column.
             target: Any = field.python_type
             if target is int and field.constraints:
                 target = Annotated[int, *field.constraints]
+            elif target is str:
+                target = Annotated[str, NO_NUL]
             adapters[path] = TypeAdapter(target)
             lookups = _lookups_for(field.python_type, field.nullable)
             if not lookups:

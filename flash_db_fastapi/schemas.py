@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import types as sqltypes
 from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty
 from sqlalchemy.schema import Column, ColumnDefault
 
 from flash_db import Model, SoftDeleteMixin, TimestampMixin
 
-__all__ = ["Mode", "ModelField", "model_fields", "model_schema", "python_type"]
+__all__ = ["NO_NUL", "Mode", "ModelField", "model_fields", "model_schema", "python_type"]
 
 Mode = Literal["read", "create", "update"]
 
@@ -42,6 +42,16 @@ class ModelField:
     default: Any
 
 
+def _refuse_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("Text may not contain NUL (\\x00) characters.")
+    return value
+
+
+NO_NUL = AfterValidator(_refuse_nul)
+"""Refuses NUL characters, which PostgreSQL cannot store in text (a 422, not a 500)."""
+
+
 def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, ...]]:
     """Return the Python type for a SQLAlchemy column type and its Pydantic constraints."""
     if isinstance(column_type, sqltypes.Interval):
@@ -57,8 +67,8 @@ def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, 
         return list[item], ()  # type: ignore[valid-type]  # built at runtime from the column
     if isinstance(column_type, sqltypes.String):
         if column_type.length is not None and not isinstance(column_type, sqltypes.Text):
-            return str, (Field(max_length=column_type.length),)
-        return str, ()
+            return str, (Field(max_length=column_type.length), NO_NUL)
+        return str, (NO_NUL,)
     if isinstance(column_type, sqltypes.Boolean):
         return bool, ()
     if isinstance(column_type, sqltypes.Integer):

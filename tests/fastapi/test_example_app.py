@@ -83,6 +83,7 @@ async def test_search_uses_lookups_q_and_a_relation_path(backend_url: str, serve
         drafts = await client.get("/posts/search", params={"q": "moths"})
         tagged = await client.get("/posts/search", params={"q": "e", "tag": "math"})
         empty = await client.get("/posts/search", params={"q": ""})
+        nul = await client.get("/posts/search", params={"q": "a\x00"})
     assert [p["title"] for p in engine.json()] == ["Notes on the Analytical Engine"]
     assert [p["title"] for p in in_body.json()] == ["What is a nanosecond?"]
     assert drafts.json() == []  # drafts are not searchable
@@ -91,6 +92,7 @@ async def test_search_uses_lookups_q_and_a_relation_path(backend_url: str, serve
         "Notes on the Analytical Engine",
     ]
     assert empty.status_code == 422
+    assert nul.status_code == 422
 
 
 async def test_popular_annotates_comment_counts(backend_url: str, serve: Serve) -> None:

@@ -434,3 +434,14 @@ async def test_integers_beyond_the_column_range_are_422(
         assert response.status_code == 422, response.text
     assert fine.status_code == 200
     assert await User.objects.count(db) == 0
+
+
+async def test_nul_characters_are_422(backend_url: str, db: AsyncSession, serve: Serve) -> None:
+    """PostgreSQL cannot store NUL in text: it is refused on every backend, before SQL."""
+    async with serve(_app(backend_url, _users_router())) as client:
+        created = await client.post("/users", json={"name": "A\x00", "email": "a@example.com"})
+        filtered = await client.get("/users", params={"name__icontains": "a\x00"})
+    assert created.status_code == 422
+    assert created.json()["detail"][0]["msg"].endswith("may not contain NUL (\\x00) characters.")
+    assert filtered.status_code == 422
+    assert await User.objects.count(db) == 0
