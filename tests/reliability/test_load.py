@@ -48,13 +48,24 @@ async def seed_counter(client: httpx.AsyncClient, name: str) -> None:
     assert response.status_code == 201, response.text
 
 
-async def blog_ids(client: httpx.AsyncClient) -> tuple[list[int], list[int]]:
-    """Return the ids of the example app's demo posts and users."""
-    posts = (await client.get("/posts", params={"limit": 50})).json()["items"]
-    users = (await client.get("/users", params={"limit": 50})).json()["items"]
-    assert posts, "the example app wrote no demo posts"
-    assert users, "the example app wrote no demo users"
-    return [p["id"] for p in posts], [u["id"] for u in users]
+async def seed_blog(client: httpx.AsyncClient, prefix: str) -> tuple[list[int], list[int]]:
+    """Create users, posts and comments through the CRUD routes; return post and user ids."""
+    users, posts = [], []
+    for n in range(4):
+        response = await client.post(
+            "/users", json={"name": f"{prefix} {n}", "email": f"{prefix}-{n}@example.com"}
+        )
+        assert response.status_code == 201, response.text
+        users.append(response.json()["id"])
+    for n in range(12):
+        body = {"title": f"{prefix} post {n}", "body": "the body", "author_id": users[n % 4]}
+        response = await client.post("/posts", json=body)
+        assert response.status_code == 201, response.text
+        posts.append(response.json()["id"])
+        comment = {"post_id": posts[-1], "author_id": users[0], "text": "Lovely."}
+        response = await client.post("/comments", json=comment)
+        assert response.status_code == 201, response.text
+    return posts, users
 
 
 def mixed_requests(
@@ -135,8 +146,10 @@ async def test_load_mixed_routes(app_server: AppServer) -> None:
     async with client_for(app_server, CONCURRENCY) as client:
         accounts = await seed_accounts(client, "load")
         await seed_counter(client, "load")
-        posts, users = await blog_ids(client)
-        likes_before = await pg_fetchval(app_server.dsn, "SELECT sum(likes) FROM blog_posts")
+        posts, users = await seed_blog(client, "load")
+        likes_before = await pg_fetchval(
+            app_server.dsn, "SELECT coalesce(sum(likes), 0) FROM blog_posts"
+        )
         sent, factory = mixed_requests(accounts, "load", posts, users)
         result = await run_load(client, factory, total=total, concurrency=CONCURRENCY)
         pool_left = await checked_out(client)
@@ -144,7 +157,9 @@ async def test_load_mixed_routes(app_server: AppServer) -> None:
     total_balance = await pg_fetchval(
         app_server.dsn, "SELECT sum(balance) FROM accounts WHERE owner LIKE 'load-%'"
     )
-    likes_after = await pg_fetchval(app_server.dsn, "SELECT sum(likes) FROM blog_posts")
+    likes_after = await pg_fetchval(
+        app_server.dsn, "SELECT coalesce(sum(likes), 0) FROM blog_posts"
+    )
     idle_in_tx = await pg_fetchval(
         app_server.dsn,
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
