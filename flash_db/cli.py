@@ -98,15 +98,14 @@ def _run(args: argparse.Namespace) -> int:
         if not settings.models:
             print('Tell Flash DB where your models are: [tool.flash_db] models = "app.models"')
     elif args.command == "makemigrations" and args.check:
-        diffs = migrations.check(settings=settings)
-        for diff in diffs:
-            print(f"  {diff}")
-        print(
-            f"{len(diffs)} change(s) without a migration: run flash-db makemigrations."
-            if diffs
-            else "No changes detected."
-        )
-        return 1 if diffs else 0
+        changes = migrations.check(settings=settings)
+        if not changes:
+            print("No changes detected.")
+            return 0
+        print(f"{len(changes)} change(s) without a migration: run flash-db makemigrations.")
+        for line in changes:
+            print(f"  - {line}")
+        return 1
     elif args.command == "makemigrations":
         summary = StringIO()
         try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
+from alembic.autogenerate import produce_migrations
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
@@ -38,6 +38,7 @@ from flash_db.migrations.environment import (
     STDOUT_KEY,
     SUMMARY_KEY,
     describe_operations,
+    summarize_operations,
 )
 from flash_db.migrations.settings import Settings, load_settings
 
@@ -219,19 +220,21 @@ def makemigrations(
     return Path(scripts[0].path)
 
 
-def check(*, settings: Settings | None = None, **overrides: Any) -> list[Any]:
-    """Return the differences between the models and the database (empty: nothing to migrate).
+def check(*, settings: Settings | None = None, **overrides: Any) -> list[str]:
+    """Return what a new migration would contain, one line per operation (empty: nothing).
 
     ``flash-db makemigrations --check`` for CI: migrate first, then this lists
-    what a new migration would contain, writing nothing.
+    the model changes no migration holds yet, writing nothing.
     """
     settings = _settings(settings, overrides)
     script_directory = _script_directory(settings)
     config = _config(settings)
-    diffs: list[Any] = []
+    changes: list[str] = []
 
     def compare(current: Any, context: MigrationContext) -> list[Any]:
-        diffs.extend(compare_metadata(context, context.opts["target_metadata"]))
+        script = produce_migrations(context, context.opts["target_metadata"])
+        operations = (op for upgrade in script.upgrade_ops_list for op in upgrade.ops)
+        changes.extend(summarize_operations(operations))
         return []
 
     def run() -> None:
@@ -239,7 +242,7 @@ def check(*, settings: Settings | None = None, **overrides: Any) -> list[Any]:
             script_directory.run_env()
 
     _run("makemigrations --check", run)
-    return diffs
+    return changes
 
 
 def migrate(
