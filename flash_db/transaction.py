@@ -139,7 +139,10 @@ class Atomic:
                 await _run_callbacks(block.callbacks)
             return
         try:
-            await _driver_execute(block.driver, "COMMIT")
+            # COMMIT goes through SQLAlchemy (not the raw driver) so that a failure
+            # here, e.g. a deferred constraint, is the usual sqlalchemy.exc error.
+            connection = await db.connection()
+            await connection.exec_driver_sql("COMMIT")
         except BaseException:
             await self._rollback(block, stack)
             raise

@@ -126,3 +126,17 @@ class Shelf(Model):
         primaryjoin="and_(Shelf.owner_id == foreign(Post.author_id), Post.published.is_(True))",
         viewonly=True,
     )
+
+
+class Wallet(Model):
+    __tablename__ = "wallets"
+    label: Mapped[str] = mapped_column(String(50))
+
+
+class Entry(Model):
+    """An entry whose foreign key is checked at COMMIT (DEFERRABLE INITIALLY DEFERRED)."""
+
+    __tablename__ = "entries"
+    wallet_id: Mapped[int] = mapped_column(
+        ForeignKey("wallets.id", deferrable=True, initially="DEFERRED")
+    )

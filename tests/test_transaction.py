@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import flash_db
 from flash_db import TransactionError, atomic, on_commit
 from flash_db.testing import capture_queries
-from tests.models import User
+from tests.models import Entry, User, Wallet
 
 
 async def names(database: flash_db.Database) -> list[str]:
@@ -228,3 +228,21 @@ async def test_select_for_update_locks_on_postgres_and_is_accepted_on_sqlite(
     if database.backend == "postgresql":
         assert "NOWAIT" in captured.statements[0].upper()
         assert "SKIP LOCKED" in captured.statements[1].upper()
+
+
+async def test_failed_commit_raises_sqlalchemy_error_and_writes_nothing(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    seen: list[str] = []
+    with pytest.raises(IntegrityError):
+        async with atomic(db):
+            await User.objects.create(db, name="a", email="a@x")
+            await Entry.objects.create(db, wallet_id=424242)  # checked only at COMMIT
+            on_commit(db, lambda: seen.append("committed"))
+    assert seen == []
+    assert await names(database) == []
+    async with database.session() as fresh:
+        assert await Entry.objects.count(fresh) == 0
+    wallet = await Wallet.objects.create(db, label="w")
+    await Entry.objects.create(db, wallet_id=wallet.pk)
+    assert await Entry.objects.count(db) == 1
