@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import IN_CI
 from tests.reliability.harness import AppServer, pg_database
 
 
@@ -16,6 +17,8 @@ def app_server() -> Iterator[AppServer]:
         context = pg_database()
         dsn = context.__enter__()
     except OSError as error:  # pragma: no cover - CI always has PostgreSQL
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is not reachable: {error} (CI=true: it is mandatory)")
         pytest.skip(f"PostgreSQL is not reachable: {error}")
     server = AppServer(dsn)
     try:
