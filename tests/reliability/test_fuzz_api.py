@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,10 @@ def test_schemathesis_finds_no_server_error(app_server: AppServer) -> None:
     if not FULL:
         command += ["--phases", "examples,fuzzing", "--seed", "20261127"]
     mark = app_server.log_size()
-    run = subprocess.run(command, capture_output=True, text=True, timeout=pick(120, 900))
+    with tempfile.TemporaryDirectory(prefix="flash-schemathesis-") as workdir:  # its own files
+        run = subprocess.run(
+            command, capture_output=True, text=True, timeout=pick(120, 900), cwd=workdir
+        )
     server_errors = [
         line
         for line in app_server.log_since(mark).splitlines()
