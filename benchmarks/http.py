@@ -153,6 +153,8 @@ async def bench_backend(
     await fixture.close()
     base = f"http://127.0.0.1:{args.port}"
     env = {**os.environ, "BENCH_DATABASE_URL": url}
+    if args.pre_ping != "default":
+        env["BENCH_PRE_PING"] = "1" if args.pre_ping == "both" else "0"
     command = [sys.executable, "-m", "uvicorn", "benchmarks.http_app:app"]
     command += ["--host", "127.0.0.1", "--port", str(args.port)]
     command += ["--log-level", "warning", "--no-access-log"]
@@ -209,6 +211,12 @@ async def main() -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--tool", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--pg-url", default=DEFAULT_PG + "_http")
+    parser.add_argument(
+        "--pre-ping",
+        choices=("default", "both", "none"),
+        default="default",
+        help="pool_pre_ping: Flash DB's default (on for PostgreSQL), on for both, off for both",
+    )
     parser.add_argument("--tag", default="latest")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -231,7 +239,8 @@ async def main() -> int:
             f"# HTTP benchmark ({args.tag})",
             "",
             f"{started:%Y-%m-%d %H:%M} UTC; {tool}, {args.concurrency} connections, "
-            f"{args.duration:g} s per run, {args.rounds} rounds, medians; one uvicorn worker.",
+            f"{args.duration:g} s per run, {args.rounds} rounds, medians; one uvicorn worker; "
+            f"pool_pre_ping: {args.pre_ping}.",
             "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
             *sections,
         ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
@@ -24,8 +24,13 @@ from benchmarks.sa_orm import Item
 from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan
 
 URL = os.environ.get("BENCH_DATABASE_URL", "sqlite+aiosqlite:///bench_http.sqlite3")
+# Flash DB pings each connection it checks out of the pool on PostgreSQL (its
+# default); BENCH_PRE_PING=0 turns that off, =1 turns it on for both sides.
+PRE_PING = os.environ.get("BENCH_PRE_PING")
+FLASH_OPTIONS: dict[str, Any] = {} if PRE_PING is None else {"pool_pre_ping": PRE_PING == "1"}
+RAW_OPTIONS = {"pool_pre_ping": PRE_PING == "1"}
 
-engine = create_async_engine(URL)
+engine = create_async_engine(URL, **RAW_OPTIONS)
 sessions = async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -60,7 +65,7 @@ RawSession = Annotated[AsyncSession, Depends(get_session)]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start Flash DB (through its lifespan) and dispose of the hand-written engine at the end."""
-    async with flash_lifespan(URL)(app):
+    async with flash_lifespan(URL, **FLASH_OPTIONS)(app):
         yield
     await engine.dispose()
 
