@@ -84,8 +84,9 @@ async def health() -> Health:
 class TransferIn(BaseModel):
     """A transfer between two accounts."""
 
-    source: int
-    target: int
+    # Primary keys are 32-bit integers: a larger id is a 422, not a database error.
+    source: int = Field(ge=1, le=2**31 - 1)
+    target: int = Field(ge=1, le=2**31 - 1)
     amount: int = Field(gt=0, le=1_000_000)
 
 
