@@ -99,6 +99,13 @@ class Database:
             )
         if self.backend == "postgresql":
             engine_kwargs.setdefault("pool_pre_ping", True)
+        elif self.backend == "sqlite":
+            # SQLite has one writer at a time; atomic() takes the write lock with
+            # BEGIN IMMEDIATE, and other writers wait for it. Python's default wait
+            # (5 s) is short under a burst of writers: wait up to 30 s.
+            connect_args = dict(engine_kwargs.pop("connect_args", {}))
+            connect_args.setdefault("timeout", 30)
+            engine_kwargs["connect_args"] = connect_args
         self.engine: AsyncEngine = create_async_engine(
             self.url, echo=echo, isolation_level="AUTOCOMMIT", **engine_kwargs
         )

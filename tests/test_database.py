@@ -102,3 +102,20 @@ async def test_create_all_and_drop_all(tmp_path: object) -> None:
                 await User.objects.count(db)
     finally:
         await flash_db.close_db()
+
+
+async def test_sqlite_waits_for_the_write_lock_up_to_30s_unless_overridden(
+    tmp_path: object,
+) -> None:
+    database = flash_db.Database(f"sqlite+aiosqlite:///{tmp_path}/lock.sqlite3")
+    overridden = flash_db.Database(
+        f"sqlite+aiosqlite:///{tmp_path}/lock.sqlite3", connect_args={"timeout": 1}
+    )
+    try:
+        for db, expected in ((database, 30_000), (overridden, 1_000)):
+            async with db.session() as session:
+                timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
+            assert timeout == expected
+    finally:
+        await database.close()
+        await overridden.close()
