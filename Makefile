@@ -25,7 +25,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=85
 
 # The site must build without a warning; its snippets are run by tests/test_docs.py.
 docs: $(STAMP)
