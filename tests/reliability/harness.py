@@ -355,25 +355,12 @@ def _fmt(value: Any) -> str:
 #: other failure fails it. Remove an entry when its defect is fixed.
 KNOWN_DEFECTS: list[tuple[str, str]] = [
     (
-        r"out of int32 range|out of range for type (integer|smallint)|int too large",
-        "an integer beyond the column's range reaches the database",
-    ),
-    (
         r'invalid byte sequence for encoding "UTF8": 0x00',
         "a NUL character in a string value reaches PostgreSQL",
     ),
     (
-        r"operator does not exist: (integer|boolean|timestamp with time zone|status|numeric) "
-        r"(~~\*?|~\*?) |function lower\((integer|boolean|status|timestamp with time zone)\)",
-        "a text lookup on a non-text column is sent to PostgreSQL without a cast",
-    ),
-    (
         r"invalid regular expression|user-defined function raised exception",
         "an invalid regex pattern reaches the database",
-    ),
-    (
-        r"operators can be used with None/True/False",
-        "gt/gte/lt/lte with a boolean raise SQLAlchemy's ArgumentError",
     ),
 ]
 
