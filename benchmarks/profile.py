@@ -28,7 +28,7 @@ async def main() -> None:
     parser.add_argument("--html", type=Path, default=None)
     args = parser.parse_args()
 
-    url = DEFAULT_PG if args.backend == "postgresql" else sqlite_url(None)
+    url = DEFAULT_PG + "_profile" if args.backend == "postgresql" else sqlite_url(None)
     if args.backend == "postgresql":
         await ensure_pg_database(url)
     fixture = Fixture(url)
