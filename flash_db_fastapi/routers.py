@@ -287,6 +287,22 @@ class CRUDRouter(APIRouter):
 
     # -- shared pieces ---------------------------------------------------------------
 
+    def _declare(
+        self, endpoint: Callable[..., Any], *, pk: bool, body: type[BaseModel] | None = None
+    ) -> None:
+        """Give ``endpoint`` the signature FastAPI reads: the pk path parameter, body, session."""
+        parameters = [self._pk_parameter()] if pk else []
+        if body is not None:
+            parameters.append(
+                inspect.Parameter(
+                    "body", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[body, Body()]
+                )
+            )
+        parameters.append(
+            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session)
+        )
+        endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # read by FastAPI
+
     def _pk_parameter(self) -> inspect.Parameter:
         return inspect.Parameter(
             self.pk_name,
@@ -499,12 +515,7 @@ class CRUDRouter(APIRouter):
             obj = await router._get_object(kwargs["db"], kwargs[router.pk_name])
             return router._json(obj, 200)
 
-        get_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
-            [
-                self._pk_parameter(),
-                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
-            ]
-        )
+        self._declare(get_object, pk=True)
         self.add_api_route(
             f"/{{{self.pk_name}}}",
             get_object,
@@ -525,16 +536,7 @@ class CRUDRouter(APIRouter):
             await router._save(kwargs["db"], obj)
             return router._json(obj, 201)
 
-        create_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
-            [
-                inspect.Parameter(
-                    "body",
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[self.create_schema, Body()],
-                ),
-                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
-            ]
-        )
+        self._declare(create_object, pk=False, body=self.create_schema)
         self.add_api_route(
             "",
             create_object,
@@ -559,17 +561,7 @@ class CRUDRouter(APIRouter):
             await router._save(db, obj)
             return router._json(obj, 200)
 
-        update_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
-            [
-                self._pk_parameter(),
-                inspect.Parameter(
-                    "body",
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[self.update_schema, Body()],
-                ),
-                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
-            ]
-        )
+        self._declare(update_object, pk=True, body=self.update_schema)
         self.add_api_route(
             f"/{{{self.pk_name}}}",
             update_object,
@@ -604,17 +596,7 @@ class CRUDRouter(APIRouter):
             await router._save(db, obj)
             return router._json(obj, 200)
 
-        replace_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
-            [
-                self._pk_parameter(),
-                inspect.Parameter(
-                    "body",
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[self.create_schema, Body()],
-                ),
-                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
-            ]
-        )
+        self._declare(replace_object, pk=True, body=self.create_schema)
         self.add_api_route(
             f"/{{{self.pk_name}}}",
             replace_object,
@@ -644,12 +626,7 @@ class CRUDRouter(APIRouter):
                 ) from None
             return Response(status_code=204)
 
-        delete_object.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
-            [
-                self._pk_parameter(),
-                inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
-            ]
-        )
+        self._declare(delete_object, pk=True)
         self.add_api_route(
             f"/{{{self.pk_name}}}",
             delete_object,
