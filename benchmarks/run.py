@@ -124,7 +124,10 @@ class Fixture:
         """Reset, then insert rows 1..n (ids 1..n) and move the id sequence past them."""
         await self.reset()
         async with self.engine.connect() as conn:
+            # One transaction: in autocommit mode SQLite would sync every row.
+            await conn.exec_driver_sql("BEGIN")
             await conn.execute(items.insert(), [{"id": i, **make_row(i)} for i in range(1, n + 1)])
+            await conn.exec_driver_sql("COMMIT")
             if self.backend == "postgresql":
                 await conn.execute(
                     text(f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), :n)"), {"n": n}
