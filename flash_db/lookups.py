@@ -21,8 +21,19 @@ Python functions on every connection (:data:`SQLITE_FUNCTIONS`), so ``iexact``,
 ``icontains`` and friends fold non-ASCII letters as PostgreSQL does, and
 ``contains`` is case-sensitive as on PostgreSQL (SQLite's own LIKE picks the
 candidates, Python confirms them). ``regex`` uses Python's ``re`` syntax on
-SQLite and POSIX regular expressions on PostgreSQL. Pattern lookups on enum or
+SQLite and POSIX regular expressions (ARE) on PostgreSQL. Pattern lookups on enum or
 number columns compare their text, as in Django.
+
+Values that no database could take are settled before any SQL exists, as in
+Django: an integer outside its column's range (SmallInteger 16 bits, Integer 32,
+BigInteger 64; every integer column holds 64 bits on SQLite) can never be
+equal to a stored value, so ``exact``/``in`` drop it (``age=2**40`` matches no
+row) and ``gt``/``gte``/``lt``/``lte``/``range`` become always false or "is not
+NULL". A string with a NUL character raises ``ValueError`` (PostgreSQL cannot
+store or compare one; SQLite follows for consistency), and a ``regex``/``iregex``
+pattern Python's ``re`` cannot compile raises ``ValueError``. PostgreSQL's ARE
+syntax is close to Python's but not equal: a pattern Python accepts may still
+be read differently (or rejected) by PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,13 +46,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Date,
     DateTime,
     Enum,
     Integer,
+    Numeric,
     Select,
+    SmallInteger,
     String,
     Time,
     and_,
@@ -63,6 +77,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression, ColumnClause
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
 
 from flash_db.exceptions import FieldError
 from flash_db.expressions import Aggregate, Expression, Q
@@ -73,6 +88,7 @@ __all__ = [
     "TRANSFORMS",
     "Resolver",
     "field_choices",
+    "integer_range",
     "pk_name",
 ]
 
@@ -176,6 +192,18 @@ class _DateOf(FunctionElement[Any]):
     inherit_cache = True
 
 
+class _OnSQLite(FunctionElement[bool]):
+    """``(portable, sqlite)``: the first condition, or the second on SQLite.
+
+    Used where an integer is outside its column's declared range but within 64
+    bits: PostgreSQL cannot hold it (the condition is settled), SQLite can.
+    """
+
+    type = Boolean()
+    name = "flash_on_sqlite"
+    inherit_cache = True
+
+
 def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
     return [compiler.process(arg, **kw) for arg in element.clauses]
 
@@ -272,6 +300,18 @@ def _date_of_default(element: _DateOf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({_pg_utc(element, compiler, **kw)} AS DATE)"
 
 
+@compiles(_OnSQLite)
+def _on_sqlite_default(element: _OnSQLite, compiler: SQLCompiler, **kw: Any) -> str:
+    portable, _ = element.clauses
+    return f"({compiler.process(portable, **kw)})"
+
+
+@compiles(_OnSQLite, "sqlite")
+def _on_sqlite_sqlite(element: _OnSQLite, compiler: SQLCompiler, **kw: Any) -> str:
+    _, sqlite = element.clauses
+    return f"({compiler.process(sqlite, **kw)})"
+
+
 @compiles(_DateOf, "sqlite")
 def _date_of_sqlite(element: _DateOf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"date({_args(element, compiler, **kw)[0]})"
@@ -297,7 +337,10 @@ def _like_to_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _sqlite_lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    if value is None or isinstance(value, bytes):
+        return value
+    # A number's text, as PostgreSQL's lower(CAST(x AS TEXT)): iexact on an integer column.
+    return str(value).lower()
 
 
 def _sqlite_like(value: Any, pattern: Any) -> bool | None:
@@ -356,20 +399,93 @@ def _iexact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
 
 def _bound(col: ColumnElement[Any], value: Any) -> Any:
     """Return ``value``, with True/False as bound parameters (SQLAlchemy would inline them)."""
-    return literal(value, col.type) if isinstance(value, bool) else value
+    return literal(value, col.type) if isinstance(value, bool) else _wide(col, value)
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def integer_range(type_: Any) -> tuple[int, int] | None:
+    """Return the ``(min, max)`` an integer column type holds on PostgreSQL; None for others."""
+    while isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    if not isinstance(type_, Integer):
+        return None  # Boolean and Enum are not Integer subclasses
+    bits = 16 if isinstance(type_, SmallInteger) else 64 if isinstance(type_, BigInteger) else 32
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _column_range(col: ColumnElement[Any]) -> tuple[int, int] | None:
+    """Return the range of a table column or date part; None for annotations and non-integers.
+
+    An aggregate's declared type says little of its values (``sum()`` of an
+    integer column is a bigint on PostgreSQL), so annotations are left alone.
+    """
+    inner = getattr(col, "expression", col)
+    if not isinstance(inner, ColumnClause | _DatePart):
+        return None
+    return integer_range(col.type)
+
+
+def _wide(col: ColumnElement[Any], value: Any) -> Any:
+    """Return an integer beyond ``col``'s declared type as a wider bound parameter.
+
+    Reached for annotations (table columns settle such values first): an
+    aggregate may exceed its declared type (``count()`` and ``sum()`` of
+    integers are bigints on PostgreSQL), and a parameter typed like the column
+    would be cast to it (``$1::INTEGER``) and fail.
+    """
+    bounds = integer_range(col.type)
+    if bounds is None or not _outside(bounds, value):
+        return value
+    return literal(value, Numeric() if _outside(_INT64, value) else BigInteger())
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _outside(bounds: tuple[int, int], value: Any) -> bool:
+    return _is_int(value) and not bounds[0] <= value <= bounds[1]
+
+
+def _ranged(
+    col: ColumnElement[Any], value: Any, op: str, compare: Callable[[], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """Return ``compare()``, or its known outcome when ``value`` is outside the column's range.
+
+    As in Django: no stored value equals such a number, and every (non-NULL)
+    stored value is below a number above the range and above one below it.
+    """
+    bounds = _column_range(col)
+    if bounds is None or not _outside(bounds, value):
+        return compare()
+    # Never true: equal to it, or above a number above the range (below one below it).
+    never = op == "exact" or (op in ("gt", "gte")) == (value > bounds[1])
+    settled: ColumnElement[bool] = false() if never else col.is_not(None)
+    if bounds == _INT64 or _outside(_INT64, value):
+        return settled
+    return _OnSQLite(settled, compare())  # SQLite's integer columns all hold 64 bits
 
 
 def _exact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     if value is None:
         return col.is_(None)
-    result: ColumnElement[bool] = col == _bound(col, value)
-    return result
 
-
-def _compare(op: Callable[[Any, Any], Any]) -> LookupFn:
-    def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
-        result: ColumnElement[bool] = op(col, _bound(col, value))
+    def compare() -> ColumnElement[bool]:
+        result: ColumnElement[bool] = col == _bound(col, value)
         return result
+
+    return _ranged(col, value, "exact", compare)
+
+
+def _compare(op: Callable[[Any, Any], Any], name: str) -> LookupFn:
+    def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+        def compare() -> ColumnElement[bool]:
+            result: ColumnElement[bool] = op(col, _bound(col, value))
+            return result
+
+        return _ranged(col, value, name, compare)
 
     return lookup
 
@@ -379,7 +495,16 @@ def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         return col.in_(value)
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise TypeError(f"The 'in' lookup takes an iterable of values, got {value!r}.")
-    return col.in_([_plain(item) for item in value])
+    items = [_plain(item) for item in value]
+    bounds = _column_range(col)
+    if bounds is None:
+        return col.in_([_wide(col, item) for item in items])
+    # A number outside the column's range equals no stored value: leave it out.
+    portable = [item for item in items if not _outside(bounds, item)]
+    wide = [item for item in items if not _outside(_INT64, item)]
+    if bounds == _INT64 or len(wide) == len(portable):
+        return col.in_(portable)
+    return _OnSQLite(col.in_(portable), col.in_(wide))
 
 
 def _range(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
@@ -387,7 +512,23 @@ def _range(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         low, high = value
     except (TypeError, ValueError):
         raise TypeError(f"The 'range' lookup takes a (low, high) pair, got {value!r}.") from None
-    return col.between(_bound(col, low), _bound(col, high))
+
+    def between(bounds: tuple[int, int] | None) -> ColumnElement[bool]:
+        lo, hi = low, high
+        if bounds is not None:
+            # Bounds beyond the column's range are clamped to it (same rows, storable numbers).
+            if (_is_int(lo) and lo > bounds[1]) or (_is_int(hi) and hi < bounds[0]):
+                return false()
+            lo = max(lo, bounds[0]) if _is_int(lo) else lo
+            hi = min(hi, bounds[1]) if _is_int(hi) else hi
+        return col.between(_bound(col, lo), _bound(col, hi))
+
+    bounds = _column_range(col)
+    if bounds is None or not (_outside(bounds, low) or _outside(bounds, high)):
+        return between(None)
+    if bounds == _INT64:
+        return between(bounds)
+    return _OnSQLite(between(bounds), between(_INT64))
 
 
 def _isnull(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
@@ -396,12 +537,25 @@ def _isnull(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return col.is_(None) if value else col.is_not(None)
 
 
+def _pattern(value: Any, lookup: str, flags: int = 0) -> ColumnElement[str]:
+    """Return a regular expression as a bound parameter, after checking Python can compile it."""
+    text = str(value)
+    try:
+        re.compile(text, flags)
+    except re.error as error:
+        raise ValueError(
+            f"Invalid regular expression {text!r} for the '{lookup}' lookup: {error}. "
+            "(PostgreSQL reads it as a POSIX ARE, SQLite with Python's re.)"
+        ) from None
+    return _text(text)
+
+
 def _regex(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
-    return _Regex(col, _text(value))
+    return _Regex(col, _pattern(value, "regex"))
 
 
 def _iregex(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
-    return _IRegex(col, _text(value))
+    return _IRegex(col, _pattern(value, "iregex", re.IGNORECASE))
 
 
 LOOKUPS: dict[str, LookupFn] = {
@@ -414,10 +568,10 @@ LOOKUPS: dict[str, LookupFn] = {
     "endswith": _like("%{}", ci=False),
     "iendswith": _like("%{}", ci=True),
     "in": _in,
-    "gt": _compare(operator.gt),
-    "gte": _compare(operator.ge),
-    "lt": _compare(operator.lt),
-    "lte": _compare(operator.le),
+    "gt": _compare(operator.gt, "gt"),
+    "gte": _compare(operator.ge, "gte"),
+    "lt": _compare(operator.lt, "lt"),
+    "lte": _compare(operator.le, "lte"),
     "range": _range,
     "isnull": _isnull,
     "regex": _regex,
@@ -796,6 +950,14 @@ class Resolver:
     def condition(self, key: str, value: Any, *, negated: bool = False) -> ColumnElement[bool]:
         """Return the condition for one keyword lookup (``name__icontains="jo"``)."""
         context = f"filter({key}=...)"
+        if (
+            key.endswith("__in")
+            and isinstance(value, Iterable)
+            and not isinstance(value, str | bytes | list | tuple | Expression | ColumnElement)
+            and not _is_queryset(value)
+        ):
+            value = list(value)  # a set or generator: read once, checked below
+        _check_nul(key, value)
         split = self.split_many(key, context)
         if split is not None:
             path, index, rest = split
@@ -930,6 +1092,17 @@ def correlated(stmt: Select[Any], own: Any) -> Select[Any]:
     up. The subquery's own FROMs are fresh aliases, never in an enclosing query.
     """
     return stmt.correlate_except(own)
+
+
+def _check_nul(key: str, value: Any) -> None:
+    """Raise ``ValueError`` when a string value (or one in a list) holds a NUL character."""
+    values = value if isinstance(value, list | tuple) else (value,)
+    for item in values:
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError(
+                f"filter({key}=...) got {item!r}, which contains a NUL character ('\\x00'); "
+                "NUL characters cannot be stored or compared in text (PostgreSQL rejects them)."
+            )
 
 
 def _is_queryset(value: Any) -> bool:

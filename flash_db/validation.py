@@ -2,7 +2,8 @@
 
 ``full_clean(obj)`` runs the field checks (a not-null column without a default
 left empty, a ``String(n)`` value longer than ``n``, a value outside an
-``Enum``) and then the model's ``clean()``, also when field checks failed, and
+``Enum``, an integer outside its column type's range, a string with a NUL
+character) and then the model's ``clean()``, also when field checks failed, and
 raises one :class:`~flash_db.exceptions.ValidationError` with every message.
 Only attributes that are loaded are checked: a deferred or expired column is
 never loaded implicitly (that would need the database).
@@ -21,6 +22,7 @@ from sqlalchemy.schema import Column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from flash_db.exceptions import ValidationError
+from flash_db.lookups import integer_range
 
 if TYPE_CHECKING:
     from flash_db.models import Model
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["afull_clean", "field_errors", "full_clean"]
 
 _NULL = "This field cannot be null."
+_NUL_CHARACTER = "Null characters are not allowed."
 
 
 def _impl(type_: TypeEngine[Any]) -> TypeEngine[Any]:
@@ -108,16 +111,32 @@ def field_errors(obj: Model, fields: Iterable[str] | None = None) -> dict[str, l
             message = _enum_error(type_, value)
             if message is not None:
                 errors.setdefault(prop.key, []).append(message)
-        elif (
-            isinstance(type_, String)
-            and type_.length is not None
-            and isinstance(value, str)
-            and len(value) > type_.length
-        ):
-            errors.setdefault(prop.key, []).append(
-                f"Ensure this value has at most {type_.length} characters (it has {len(value)})."
-            )
+        elif isinstance(type_, String) and isinstance(value, str):
+            if type_.length is not None and len(value) > type_.length:
+                errors.setdefault(prop.key, []).append(
+                    f"Ensure this value has at most {type_.length} characters "
+                    f"(it has {len(value)})."
+                )
+            if "\x00" in value:  # PostgreSQL cannot store NUL in text
+                errors.setdefault(prop.key, []).append(_NUL_CHARACTER)
+        else:
+            message = _range_error(type_, value)
+            if message is not None:
+                errors.setdefault(prop.key, []).append(message)
     return errors
+
+
+def _range_error(type_: TypeEngine[Any], value: Any) -> str | None:
+    """Return the message for an integer outside its column type's range (PostgreSQL's)."""
+    bounds = integer_range(type_)
+    if bounds is None or not isinstance(value, int) or isinstance(value, bool):
+        return None
+    low, high = bounds
+    if value < low:
+        return f"Ensure this value is greater than or equal to {low}."
+    if value > high:
+        return f"Ensure this value is less than or equal to {high}."
+    return None
 
 
 def _merge(errors: dict[str, list[str]], error: ValidationError) -> None:

@@ -7,8 +7,20 @@ import enum
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import Column, Enum, ForeignKey, Numeric, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Enum,
+    ForeignKey,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from flash_db import Model, SoftDeleteMixin, TimestampMixin, ValidationError
 
@@ -140,3 +152,19 @@ class Entry(Model):
     wallet_id: Mapped[int] = mapped_column(
         ForeignKey("wallets.id", deferrable=True, initially="DEFERRED")
     )
+
+
+class Level(TypeDecorator[int]):
+    """An integer column type wrapped in a TypeDecorator (range checks look through it)."""
+
+    impl = Integer
+    cache_ok = True
+
+
+class Gauge(Model):
+    """Integer columns of every width (out-of-range lookups and validation)."""
+
+    __tablename__ = "gauges"
+    small: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    big: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    level: Mapped[int | None] = mapped_column(Level, default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import F, FieldError, Q, atomic
+from flash_db import Count, F, FieldError, Q, atomic
 from flash_db.testing import capture_queries
-from tests.models import Comment, Post, User
+from tests.models import Comment, Gauge, Post, User
 from tests.query_data import seed
 
 
@@ -297,3 +298,131 @@ async def test_statement_text_does_not_depend_on_values(db: AsyncSession) -> Non
             await Post.objects.filter(published=published, views__gte=views or 0).fetch(db)
         shapes.add(captured.statements[0])
     assert len(shapes) == 1
+
+
+# -- values no database could take (found by the reliability fuzzer) ----------------------
+
+
+async def test_integers_outside_the_column_range_match_as_in_django(db: AsyncSession) -> None:
+    await seed(db)  # ages: Alice 30, Bob None, Carol 25, Émile 40
+    non_null = {"Alice", "Carol", "Émile"}
+    cases: list[tuple[dict[str, Any], set[str]]] = [
+        ({"age": 2**40}, set()),
+        ({"age": -(2**40)}, set()),
+        ({"age": 2**70}, set()),  # beyond 64 bits: no backend could hold it
+        ({"age__in": [30, 2**40, 2**63, -(2**70)]}, {"Alice"}),
+        ({"age__in": [2**40]}, set()),
+        ({"age__gt": 2**40}, set()),
+        ({"age__gte": -(2**40)}, non_null),
+        ({"age__lt": 2**40}, non_null),
+        ({"age__lte": -(2**70)}, set()),
+        ({"age__range": (26, 2**40)}, {"Alice", "Émile"}),
+        ({"age__range": (-(2**63), 2**63)}, non_null),
+        ({"age__range": (2**40, 2**41)}, set()),
+        ({"pk__in": [2**63]}, set()),
+        ({"created_at__year": 2**40}, set()),
+        ({"posts__views__gt": 2**40}, set()),
+        ({"posts__views__lt": 2**40}, {"Alice", "Bob", "Émile"}),
+    ]
+    async with capture_queries(db) as captured:
+        for lookups, expected in cases:
+            assert await names(db, **lookups) == expected, lookups
+    assert len(captured.statements) == len(cases)  # one query each, no error, no retry
+    # exclude() keeps the NULL rows, as for any other value.
+    assert await names(db, ~Q(age=2**40)) == {*non_null, "Bob"}
+    assert await names(db, ~Q(age__lt=2**40)) == {"Bob"}
+    with pytest.raises(User.DoesNotExist):
+        await User.objects.get(db, pk=2**63)
+
+
+async def test_out_of_range_integers_compared_with_annotations_are_sent_wider(
+    db: AsyncSession,
+) -> None:
+    """An aggregate may exceed its declared type, so it is compared, not settled."""
+    await seed(db)  # posts: Alice 2, Bob 1, Émile 1, Carol 0
+    counted = User.objects.annotate(n=Count("posts"))
+
+    async def annotated(**lookups: Any) -> set[str]:
+        return set(await counted.filter(**lookups).values_list("name", flat=True).fetch(db))
+
+    assert await annotated(n__gt=2**40) == set()
+    assert await annotated(n__lt=2**40) == {"Alice", "Bob", "Carol", "Émile"}
+    assert await annotated(n__in=[2, 2**40]) == {"Alice"}
+    assert await annotated(n=2**70) == set()
+    assert await annotated(n__range=(1, 2**70)) == {"Alice", "Bob", "Émile"}
+
+
+async def test_out_of_range_integers_on_small_big_and_decorated_columns(db: AsyncSession) -> None:
+    await Gauge.objects.create(db, small=5, big=2**40, level=7)
+    await Gauge.objects.create(db)  # all NULL
+
+    async def count(**lookups: Any) -> int:
+        return await Gauge.objects.filter(**lookups).count(db)
+
+    assert await count(small=2**20) == 0
+    assert await count(small__lt=2**15) == 1
+    assert await count(small__in=[5, 2**15]) == 1
+    assert await count(big=2**40) == 1  # a BigInteger holds it
+    assert await count(big=2**63) == 0
+    assert await count(big__gte=-(2**63) - 1) == 1
+    assert await count(level=2**31) == 0  # a TypeDecorator over Integer
+    assert await count(level__gt=-(2**31) - 1) == 1
+
+
+async def test_sqlite_integer_columns_hold_64_bits(db: AsyncSession) -> None:
+    """On SQLite every integer column holds 64 bits, so such a value is still found there."""
+    if db.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL cannot store the value")
+    await Gauge.objects.create(db, small=2**40, validate=False)
+    assert await Gauge.objects.filter(small=2**40).count(db) == 1
+    assert await Gauge.objects.filter(small__in=[2**40, 2**63]).count(db) == 1
+    assert await Gauge.objects.filter(small__range=(2**39, 2**70)).count(db) == 1
+    assert await Gauge.objects.filter(small__gt=2**63).count(db) == 0
+
+
+async def test_nul_characters_raise_value_error_before_any_sql(db: AsyncSession) -> None:
+    await seed(db)
+    bad = "a\x00b"
+    async with capture_queries(db) as captured:
+        for lookup in ("exact", "iexact", "contains", "istartswith", "regex", "gt"):
+            with pytest.raises(ValueError, match=rf"title__{lookup}.*NUL character"):
+                await titles(db, **{f"title__{lookup}": bad})
+        with pytest.raises(ValueError, match=r"title__in.*NUL character"):
+            await titles(db, title__in={"ok", bad})
+        with pytest.raises(ValueError, match=r"title__range.*NUL character"):
+            await titles(db, title__range=("a", bad))
+        with pytest.raises(ValueError, match="NUL character"):
+            await User.objects.exclude(posts__title=bad).count(db)
+        with pytest.raises(ValueError, match="NUL character"):
+            await User.objects.get(db, Q(name=bad) | Q(name="Alice"))
+    assert captured.statements == []
+    assert await titles(db, title__contains="\\x00") == set()  # the escaped text is fine
+
+
+async def test_invalid_regex_raises_value_error_before_any_sql(db: AsyncSession) -> None:
+    await seed(db)
+    async with capture_queries(db) as captured:
+        for lookup in ("regex", "iregex"):
+            for pattern in ("(", "[a-", "*x", "a{2,1}"):
+                with pytest.raises(ValueError, match=rf"{re.escape(repr(pattern))}.*'{lookup}'"):
+                    await titles(db, **{f"title__{lookup}": pattern})
+    assert captured.statements == []
+    assert await titles(db, title__regex=r"^(Hello|SQL) ") == {"Hello World", "SQL 100% fun_stuff"}
+
+
+async def test_text_lookups_on_non_text_columns_and_ordering_on_booleans(db: AsyncSession) -> None:
+    """Fixed before (the fuzzer's other two findings); kept as regression tests."""
+    await seed(db)
+    # Pattern lookups and lower() on integer, boolean, enum and datetime columns compare text.
+    assert await titles(db, views__icontains="1") == {"Hello World"}
+    assert await titles(db, views__iexact="7") == {"SQL 100% fun_stuff"}
+    assert await titles(db, views__regex="^1") == {"Hello World"}
+    assert await titles(db, status__iexact="draft") == ALL  # stored as its name, DRAFT
+    assert await titles(db, published__istartswith="x") == set()
+    assert await titles(db, created_at__icontains="2023") == {"SQL 100% fun_stuff"}
+    assert await names(db, age__iendswith="5") == {"Carol"}
+    # gt/gte/lt/lte/range with True/False compare booleans (False < True).
+    assert await titles(db, published__gt=False) == ALL - {"hello again"}
+    assert await titles(db, published__gte=True) == ALL - {"hello again"}
+    assert await titles(db, published__lte=False) == {"hello again"}
+    assert await titles(db, published__range=(False, True)) == ALL

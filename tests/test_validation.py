@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import flash_db
 from flash_db import ValidationError
 from flash_db.testing import assert_num_queries
-from tests.models import Booking, Event, Post, Status, User
+from tests.models import Booking, Event, Gauge, Post, Status, User
 
 
 def test_full_clean_reports_every_field_check() -> None:
@@ -132,3 +132,43 @@ def test_validation_error_shapes() -> None:
     assert error.errors == {"name": ["short"], "age": ["low", "odd"]}
     assert str(error) == "name: short; age: low; odd"
     assert isinstance(error, ValueError)
+
+
+def test_full_clean_checks_integer_ranges_and_nul_characters() -> None:
+    user = User(name="a\x00b", email="e", age=2**31)
+    with pytest.raises(ValidationError) as info:
+        user.full_clean()
+    assert info.value.errors == {
+        "name": ["Null characters are not allowed."],
+        "age": ["Ensure this value is less than or equal to 2147483647."],
+    }
+    gauge = Gauge(small=-(2**15) - 1, big=2**63, level=2**31)
+    with pytest.raises(ValidationError) as gauge_info:
+        gauge.full_clean()
+    assert gauge_info.value.errors == {
+        "small": ["Ensure this value is greater than or equal to -32768."],
+        "big": ["Ensure this value is less than or equal to 9223372036854775807."],
+        "level": ["Ensure this value is less than or equal to 2147483647."],  # a TypeDecorator
+    }
+    Gauge(small=-(2**15), big=2**63 - 1, level=-(2**31)).full_clean()
+    Post(title="t", author_id=1, published=True, status=Status.DRAFT).full_clean()  # not integers
+
+
+async def test_create_and_save_reject_out_of_range_integers_and_nul_without_sql(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    async with assert_num_queries(db, 0):
+        with pytest.raises(ValidationError) as info:
+            await User.objects.create(db, name="n", email="a@x", age=2**40)
+        with pytest.raises(ValidationError) as big_info:
+            await Gauge.objects.create(db, big=2**63)
+    assert list(info.value.errors) == ["age"]
+    assert list(big_info.value.errors) == ["big"]
+    user = await User.objects.create(db, name="n", email="a@x", age=30)
+    user.name = "\x00"
+    with pytest.raises(ValidationError) as save_info:
+        await user.save(db)
+    assert save_info.value.errors == {"name": ["Null characters are not allowed."]}
+    async with database.session() as fresh:
+        assert (await User.objects.get(fresh, pk=user.pk)).name == "n"
+        assert await Gauge.objects.count(fresh) == 0
