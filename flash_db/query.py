@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import UnaryExpression
 from typing_extensions import TypeVar
@@ -414,13 +414,28 @@ class QuerySet(Generic[M, R]):
                 ".distinct(), on this database."
             )
 
+    async def _execute(self, db: AsyncSession, stmt: Any) -> Any:
+        """Run a statement whose rows are not model objects (count, values, aggregates).
+
+        When nothing but Flash DB listens to the session's ORM execution, it runs as
+        a Core statement on the session's connection: the same SQL, autoflush and
+        ``SessionBusy`` guard, without the ORM execution layer (about a quarter of
+        the CPU of a filtered count). Otherwise through ``db.execute`` as usual.
+        """
+        if len(db.sync_session.dispatch.do_orm_execute) != 1:
+            return await db.execute(stmt)
+        return await db.run_sync(_run_core, stmt, self.model.__mapper__)
+
     # -- terminals --------------------------------------------------------------
 
     async def fetch(self, db: AsyncSession) -> list[R]:
         """Run the query and return every result."""
         self._check_backend(db)
         stmt = self._select()
-        rows = self._rows(await db.execute(stmt))
+        if self.state.kind == "model":
+            rows = self._rows(await db.execute(stmt))
+        else:
+            rows = self._rows(await self._execute(db, stmt))
         await prefetch(db, rows, self.state)
         return rows
 
@@ -428,7 +443,10 @@ class QuerySet(Generic[M, R]):
         """Return the first result by the ordering (else by primary key), or None."""
         self._check_backend(db)
         stmt = self._slice_one()._select(default_pk=True)
-        rows = self._rows(await db.execute(stmt))
+        if self.state.kind == "model":
+            rows = self._rows(await db.execute(stmt))
+        else:
+            rows = self._rows(await self._execute(db, stmt))
         await prefetch(db, rows, self.state)
         return rows[0] if rows else None
 
@@ -485,7 +503,7 @@ class QuerySet(Generic[M, R]):
             stmt = resolver.apply_joins(stmt)
             if where:
                 stmt = stmt.where(*where)
-        return int((await db.execute(stmt)).scalar_one())
+        return int((await self._execute(db, stmt)).scalar_one())
 
     async def exists(self, db: AsyncSession) -> bool:
         """Return whether any row matches (``SELECT EXISTS``; no rows are loaded)."""
@@ -494,7 +512,7 @@ class QuerySet(Generic[M, R]):
             inner = self._clone(order_by=())._select()
         else:
             inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
-        return bool((await db.execute(select(inner.exists()))).scalar())
+        return bool((await self._execute(db, select(inner.exists()))).scalar())
 
     async def in_bulk(
         self, db: AsyncSession, ids: Iterable[Any] | None = None, *, field_name: str = "pk"
@@ -586,7 +604,7 @@ class QuerySet(Generic[M, R]):
                 )
             else:
                 stmt = self._aggregate_select(aggregates)
-        return dict((await db.execute(stmt)).mappings().one())
+        return dict((await self._execute(db, stmt)).mappings().one())
 
     def _aggregate_select(self, aggregates: dict[str, Any]) -> Select[Any]:
         """Return ``SELECT agg, ... FROM model [joins] WHERE filters`` (no GROUP BY)."""
@@ -791,3 +809,10 @@ def _is_unique(model: type[Any], column: Any) -> bool:
         isinstance(constraint, UniqueConstraint) and list(constraint.columns) == [column]
         for constraint in table.constraints
     )
+
+
+def _run_core(session: Session, stmt: Any, mapper: Any) -> Any:
+    """Autoflush as ``Session.execute`` would, then run ``stmt`` on the session's connection."""
+    if session.autoflush:
+        session.flush()
+    return session.connection(bind_arguments={"mapper": mapper}).execute(stmt)
