@@ -19,7 +19,7 @@ from flash_db import exceptions, signals, validation
 from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.lookups import pk_name
 from flash_db.manager import ManagerDescriptor
-from flash_db.transaction import atomic, flush_write, in_atomic
+from flash_db.transaction import _rollback_failed_write, atomic, flush_write, in_atomic
 
 __all__ = ["AwareDateTime", "Model", "SoftDeleteMixin", "TimestampMixin"]
 
@@ -234,10 +234,15 @@ class Model(DeclarativeBase):
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        # Not execute_write(): that flushes (and so saves) every pending change of
-        # this object, and update_fields must write only the named columns. One
-        # statement in AUTOCOMMIT is durable on its own, like a read it leaves the
-        # session's (driver-less) transaction open; other changes stay pending.
+        # As in Django, changed fields outside update_fields are not written. They
+        # must not be written later behind the caller's back either (an autoflush
+        # before the next query would, in AUTOCOMMIT): their in-memory values are
+        # kept and marked unchanged. Not execute_write(): it would flush them.
+        state = inspect(self)
+        column_attrs = self.__mapper__.column_attrs
+        for key in list(state.committed_state):
+            if key in column_attrs and key not in values:
+                set_committed_value(self, key, getattr(self, key))
         with db.no_autoflush:
             if in_atomic(db):
                 await db.execute(stmt)
@@ -245,7 +250,7 @@ class Model(DeclarativeBase):
                 try:
                     await db.execute(stmt)
                 except BaseException:
-                    await db.rollback()
+                    await _rollback_failed_write(db)
                     raise
         for name, value in values.items():
             set_committed_value(self, name, value)

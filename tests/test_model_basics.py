@@ -148,3 +148,17 @@ async def test_soft_delete_hides_rows_from_objects(
 
 def test_repr() -> None:
     assert repr(User(name="a", email="a")) == "<User pk=None>"
+
+
+async def test_update_fields_other_changes_are_never_written_behind_the_callers_back(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    user = await User.objects.create(db, name="a", email="a@x", age=1)
+    user.name = "in memory only"
+    user.age = 2
+    await user.save(db, update_fields=["age"])
+    assert await User.objects.count(db) == 1  # a query autoflushes pending changes
+    async with database.session() as fresh:
+        again = await User.objects.get(fresh, pk=user.pk)
+    assert (again.name, again.age) == ("a", 2)
+    assert user.name == "in memory only"
