@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import RelationshipProperty, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.interfaces import MANYTOONE
 from sqlalchemy.schema import Column, UniqueConstraint
 
@@ -134,7 +134,7 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
                 set_committed_value(obj, name, value)
             result.append(obj)
         elif isinstance(item, model):
-            state = inspect(item)
+            state = instance_state(item)
             if not state.transient:
                 raise ValueError(
                     f"bulk_create() takes new objects; {item!r} is already stored or "
@@ -150,7 +150,7 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
 
 def _fill_foreign_keys(obj: Model, relationships: Sequence[RelationshipProperty[Any]]) -> None:
     """Copy primary keys of related objects into foreign-key columns (a flush would)."""
-    loaded = inspect(obj).dict
+    loaded = instance_state(obj).dict
     for relationship in relationships:
         related = loaded.get(relationship.key)
         if related is None:
@@ -200,7 +200,7 @@ def _rows(
     for obj in objs:
         if many_to_one:
             _fill_foreign_keys(obj, many_to_one)
-        loaded = inspect(obj).dict
+        loaded = instance_state(obj).dict  # inspect() costs a registry lookup per call
         row = {name: loaded[name] for name in columns if name in loaded}
         values.append(row)
         present.update(dict.fromkeys(row))
@@ -307,7 +307,8 @@ async def bulk_create(
             )
             sent = [values[i] for i in indexes]
             result = await db.execute(returning, sent)  # inside the atomic block above
-            rows = [dict(row) for row in result.mappings().all()]
+            keys_returned = list(result.keys())
+            rows = [dict(zip(keys_returned, row, strict=True)) for row in result.all()]
             match: Sequence[str] | None = None
             if ignore_conflicts or update_conflicts:
                 candidates = _unique_keys(table, keys)
@@ -351,7 +352,7 @@ def _assign(
         # The objects are transient: write the loaded values straight into their
         # state, as a query would, and make_transient_to_detached() marks them all
         # committed (one call per object instead of one per column).
-        loaded = inspect(obj).dict
+        loaded = instance_state(obj).dict
         for name, key in names:
             loaded[name] = row[key]
         make_transient_to_detached(obj)
