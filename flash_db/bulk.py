@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import ARRAY, Table, bindparam, func, inspect, update
+from sqlalchemy import ARRAY, Table, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -390,7 +390,7 @@ async def bulk_update(
     for obj in objects:
         if not isinstance(obj, model):
             raise TypeError(f"bulk_update() takes {model.__name__} instances, got {obj!r}.")
-        loaded = inspect(obj).dict
+        loaded = instance_state(obj).dict
         if loaded.get(pk) is None:
             raise ValueError(f"bulk_update() needs saved objects; {obj!r} has no primary key.")
         missing = [name for name in names if name not in loaded]
@@ -432,7 +432,8 @@ async def _update_unnest(
     One array parameter per column, so the SQL text is the same for every batch.
     """
     pk_column = columns[pk]
-    arrays = [bindparam("_flash_pk", [obj.pk for obj, _ in batch], type_=ARRAY(pk_column.type))]
+    keys = [instance_state(obj).dict[pk] for obj, _ in batch]  # loaded, checked by the caller
+    arrays = [bindparam("_flash_pk", keys, type_=ARRAY(pk_column.type))]
     arrays.extend(
         bindparam(
             f"_flash_{name}", [row[name] for _, row in batch], type_=ARRAY(columns[name].type)
