@@ -16,6 +16,7 @@ import functools
 from asyncio import Task, current_task
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import inspect
@@ -24,7 +25,11 @@ from sqlalchemy.orm import InstanceState, object_session
 
 from flash_db.exceptions import SessionBusy
 
-__all__ = ["LENDING_KEY", "FlashAsyncSession", "hold_session"]
+__all__ = ["LENDING_KEY", "FlashAsyncSession", "enter_block", "hold_session"]
+
+#: The atomic blocks (their markers) that code running in this context belongs to.
+#: Tasks started inside a block (``asyncio.gather`` in it) inherit a copy.
+_blocks: ContextVar[frozenset[object]] = ContextVar("flash_db_blocks", default=frozenset())
 
 #: ``Session.info`` key of a session whose objects a Flash session may take over
 #: when they are added to it (the private session of a stream).
@@ -42,6 +47,9 @@ def _guarded(method: F) -> F:
 
     @functools.wraps(method)
     async def guarded(self: FlashAsyncSession, *args: Any, **kwargs: Any) -> Any:
+        block = self._flash_block
+        if block is not None and block not in _blocks.get():
+            raise SessionBusy("transaction")
         owner = self._flash_owner
         task = current_task()
         if owner is None:
@@ -67,11 +75,13 @@ class FlashAsyncSession(AsyncSession):
 
     _flash_owner: Task[Any] | None
     _flash_operation: str
+    _flash_block: object | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flash_owner = None
         self._flash_operation = "query"
+        self._flash_block = None
 
     execute = _guarded(AsyncSession.execute)
     # mypy cannot match scalar()'s overload set through a TypeVar; the signature is unchanged.
@@ -125,9 +135,45 @@ class FlashAsyncSession(AsyncSession):
     def _refuse_other_task(self) -> None:
         # Adding an object while another task flushes would slip it into that
         # task's flush or commit; refuse it before the unit of work changes.
+        block = self._flash_block
+        if block is not None and block not in _blocks.get():
+            raise SessionBusy("transaction")
         owner = self._flash_owner
         if owner is not None and owner is not current_task():
             raise SessionBusy(self._flash_operation)
+
+
+def enter_block(db: AsyncSession) -> Callable[[], None]:
+    """Reserve ``db`` for the atomic block opened by the current code; return the release.
+
+    While the block is open, only code running in it (and tasks it starts, which
+    inherit its context) may use the session: another task's statement would
+    otherwise slip into the block's transaction, and gets ``SessionBusy`` instead.
+    Nested blocks of the same code reserve nothing more. A no-op for plain
+    ``AsyncSession``s.
+    """
+    if not isinstance(db, FlashAsyncSession):
+        return _nothing
+    current = db._flash_block
+    if current is not None:
+        if current in _blocks.get():
+            return _nothing  # a nested block of the same code
+        raise SessionBusy("transaction")
+    db._refuse_other_task()
+    marker = object()
+    db._flash_block = marker
+    _blocks.set(_blocks.get() | {marker})
+
+    def release() -> None:
+        db._flash_block = None
+        # Not ContextVar.reset(): the block may end in a copy of this context.
+        _blocks.set(_blocks.get() - {marker})
+
+    return release
+
+
+def _nothing() -> None:
+    return None
 
 
 @contextmanager

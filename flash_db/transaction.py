@@ -29,6 +29,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
 
+from flash_db.concurrency import enter_block
 from flash_db.database import _driver_in_transaction
 
 __all__ = ["atomic", "execute_write", "flush_write", "in_atomic", "on_commit"]
@@ -83,24 +84,36 @@ class Atomic:
                 f"got {type(db).__name__}."
             )
         self.db = db
+        self._releases: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> AsyncSession:
         db = self.db
+        # The block keeps the session for its task: another task's statement would
+        # otherwise slip into this transaction (it gets SessionBusy instead).
+        release = enter_block(db)
+        try:
+            await self._enter(db)
+        except BaseException:
+            release()
+            raise
+        self._releases.append(release)
+        return db
+
+    async def _enter(self, db: AsyncSession) -> None:
         stack = _stack(db)
         if stack:
             stack.append(_Block(savepoint=await db.begin_nested()))
-            return db
+            return
         connection = await db.connection()
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         if _driver_in_transaction(driver):
             # Someone else's transaction (the testing kit's): nest inside it.
             stack.append(_Block(savepoint=await db.begin_nested(), driver=driver))
-            return db
+            return
         begin = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "BEGIN"
         await _driver_execute(driver, begin)
         stack.append(_Block(savepoint=None, driver=driver, owns_transaction=True))
-        return db
 
     async def __aexit__(
         self,
@@ -108,6 +121,12 @@ class Atomic:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            await self._exit(exc_type)
+        finally:
+            self._releases.pop()()
+
+    async def _exit(self, exc_type: type[BaseException] | None) -> None:
         db = self.db
         stack = _stack(db)
         block = stack[-1]

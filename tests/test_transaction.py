@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
-from flash_db import TransactionError, atomic, on_commit
+from flash_db import SessionBusy, TransactionError, atomic, on_commit
 from flash_db.testing import capture_queries
 from tests.models import Entry, User, Wallet
 
@@ -246,3 +248,31 @@ async def test_failed_commit_raises_sqlalchemy_error_and_writes_nothing(
     wallet = await Wallet.objects.create(db, label="w")
     await Entry.objects.create(db, wallet_id=wallet.pk)
     assert await Entry.objects.count(db) == 1
+
+
+async def test_atomic_block_keeps_the_session_for_its_task(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with atomic(db):
+            await User.objects.create(db, name="a", email="a@x")
+            inside.set()
+            await release.wait()
+            await User.objects.create(db, name="b", email="b@x")
+
+    task = asyncio.create_task(writer())
+    await inside.wait()
+    with pytest.raises(SessionBusy, match="one session per task"):
+        await User.objects.create(db, name="intruder", email="i@x")
+    with pytest.raises(SessionBusy):
+        async with atomic(db):
+            pass  # pragma: no cover
+    release.set()
+    await task
+    assert await names(database) == ["a", "b"]
+    # Once the block is over, the session serves any task again.
+    await asyncio.create_task(User.objects.create(db, name="c", email="c@x"))
+    assert await names(database) == ["a", "b", "c"]
