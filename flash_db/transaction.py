@@ -38,6 +38,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _STACK_KEY = "flash_db.atomic"
+_RELOAD_CHUNK = 5000
 _background: set[asyncio.Task[Any]] = set()
 
 OnCommitCallback = Callable[[], Any]
@@ -338,5 +339,8 @@ async def reload_expired(db: AsyncSession) -> None:
             by_model.setdefault(state.mapper, []).append(state.key[1][0])
     for mapper, ids in by_model.items():
         pk = mapper.primary_key[0]
-        stmt = select(mapper).where(pk.in_(ids)).execution_options(populate_existing=True)
-        await db.execute(stmt)
+        # Chunks well below the drivers' bound-parameter limits (~32k).
+        for start in range(0, len(ids), _RELOAD_CHUNK):
+            chunk = ids[start : start + _RELOAD_CHUNK]
+            stmt = select(mapper).where(pk.in_(chunk)).execution_options(populate_existing=True)
+            await db.execute(stmt)

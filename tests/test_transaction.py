@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
-from flash_db import SessionBusy, TransactionError, atomic, on_commit
+from flash_db import SessionBusy, TransactionError, atomic, on_commit, transaction
 from flash_db.testing import capture_queries
 from tests.models import Entry, User, Wallet
 
@@ -276,3 +276,15 @@ async def test_atomic_block_keeps_the_session_for_its_task(
     # Once the block is over, the session serves any task again.
     await asyncio.create_task(User.objects.create(db, name="c", email="c@x"))
     assert await names(database) == ["a", "b", "c"]
+
+
+async def test_failed_write_reloads_loaded_objects_in_chunks(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transaction, "_RELOAD_CHUNK", 2)
+    for i in range(5):
+        await User.objects.create(db, name=f"u{i}", email=f"u{i}@x")
+    users = await User.objects.order_by("id").fetch(db)
+    with pytest.raises(IntegrityError):
+        await User.objects.create(db, name="dup", email="u0@x")
+    assert [u.name for u in users] == ["u0", "u1", "u2", "u3", "u4"]  # no lazy load needed
