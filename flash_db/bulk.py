@@ -409,13 +409,17 @@ async def bulk_update(
     pairs = list(zip(objects, rows, strict=True))
     count = 0
     batches = -(-len(pairs) // size)
+    # Mark the written values unchanged before the write: otherwise the flush that
+    # precedes it (pending changes join the write's transaction) would send them
+    # a second time, one ORM UPDATE per object. If the write fails, the rollback
+    # expires these objects (they stay flagged modified), so they reload.
+    for obj, row in pairs:
+        for name, value in row.items():
+            set_committed_value(obj, name, value)
     # executemany is one statement per row to SQLite: always give it a transaction.
     async with _one_transaction(db, 2 if form is _update_executemany else batches):
         for batch in _batches(pairs, size):
             count += await form(db, table, columns, pk, written, batch)
-    for obj, row in pairs:
-        for name, value in row.items():
-            set_committed_value(obj, name, value)
     return count
 
 

@@ -204,6 +204,26 @@ async def test_bulk_update_leaves_other_fields_and_objects_clean(
         assert sorted(await Tag.objects.values_list("name", flat=True).fetch(fresh)) == ["x", "y"]
 
 
+async def test_bulk_update_sends_the_rows_once(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await Tag.objects.bulk_create(db, [Tag(name=f"t{i}") for i in range(3)])
+    tags = await Tag.objects.order_by("name").fetch(db)  # loaded: in the session
+    for tag in tags:
+        tag.name = tag.name.upper()
+    async with capture_queries(db) as captured:
+        assert await Tag.objects.bulk_update(db, tags, ["name"]) == 3
+    # One UPDATE for all rows; the ORM's flush does not write them again one by one.
+    updates = [sql for sql in captured.statements if sql.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 1
+    async with database.session() as fresh:
+        assert sorted(await Tag.objects.values_list("name", flat=True).fetch(fresh)) == [
+            "T0",
+            "T1",
+            "T2",
+        ]
+
+
 async def test_bulk_update_validates_fields(db: AsyncSession) -> None:
     user = await User.objects.create(db, name="a", email="a@x")
     with pytest.raises(FieldError, match=r"'nmae'.*Choices are"):
