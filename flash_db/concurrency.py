@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstanceState, object_session
+from sqlalchemy.orm import object_session
+from sqlalchemy.orm.attributes import instance_state
 
 from flash_db.exceptions import SessionBusy
 
@@ -121,9 +121,12 @@ class FlashAsyncSession(AsyncSession):
         ``QuerySet.iterator()`` on PostgreSQL outside ``atomic`` loads objects in a
         session of its own; ``obj.save(db)`` in the loop must still work.
         """
-        state = inspect(instance, raiseerr=False)
-        if not isinstance(state, InstanceState):
-            return
+        try:
+            state = instance_state(instance)
+        except AttributeError:
+            return  # not a mapped instance: super().add() raises the error
+        if state.session_id is None:
+            return  # transient or detached: nothing to take over
         other = state.session
         if other is None or other is self.sync_session or not other.info.get(LENDING_KEY):
             return

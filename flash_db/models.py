@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, Integer, inspect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.schema import Column, PrimaryKeyConstraint
 from sqlalchemy.types import TypeDecorator
 
@@ -180,7 +180,7 @@ class Model(DeclarativeBase):
         other changed attributes stay unsaved. ``pre_save``/``post_save``
         receivers run in the write's transaction.
         """
-        created = inspect(self).key is None
+        created = instance_state(self).key is None
         fields = None if update_fields is None else list(update_fields)
         if fields is not None and not created:
             self._check_update_fields(fields)
@@ -209,8 +209,11 @@ class Model(DeclarativeBase):
             await self._update_fields(db, fields)
             return
         db.add(self)
-        pending = len(db.new) + len(db.dirty) + len(db.deleted)
-        await flush_write(db, single_statement=pending <= 1 and self.__mapper__.inherits is None)
+        # Inside atomic every write is a flush: skip counting the pending objects.
+        single = in_atomic(db) or (
+            len(db.new) + len(db.dirty) + len(db.deleted) <= 1 and self.__mapper__.inherits is None
+        )
+        await flush_write(db, single_statement=single)
 
     def _check_update_fields(self, update_fields: list[str]) -> None:
         column_attrs = self.__mapper__.column_attrs

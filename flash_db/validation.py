@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import enum
 import inspect as pyinspect
+import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Enum, String, inspect
-from sqlalchemy.orm import ColumnProperty
+from sqlalchemy.orm import ColumnProperty, Mapper
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.schema import Column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -79,57 +81,106 @@ def _enum_error(type_: Enum, value: Any) -> str | None:
     return f"Value {shown!r} is not a valid choice. Choices are: {', '.join(allowed)}."
 
 
+class _Check(NamedTuple):
+    """What the field checks need to know about one column, computed once per model."""
+
+    key: str
+    column: Column[Any]
+    nullable: bool
+    has_default: bool
+    enum: Enum | None  # the column's Enum type
+    length: int | None  # a String(n)'s n
+    string: bool  # a String column: NUL characters are refused
+    bounds: tuple[int, int] | None  # an integer column type's range
+
+
+# Per mapper: its ``column_attrs`` when the checks were computed, and the checks.
+_CHECKS: weakref.WeakKeyDictionary[Mapper[Any], tuple[object, tuple[_Check, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _checks(mapper: Mapper[Any]) -> tuple[_Check, ...]:
+    """Return the column checks for ``mapper``'s class, computed on first use."""
+    attrs = mapper.column_attrs
+    cached = _CHECKS.get(mapper)
+    if cached is not None and cached[0] is attrs:
+        return cached[1]
+    checks: list[_Check] = []
+    for prop in attrs:
+        if not isinstance(prop, ColumnProperty) or len(prop.columns) != 1:
+            continue
+        column = prop.columns[0]
+        if not isinstance(column, Column):
+            continue
+        type_ = _impl(column.type)
+        is_enum = isinstance(type_, Enum)
+        is_string = not is_enum and isinstance(type_, String)
+        checks.append(
+            _Check(
+                key=prop.key,
+                column=column,
+                nullable=bool(column.nullable),
+                has_default=_has_default(column),
+                enum=type_ if isinstance(type_, Enum) else None,
+                length=type_.length if is_string and isinstance(type_, String) else None,
+                string=is_string,
+                bounds=None if is_enum or is_string else integer_range(type_),
+            )
+        )
+    result = tuple(checks)
+    _CHECKS[mapper] = (attrs, result)
+    return result
+
+
 def field_errors(obj: Model, fields: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Return the built-in field checks' messages for ``obj`` (only ``fields`` if given)."""
-    state = inspect(obj)
+    state = instance_state(obj)
     loaded = state.dict
     persistent = state.key is not None
     wanted = set(fields) if fields is not None else None
     errors: dict[str, list[str]] = {}
-    for prop in obj.__mapper__.column_attrs:
-        if not isinstance(prop, ColumnProperty) or len(prop.columns) != 1:
+    for check in _checks(obj.__mapper__):
+        key = check.key
+        if wanted is not None and key not in wanted:
             continue
-        column = prop.columns[0]
-        if not isinstance(column, Column) or (wanted is not None and prop.key not in wanted):
-            continue
-        if prop.key not in loaded:
-            if persistent or _has_default(column) or column.nullable:
+        if key not in loaded:
+            if persistent or check.has_default or check.nullable:
                 continue  # unloaded on a stored row, or filled by a default on insert
             value = None
         else:
-            value = loaded[prop.key]
+            value = loaded[key]
         if value is None:
             if (
-                not column.nullable
-                and not _has_default(column)
-                and not _set_through_relationship(obj, column)
+                not check.nullable
+                and not check.has_default
+                and not _set_through_relationship(obj, check.column)
             ):
-                errors.setdefault(prop.key, []).append(_NULL)
+                errors.setdefault(key, []).append(_NULL)
             continue
-        type_ = _impl(column.type)
-        if isinstance(type_, Enum):
-            message = _enum_error(type_, value)
+        if check.enum is not None:
+            message = _enum_error(check.enum, value)
             if message is not None:
-                errors.setdefault(prop.key, []).append(message)
-        elif isinstance(type_, String) and isinstance(value, str):
-            if type_.length is not None and len(value) > type_.length:
-                errors.setdefault(prop.key, []).append(
-                    f"Ensure this value has at most {type_.length} characters "
-                    f"(it has {len(value)})."
-                )
-            if "\x00" in value:  # PostgreSQL cannot store NUL in text
-                errors.setdefault(prop.key, []).append(_NUL_CHARACTER)
-        else:
-            message = _range_error(type_, value)
+                errors.setdefault(key, []).append(message)
+        elif check.string:
+            if isinstance(value, str):
+                length = check.length
+                if length is not None and len(value) > length:
+                    errors.setdefault(key, []).append(
+                        f"Ensure this value has at most {length} characters (it has {len(value)})."
+                    )
+                if "\x00" in value:  # PostgreSQL cannot store NUL in text
+                    errors.setdefault(key, []).append(_NUL_CHARACTER)
+        elif check.bounds is not None:
+            message = _bounds_error(check.bounds, value)
             if message is not None:
-                errors.setdefault(prop.key, []).append(message)
+                errors.setdefault(key, []).append(message)
     return errors
 
 
-def _range_error(type_: TypeEngine[Any], value: Any) -> str | None:
+def _bounds_error(bounds: tuple[int, int], value: Any) -> str | None:
     """Return the message for an integer outside its column type's range (PostgreSQL's)."""
-    bounds = integer_range(type_)
-    if bounds is None or not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or isinstance(value, bool):
         return None
     low, high = bounds
     if value < low:
