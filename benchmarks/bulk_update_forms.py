@@ -49,12 +49,7 @@ async def _update_values(
         *(column(f"_flash_{name}", columns[name].type) for name in names),
         name="_flash_rows",
     ).data([(obj.pk, *(row[name] for name in names)) for obj, row in batch])
-    stmt = (
-        update(table)
-        .where(pk_column == source.c._flash_pk)
-        .values({columns[name].key: source.c[f"_flash_{name}"] for name in names})
-        .execution_options(synchronize_session=False)
-    )
+    stmt = bulk.update_from_rows(table, pk_column, columns, names, source)
     result = await db.execute(stmt)  # inside bulk_update's transaction
     return int(bulk._cursor_result(result).rowcount)
 

@@ -449,14 +449,29 @@ async def _update_unnest(
         .table_valued("_flash_pk", *(f"_flash_{name}" for name in names))
         .render_derived(name="_flash_rows")
     )
-    stmt = (
+    stmt = update_from_rows(table, pk_column, columns, names, source)
+    result = await execute_write(db, stmt)
+    return int(result.rowcount)
+
+
+def update_from_rows(
+    table: Table,
+    pk_column: Column[Any],
+    columns: Mapping[str, Column[Any]],
+    names: Sequence[str],
+    source: Any,
+) -> Any:
+    """Return ``UPDATE table SET f = source._flash_f ... WHERE pk = source._flash_pk``.
+
+    ``source`` is a row source (``unnest(...)``, ``VALUES``) with a ``_flash_pk``
+    column and one ``_flash_<name>`` column per field in ``names``.
+    """
+    return (
         update(table)
         .where(pk_column == source.c._flash_pk)
         .values({columns[name].key: source.c[f"_flash_{name}"] for name in names})
         .execution_options(synchronize_session=False)
     )
-    result = await execute_write(db, stmt)
-    return int(result.rowcount)
 
 
 async def _update_executemany(
