@@ -9,15 +9,19 @@ is resolved, before a terminal is awaited with a session.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator, Iterable, Sequence
+import datetime as dt
+import uuid
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
     inspect,
@@ -36,7 +40,7 @@ from flash_db import signals
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q
 from flash_db.loading import apply_loading, prefetch, stream
-from flash_db.lookups import Resolver, pk_name
+from flash_db.lookups import Resolver, integer_range, pk_name
 from flash_db.transaction import atomic, execute_write
 
 if TYPE_CHECKING:
@@ -50,6 +54,108 @@ R = TypeVar("R", default=M)
 _ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
 # Primary keys per "pk IN (...)" statement when deleting loaded rows (bound-parameter limits).
 _PK_CHUNK = 10_000
+
+
+# -- statement templates ----------------------------------------------------------
+#
+# Building a statement costs more than running it: resolving the lookups and
+# constructing the SELECT (~80 µs for a get by pk) and SQLAlchemy's cache key of
+# the new statement object (~70 µs). A QuerySet whose filters are plain keyword
+# lookups on the model's own columns (``filter(level=k)``, ``get(pk=x)``, the
+# soft-delete ``deleted_at=None``) has a *shape*: everything but those values.
+# Its statement is built once per shape with bound parameters in place of the
+# values, by the same code as any other statement, and executed with the values.
+# Values whose SQL depends on the value itself (None, integers outside the
+# column's range, NUL characters, lists) are part of the shape or not templated.
+
+_TEMPLATE_LOOKUPS = frozenset({"exact", "lt", "lte", "gt", "gte"})
+# Values a lookup binds as they are (see lookups._bound/_wide): their SQL never changes.
+_TEMPLATE_TYPES = frozenset(
+    {int, str, float, bool, Decimal, dt.datetime, dt.date, dt.time, uuid.UUID}
+)
+# Templates kept per model; a model queried in more shapes starts over.
+_TEMPLATE_LIMIT = 256
+
+
+class _Templates:
+    """One model's statement templates, and the integer range of each column."""
+
+    __slots__ = ("attrs", "ranges", "statements")
+
+    def __init__(self, model: type[Any]) -> None:
+        mapper = model.__mapper__
+        self.attrs = mapper.column_attrs
+        self.ranges: dict[str, tuple[int, int] | None] = {
+            prop.key: integer_range(prop.columns[0].type) for prop in mapper.column_attrs
+        }
+        if "pk" not in self.ranges:
+            self.ranges["pk"] = self.ranges[pk_name(model)]
+        self.statements: dict[tuple[Any, ...], Any] = {}
+
+
+def _templates(model: type[Any]) -> _Templates:
+    """Return ``model``'s templates (kept on the class, so they go with it)."""
+    entry = model.__dict__.get("_flash_templates")
+    if entry is None or entry.attrs is not model.__mapper__.column_attrs:
+        entry = _Templates(model)
+        # type.__setattr__: declarative's own __setattr__ would reset the mapper's memos.
+        type.__setattr__(model, "_flash_templates", entry)
+    return cast(_Templates, entry)
+
+
+def _where_shape(
+    entry: _Templates, where: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """Return ``(shape, values)`` of filters made of plain lookups on own columns, else None."""
+    ranges = entry.ranges
+    shape: list[Any] = []
+    values: list[Any] = []
+    for item in where:
+        if type(item) is not Q or item.negated or item.connector != Q.AND:
+            return None
+        keys: list[Any] = []
+        for child in item.children:
+            if type(child) is not tuple:
+                return None
+            key, value = child
+            name, _, lookup = key.partition("__")
+            if name not in ranges or (lookup and lookup not in _TEMPLATE_LOOKUPS):
+                return None
+            kind = type(value)
+            if value is None:
+                if lookup not in ("", "exact"):
+                    return None  # an error, raised by the lookup itself
+                keys.append((key, None))
+                continue
+            if kind not in _TEMPLATE_TYPES:
+                return None
+            if kind is int:
+                bounds = ranges[name]
+                if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                    return None  # settled before SQL (no match), as the lookup does
+            elif kind is str and "\x00" in value:
+                return None  # refused by the lookup
+            keys.append((key, kind))
+            values.append(value)
+        shape.append(tuple(keys))
+    return tuple(shape), values
+
+
+def _template_where(where: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Return ``where`` with every non-None value replaced by a bound parameter."""
+    result = []
+    index = 0
+    for item in where:
+        q = Q()
+        children = []
+        for key, value in item.children:
+            if value is not None:
+                value = bindparam(f"flash_p{index}")
+                index += 1
+            children.append((key, value))
+        q.children = children
+        result.append(q)
+    return tuple(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +533,56 @@ class QuerySet(Generic[M, R]):
                 ".distinct(), on this database."
             )
 
-    async def _execute(self, db: AsyncSession, stmt: Any) -> Any:
+    def _statement(
+        self, terminal: str, build: Callable[[Self], Any]
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """Return ``build(self)`` and its parameters: a cached template when the shape allows.
+
+        ``terminal`` names what ``build`` makes of the QuerySet (the rows, the
+        first row, the count); see "statement templates" above.
+        """
+        state = self.state
+        if (
+            state.annotations
+            or state.group_by
+            or (state.for_update is not None and state.for_update[2])
+            or (state.order_by is not None and any(type(o) is not str for o in state.order_by))
+            or any(type(p) is not str for p in state.prefetch_related)
+        ):
+            return build(self), None
+        entry = _templates(self.model)
+        found = _where_shape(entry, state.where)
+        if found is None:
+            return build(self), None
+        shape, values = found
+        key = (
+            terminal,
+            shape,
+            state.order_by,
+            state.reversed,
+            state.limit,
+            state.offset,
+            state.distinct,
+            state.distinct_fields,
+            state.only,
+            state.defer,
+            state.select_related,
+            state.prefetch_related,
+            state.fields,
+            state.kind,
+            state.for_update,
+        )
+        stmt = entry.statements.get(key)
+        if stmt is None:
+            stmt = build(self._clone(where=_template_where(state.where)))
+            if len(entry.statements) >= _TEMPLATE_LIMIT:
+                entry.statements.clear()
+            entry.statements[key] = stmt
+        if not values:
+            return stmt, None
+        return stmt, {f"flash_p{i}": value for i, value in enumerate(values)}
+
+    async def _execute(self, db: AsyncSession, stmt: Any, params: Any = None) -> Any:
         """Run a statement whose rows are not model objects (count, values, aggregates).
 
         When nothing but Flash DB listens to the session's ORM execution, it runs as
@@ -436,30 +591,30 @@ class QuerySet(Generic[M, R]):
         the CPU of a filtered count). Otherwise through ``db.execute`` as usual.
         """
         if len(db.sync_session.dispatch.do_orm_execute) != 1:
-            return await db.execute(stmt)
-        return await db.run_sync(_run_core, stmt, self.model.__mapper__)
+            return await db.execute(stmt, params)
+        return await db.run_sync(_run_core, stmt, self.model.__mapper__, params)
 
     # -- terminals --------------------------------------------------------------
 
     async def fetch(self, db: AsyncSession) -> list[R]:
         """Run the query and return every result."""
         self._check_backend(db)
-        stmt = self._select()
+        stmt, params = self._statement("fetch", _build_select)
         if self.state.kind == "model":
-            rows = self._rows(await db.execute(stmt))
+            rows = self._rows(await db.execute(stmt, params))
         else:
-            rows = self._rows(await self._execute(db, stmt))
+            rows = self._rows(await self._execute(db, stmt, params))
         await prefetch(db, rows, self.state)
         return rows
 
     async def first(self, db: AsyncSession) -> R | None:
         """Return the first result by the ordering (else by primary key), or None."""
         self._check_backend(db)
-        stmt = self._slice_one()._select(default_pk=True)
+        stmt, params = self._slice_one()._statement("first", _build_first)
         if self.state.kind == "model":
-            rows = self._rows(await db.execute(stmt))
+            rows = self._rows(await db.execute(stmt, params))
         else:
-            rows = self._rows(await self._execute(db, stmt))
+            rows = self._rows(await self._execute(db, stmt, params))
         await prefetch(db, rows, self.state)
         return rows[0] if rows else None
 
@@ -515,13 +670,19 @@ class QuerySet(Generic[M, R]):
                 inner = self._clone(order_by=(), kind="tuple", fields=fields)._select()
             stmt = select(func.count()).select_from(inner.subquery())
         else:
-            resolver = self._resolver()
-            stmt = select(func.count()).select_from(self.model)
-            where = self._where(resolver)
-            stmt = resolver.apply_joins(stmt)
-            if where:
-                stmt = stmt.where(*where)
+            stmt, params = self._statement("count", _build_count)
+            return int((await self._execute(db, stmt, params)).scalar_one())
         return int((await self._execute(db, stmt)).scalar_one())
+
+    def _count_select(self) -> Select[Any]:
+        """Return ``SELECT count(*) FROM model [joins] WHERE filters``."""
+        resolver = self._resolver()
+        stmt = select(func.count()).select_from(self.model)
+        where = self._where(resolver)
+        stmt = resolver.apply_joins(stmt)
+        if where:
+            stmt = stmt.where(*where)
+        return stmt
 
     async def exists(self, db: AsyncSession) -> bool:
         """Return whether any row matches (``SELECT EXISTS``; no rows are loaded)."""
@@ -829,8 +990,20 @@ def _is_unique(model: type[Any], column: Any) -> bool:
     )
 
 
-def _run_core(session: Session, stmt: Any, mapper: Any) -> Any:
+def _build_select(qs: QuerySet[Any, Any]) -> Select[Any]:
+    return qs._select()
+
+
+def _build_first(qs: QuerySet[Any, Any]) -> Select[Any]:
+    return qs._select(default_pk=True)
+
+
+def _build_count(qs: QuerySet[Any, Any]) -> Select[Any]:
+    return qs._count_select()
+
+
+def _run_core(session: Session, stmt: Any, mapper: Any, params: Any = None) -> Any:
     """Autoflush as ``Session.execute`` would, then run ``stmt`` on the session's connection."""
     if session.autoflush:
         session.flush()
-    return session.connection(bind_arguments={"mapper": mapper}).execute(stmt)
+    return session.connection(bind_arguments={"mapper": mapper}).execute(stmt, params)
