@@ -39,7 +39,7 @@ from typing_extensions import TypeVar
 from flash_db import signals
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q
-from flash_db.loading import apply_loading, prefetch, stream
+from flash_db.loading import apply_loading, gc_paused, prefetch, stream
 from flash_db.lookups import Resolver, integer_range, pk_name
 from flash_db.transaction import atomic, execute_write
 
@@ -582,6 +582,17 @@ class QuerySet(Generic[M, R]):
             return stmt, None
         return stmt, {f"flash_p{i}": value for i, value in enumerate(values)}
 
+    async def _fetch_rows(self, db: AsyncSession, stmt: Any, params: Any) -> list[R]:
+        """Run the SELECT and build the results in one synchronous step.
+
+        The results are built right after the rows arrive, with the garbage
+        collector paused (:func:`~flash_db.loading.gc_paused`): model objects
+        through the ORM (``Session.execute``), other kinds as in :meth:`_execute`.
+        """
+        if self.state.kind == "model" or len(db.sync_session.dispatch.do_orm_execute) != 1:
+            return await db.run_sync(_run_orm, stmt, params, self._rows)
+        return await db.run_sync(_run_core, stmt, self.model.__mapper__, params, self._rows)
+
     async def _execute(self, db: AsyncSession, stmt: Any, params: Any = None) -> Any:
         """Run a statement whose rows are not model objects (count, values, aggregates).
 
@@ -600,10 +611,7 @@ class QuerySet(Generic[M, R]):
         """Run the query and return every result."""
         self._check_backend(db)
         stmt, params = self._statement("fetch", _build_select)
-        if self.state.kind == "model":
-            rows = self._rows(await db.execute(stmt, params))
-        else:
-            rows = self._rows(await self._execute(db, stmt, params))
+        rows = await self._fetch_rows(db, stmt, params)
         await prefetch(db, rows, self.state)
         return rows
 
@@ -611,10 +619,7 @@ class QuerySet(Generic[M, R]):
         """Return the first result by the ordering (else by primary key), or None."""
         self._check_backend(db)
         stmt, params = self._slice_one()._statement("first", _build_first)
-        if self.state.kind == "model":
-            rows = self._rows(await db.execute(stmt, params))
-        else:
-            rows = self._rows(await self._execute(db, stmt, params))
+        rows = await self._fetch_rows(db, stmt, params)
         await prefetch(db, rows, self.state)
         return rows[0] if rows else None
 
@@ -1002,8 +1007,28 @@ def _build_count(qs: QuerySet[Any, Any]) -> Select[Any]:
     return qs._count_select()
 
 
-def _run_core(session: Session, stmt: Any, mapper: Any, params: Any = None) -> Any:
-    """Autoflush as ``Session.execute`` would, then run ``stmt`` on the session's connection."""
+def _run_core(
+    session: Session,
+    stmt: Any,
+    mapper: Any,
+    params: Any = None,
+    rows_of: Callable[[Any], Any] | None = None,
+) -> Any:
+    """Autoflush as ``Session.execute`` would, then run ``stmt`` on the session's connection.
+
+    Given ``rows_of``, return ``rows_of(result)``, built with the collector paused.
+    """
     if session.autoflush:
         session.flush()
-    return session.connection(bind_arguments={"mapper": mapper}).execute(stmt, params)
+    result = session.connection(bind_arguments={"mapper": mapper}).execute(stmt, params)
+    if rows_of is None:
+        return result
+    with gc_paused():
+        return rows_of(result)
+
+
+def _run_orm(session: Session, stmt: Any, params: Any, rows_of: Callable[[Any], Any]) -> Any:
+    """Run an ORM SELECT and return ``rows_of(result)``, built with the collector paused."""
+    result = session.execute(stmt, params)
+    with gc_paused():
+        return rows_of(result)
