@@ -696,9 +696,9 @@ class QuerySet(Generic[M, R]):
         self._check_backend(db)
         if self.state.group_by:
             inner = self._clone(order_by=())._select()
-        else:
-            inner = self._clone(order_by=(), kind="tuple", fields=("pk",))._select()
-        return bool((await self._execute(db, select(inner.exists()))).scalar())
+            return bool((await self._execute(db, select(inner.exists()))).scalar())
+        stmt, params = self._statement("exists", _build_exists)
+        return bool((await self._execute(db, stmt, params)).scalar())
 
     async def in_bulk(
         self, db: AsyncSession, ids: Iterable[Any] | None = None, *, field_name: str = "pk"
@@ -1007,6 +1007,11 @@ def _build_first(qs: QuerySet[Any, Any]) -> Select[Any]:
 
 def _build_count(qs: QuerySet[Any, Any]) -> Select[Any]:
     return qs._count_select()
+
+
+def _build_exists(qs: QuerySet[Any, Any]) -> Select[Any]:
+    inner = qs._clone(order_by=(), kind="tuple", fields=("pk",))._select()
+    return select(inner.exists())
 
 
 def _run_core(

@@ -64,6 +64,8 @@ async def test_each_call_gets_its_own_values(db: AsyncSession) -> None:
     ) == ["u1", "u2", "u4", "u5"]
     with pytest.raises(User.DoesNotExist):
         await User.objects.get(db, pk=users[-1].id + 100)
+    assert [await User.objects.filter(age__gt=k).exists(db) for k in (4, 5)] == [True, False]
+    assert [await User.objects.filter(name=n).exists(db) for n in ("u1", "x")] == [True, False]
 
 
 async def test_a_statement_is_built_once_per_shape(
