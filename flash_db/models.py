@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.schema import Column, PrimaryKeyConstraint
 from sqlalchemy.types import TypeDecorator
 
-from flash_db import exceptions, signals, validation
+from flash_db import exceptions, signals, validation, writes
 from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.lookups import pk_name
 from flash_db.manager import ManagerDescriptor
@@ -207,6 +207,8 @@ class Model(DeclarativeBase):
     async def _write(self, db: AsyncSession, created: bool, fields: list[str] | None) -> None:
         if fields is not None and not created:
             await self._update_fields(db, fields)
+            return
+        if await (writes.insert_one(db, self) if created else writes.update_one(db, self)):
             return
         db.add(self)
         # Inside atomic every write is a flush: skip counting the pending objects.

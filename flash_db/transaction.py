@@ -28,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
+from sqlalchemy.orm import make_transient
 
 from flash_db.concurrency import enter_block
 from flash_db.database import _driver_in_transaction
@@ -52,6 +53,10 @@ class _Block:
     driver: Any = None
     owns_transaction: bool = False
     callbacks: list[OnCommitCallback] = field(default_factory=list)
+    # Objects written by Flash DB's single-statement writes (flash_db.writes) in
+    # this block, which the session's transaction does not track as flushed.
+    inserted: list[Any] = field(default_factory=list)
+    updated: list[Any] = field(default_factory=list)
 
 
 @contextmanager
@@ -153,6 +158,8 @@ class Atomic:
             stack.pop()
             if stack:
                 stack[-1].callbacks.extend(block.callbacks)
+                stack[-1].inserted.extend(block.inserted)
+                stack[-1].updated.extend(block.updated)
             else:
                 # Outermost block inside a foreign (test) transaction: this is as
                 # committed as Flash DB can make it, so run the callbacks now.
@@ -174,10 +181,12 @@ class Atomic:
     async def _rollback(self, block: _Block, stack: list[_Block]) -> None:
         db = self.db
         stack.pop()
+        _forget_inserted(db, block.inserted)
         if block.savepoint is not None:
             # Also when a failed flush already deactivated it: SQLAlchemy needs the
             # explicit rollback() to close the savepoint and restore the ORM state.
             await block.savepoint.rollback()
+            _expire_updated(db, block.updated)
             return
         try:
             if _driver_in_transaction(block.driver):
@@ -191,6 +200,46 @@ class Atomic:
         finally:
             await db.rollback()
         await _reload_quietly(db)
+
+
+def record_write(db: AsyncSession, obj: Any, *, inserted: bool) -> None:
+    """Record an object written by a single Core statement in the innermost open block.
+
+    A flush registers the objects it writes with the session's transaction,
+    which undoes them on rollback; a Core statement does not. The block does it
+    instead: see ``_forget_inserted`` and ``_expire_updated``.
+    """
+    stack = _stack(db)
+    if stack:
+        (stack[-1].inserted if inserted else stack[-1].updated).append(obj)
+
+
+def _forget_inserted(db: AsyncSession, objects: list[Any]) -> None:
+    """Make objects inserted in a rolled-back block transient again, as the ORM does.
+
+    Runs before the session's rollback, as SQLAlchemy expunges the objects
+    inserted in a transaction before it expires the rest. An object deleted in
+    the same block (by a flush) is taken out of the session instead: the
+    session's rollback would otherwise restore it as persistent.
+    """
+    session = db.sync_session
+    for obj in objects:
+        state = sa_inspect(obj)
+        if state.session is not session:
+            continue
+        if state.persistent:
+            make_transient(obj)
+        else:
+            session.expunge(obj)
+
+
+def _expire_updated(db: AsyncSession, objects: list[Any]) -> None:
+    """Expire objects updated in a rolled-back savepoint, as the ORM does for flushed ones."""
+    session = db.sync_session
+    for obj in objects:
+        state = sa_inspect(obj)
+        if state.persistent and state.session is session:
+            session.expire(obj)
 
 
 async def _run_callbacks(callbacks: list[OnCommitCallback]) -> None:
