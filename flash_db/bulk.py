@@ -15,8 +15,17 @@ written in one transaction: all of them or none.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import ARRAY, Table, bindparam, func, update
@@ -24,8 +33,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import RelationshipProperty, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.attributes import instance_dict, instance_state, set_committed_value
 from sqlalchemy.orm.interfaces import MANYTOONE
+from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.schema import Column, UniqueConstraint
 
 from flash_db.exceptions import FieldError
@@ -119,7 +129,15 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
     names = {*_columns(model), *relationships}
     result: list[M] = []
     for item in objs:
-        if isinstance(item, Mapping):
+        if isinstance(item, model):  # first: a Mapping check goes through the ABC machinery
+            state = instance_state(item)
+            if not state.transient:
+                raise ValueError(
+                    f"bulk_create() takes new objects; {item!r} is already stored or "
+                    "added to a session (use save() or bulk_update())."
+                )
+            result.append(item)
+        elif isinstance(item, Mapping):
             data = dict(item)
             if "pk" in data:
                 data[pk_name(model)] = data.pop("pk")
@@ -133,24 +151,18 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
                 # the related object's collection, and the session would flush it.
                 set_committed_value(obj, name, value)
             result.append(obj)
-        elif isinstance(item, model):
-            state = instance_state(item)
-            if not state.transient:
-                raise ValueError(
-                    f"bulk_create() takes new objects; {item!r} is already stored or "
-                    "added to a session (use save() or bulk_update())."
-                )
-            result.append(item)
         else:
             raise TypeError(
                 f"bulk_create() takes {model.__name__} instances or dicts, got {item!r}."
             )
+    if len({id(obj) for obj in result}) != len(result):
+        raise ValueError("bulk_create() takes each object once; the list repeats one.")
     return result
 
 
 def _fill_foreign_keys(obj: Model, relationships: Sequence[RelationshipProperty[Any]]) -> None:
     """Copy primary keys of related objects into foreign-key columns (a flush would)."""
-    loaded = instance_state(obj).dict
+    loaded = instance_dict(obj)
     for relationship in relationships:
         related = loaded.get(relationship.key)
         if related is None:
@@ -183,41 +195,56 @@ def _default(column: Column[Any]) -> tuple[bool, Any]:
 
 def _rows(
     objs: Sequence[Model], columns: Mapping[str, Column[Any]]
-) -> tuple[list[dict[str, Any]], list[tuple[dict[str, None], list[int]]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[tuple[str, ...], Sequence[int] | None]]]:
     """Return each object's ``{column key: value}`` and the groups of rows with the same columns.
 
-    Groups are ``(column keys, [object indexes])`` in input order; a column set
-    by some objects and not others is filled from its client-side default, so
+    Groups are ``(column keys, object indexes)`` in input order, with ``None`` for
+    "every object" (the common case: all objects set the same columns). A column
+    set by some objects and not others is filled from its client-side default, so
     normally there is one group (one statement per batch).
     """
-    present: dict[str, None] = {}
-    values: list[dict[str, Any]] = []
     many_to_one = [
         relationship
         for relationship in objs[0].__mapper__.relationships
         if relationship.direction is MANYTOONE
     ]
+    names = tuple(columns)
+    values: list[dict[str, Any]] = []
+    append = values.append
+    reference: Any = None  # the first row's keys
+    uniform = True
     for obj in objs:
         if many_to_one:
             _fill_foreign_keys(obj, many_to_one)
-        loaded = instance_state(obj).dict  # inspect() costs a registry lookup per call
-        row = {name: loaded[name] for name in columns if name in loaded}
-        values.append(row)
-        present.update(dict.fromkeys(row))
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for index, row in enumerate(values):
-        for name in present:
-            if name not in row:
-                known, value = _default(columns[name])
-                if known:
-                    row[name] = value
-        key = tuple(name for name in present if name in row)
-        groups.setdefault(key, []).append(index)
-    rows = [{columns[name].key: value for name, value in row.items()} for row in values]
-    result = [
-        ({columns[name].key: None for name in key}, indexes) for key, indexes in groups.items()
-    ]
-    return rows, result
+        loaded = instance_dict(obj)  # inspect() costs a registry lookup per call
+        row = {name: loaded[name] for name in names if name in loaded}
+        if reference is None:
+            reference = row.keys()
+        elif uniform and row.keys() != reference:
+            uniform = False
+        append(row)
+    renamed = {name: column.key for name, column in columns.items() if name != column.key}
+    if uniform:
+        groups: list[tuple[tuple[str, ...], Sequence[int] | None]] = [(tuple(reference), None)]
+    else:
+        present: dict[str, None] = {}
+        for row in values:
+            present.update(dict.fromkeys(row))
+        by_keys: dict[tuple[str, ...], list[int]] = {}
+        for index, row in enumerate(values):
+            for name in present:
+                if name not in row:
+                    known, value = _default(columns[name])
+                    if known:
+                        row[name] = value
+            by_keys.setdefault(tuple(name for name in present if name in row), []).append(index)
+        groups = list(by_keys.items())
+    if renamed:
+        values = [{renamed.get(name, name): value for name, value in row.items()} for row in values]
+        groups = [
+            (tuple(renamed.get(name, name) for name in keys), indexes) for keys, indexes in groups
+        ]
+    return values, groups
 
 
 def _unique_keys(table: Table, sent: Iterable[str]) -> list[tuple[str, ...]]:
@@ -284,6 +311,8 @@ async def bulk_create(
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     size = _batch_size(batch_size, len(table.columns))  # defaults add columns
+    target = [columns[n].key for n in unique]
+    pk = tuple(column.key for column in table.primary_key.columns)
     # One executemany per group of rows with the same columns: SQLAlchemy's
     # "insertmanyvalues" sends it as one INSERT ... VALUES (...), (...) RETURNING
     # per page of ``size`` rows, compiled once (a .values([...]) statement would be
@@ -294,26 +323,28 @@ async def bulk_create(
         for keys, indexes in groups:
             stmt = insert(table)
             if ignore_conflicts:
-                stmt = stmt.on_conflict_do_nothing(
-                    index_elements=[columns[n].key for n in unique] or None
-                )
+                stmt = stmt.on_conflict_do_nothing(index_elements=target or None)
             elif update_conflicts:
                 stmt = stmt.on_conflict_do_update(
-                    index_elements=[columns[n].key for n in unique],
+                    index_elements=target,
                     set_={columns[n].key: stmt.excluded[columns[n].key] for n in updates},
                 )
             returning = stmt.returning(*table.columns).execution_options(
                 insertmanyvalues_page_size=size
             )
-            sent = [values[i] for i in indexes]
+            if indexes is None:
+                sent, group = values, instances
+            else:
+                sent = [values[i] for i in indexes]
+                group = [instances[i] for i in indexes]
             result = await db.execute(returning, sent)  # inside the atomic block above
-            keys_returned = list(result.keys())
-            rows = [dict(zip(keys_returned, row, strict=True)) for row in result.all()]
             match: Sequence[str] | None = None
             if ignore_conflicts or update_conflicts:
                 candidates = _unique_keys(table, keys)
-                match = [columns[n].key for n in unique] or (candidates[0] if candidates else None)
-            _assign(table, [instances[i] for i in indexes], sent, rows, match)
+                match = target or (candidates[0] if candidates else None)
+            elif set(pk) <= set(keys) and all(row[k] is not None for row in sent for k in pk):
+                match = pk  # the objects carry their keys: pair rows by them
+            _assign(table, group, sent, result.all(), match)
     return instances
 
 
@@ -321,41 +352,63 @@ def _assign(
     table: Table,
     objs: Sequence[Model],
     sent: Sequence[dict[str, Any]],
-    returned: list[dict[str, Any]],
+    returned: Sequence[Sequence[Any]],
     match_on: Sequence[str] | None,
 ) -> None:
-    """Copy each returned row onto the object it was inserted (or upserted) from.
+    """Copy each returned row (``table.columns`` in order) onto the object it was inserted from.
 
     ``match_on`` names the columns that pair a returned row with its object (the
-    conflict target, or a unique key the objects carry): a row skipped by
-    ``ON CONFLICT DO NOTHING`` returns nothing, and an upserted row returns the
-    stored primary key. Without conflicts every object gets a row.
+    conflict target, a unique key or the primary key the objects carry): a row
+    skipped by ``ON CONFLICT DO NOTHING`` returns nothing, and an upserted row
+    returns the stored primary key. Otherwise every object gets a row, and
+    generated integer keys put the rows in VALUES order.
     """
-    pk = [column.key for column in table.primary_key.columns]
-    matched: list[tuple[Model, dict[str, Any]]] = []
+    position = {column.key: index for index, column in enumerate(table.columns)}
+    pk = [position[column.key] for column in table.primary_key.columns]
+    pairs: Iterable[tuple[Model, Sequence[Any] | None]]
     if match_on:
-        by_key = {tuple(row[name] for name in match_on): row for row in returned}
-        for obj, values in zip(objs, sent, strict=True):
-            row = by_key.get(tuple(values[name] for name in match_on))
-            if row is not None:
-                matched.append((obj, row))
+        at = [position[name] for name in match_on]
+        by_key = {tuple([row[i] for i in at]): row for row in returned}
+        pairs = [
+            (obj, by_key.get(tuple([values[name] for name in match_on])))
+            for obj, values in zip(objs, sent, strict=True)
+        ]
     elif len(returned) == len(objs):
-        if len(pk) == 1 and all(isinstance(row[pk[0]], int) for row in returned):
+        if len(pk) == 1 and returned and isinstance(returned[0][pk[0]], int):
             # Generated keys increase in VALUES order; RETURNING order is not promised.
-            returned = sorted(returned, key=lambda row: row[pk[0]])
-        matched = list(zip(objs, returned, strict=True))
-    if not matched:
+            returned = sorted(returned, key=itemgetter(pk[0]))
+        pairs = zip(objs, returned, strict=True)
+    else:
         return
-    mapper = matched[0][0].__mapper__
-    names = [(mapper.get_property_by_column(column).key, column.key) for column in table.columns]
-    for obj, row in matched:
-        # The objects are transient: write the loaded values straight into their
-        # state, as a query would, and make_transient_to_detached() marks them all
-        # committed (one call per object instead of one per column).
-        loaded = instance_state(obj).dict
-        for name, key in names:
-            loaded[name] = row[key]
-        make_transient_to_detached(obj)
+    mapper = type(objs[0]).__mapper__
+    names = [mapper.get_property_by_column(column).key for column in table.columns]
+    if not {prop.key for prop in mapper.column_attrs} <= set(names):
+        # Column attributes the RETURNING clause does not cover (column_property
+        # expressions): make_transient_to_detached() marks them expired.
+        for obj, row in pairs:
+            if row is not None:
+                instance_dict(obj).update(zip(names, row, strict=True))
+                make_transient_to_detached(obj)
+        return
+    # What make_transient_to_detached() does, minus the work it repeats for every
+    # object (an identity key from attribute lookups, the set of unloaded
+    # attributes, an expire event): every column attribute is loaded here. Setting
+    # InstanceState.key and InstanceState._commit_all_states() (SQLAlchemy's own
+    # after a load, one call for all objects) are its private state API;
+    # tests/test_bulk_state.py checks the object state that results.
+    identity_key = mapper.identity_key_from_primary_key
+
+    def filled() -> Iterator[tuple[InstanceState[Any], dict[str, Any]]]:
+        for obj, row in pairs:
+            if row is None:
+                continue
+            state = instance_state(obj)
+            loaded = instance_dict(obj)
+            loaded.update(zip(names, row, strict=True))
+            state.key = identity_key(tuple([row[i] for i in pk]))
+            yield state, loaded
+
+    InstanceState._commit_all_states(filled())
 
 
 # -- bulk_update ----------------------------------------------------------------------
