@@ -287,8 +287,10 @@ class Model(DeclarativeBase):
             await self._update_fields(db, ["deleted_at"])
             return
         target = self
-        if inspect(self).session is not db.sync_session:
+        if instance_state(self).session is not db.sync_session:
             target = await db.merge(self, load=False)
+        # Not a Core DELETE (see flash_db.writes): only a flush marks the object
+        # deleted (was_deleted; saving it again raises), which no public call does.
         await db.delete(target)
         await flush_write(
             db,

@@ -42,6 +42,7 @@ from sqlalchemy.schema import Column
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Insert, Update
 
+from flash_db.concurrency import hold_session
 from flash_db.transaction import _rollback_failed_write, in_atomic, record_write
 
 __all__ = ["insert_one", "update_one"]
@@ -336,11 +337,13 @@ def _update(
 async def _run(db: AsyncSession, write: Any, plan: _Plan, obj: Any, *args: Any) -> None:
     """Run ``write`` in one ``run_sync`` (the ``SessionBusy`` guard); record it inside atomic."""
     if in_atomic(db):
-        await db.run_sync(_write, write, False, plan, obj, *args)
+        with hold_session(db, "write"):
+            await db.run_sync(_write, write, False, plan, obj, *args)
         record_write(db, obj, inserted=write is _insert)
         return
     try:
-        await db.run_sync(_write, write, True, plan, obj, *args)
+        with hold_session(db, "write"):
+            await db.run_sync(_write, write, True, plan, obj, *args)
     except BaseException:
         await _rollback_failed_write(db)
         raise

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.exc import StaleDataError
@@ -366,3 +366,38 @@ async def test_failed_write_in_the_testing_kit_keeps_earlier_writes(
         assert await User.objects.values_list("name", flat=True).fetch(db) == ["renamed"]
         assert_saved(db, kept)
     assert await user_names(database) == []
+
+
+# -- DELETE (the unit of work, in one run_sync) ---------------------------------------
+
+
+async def test_delete_outside_atomic_is_one_statement_and_marks_the_object_deleted(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    gadget = await Gadget.objects.create(db, label="g")  # no relationships: one DELETE
+    async with sent(db) as records:
+        await gadget.delete(db)
+    assert len(records) == 1
+    assert records[0][0].lstrip().upper().startswith("DELETE")
+    state = inspect(gadget)
+    assert state.was_deleted
+    assert state.key is not None
+    assert db.sync_session.identity_map.get(state.key) is None
+    with pytest.raises(InvalidRequestError, match="has been deleted"):
+        await gadget.save(db)
+    assert await Gadget.objects.count(db) == 0
+
+
+async def test_delete_in_rolled_back_savepoint_restores_the_object(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    user = await User.objects.create(db, name="a", email="a@x")
+    async with atomic(db):
+        with pytest.raises(RuntimeError):
+            async with atomic(db):
+                await user.delete(db)
+                raise RuntimeError
+        assert inspect(user).persistent
+        user.name = "b"
+        await user.save(db)
+    assert await user_names(database) == ["b"]
