@@ -83,6 +83,7 @@ def gc_paused() -> Iterator[None]:
     finally:
         gc.enable()
 
+
 # Keys per ``IN (...)`` list: far below the bound-parameter limits of SQLite
 # (32766) and asyncpg (32767), so a prefetch of up to this many parents is one query.
 _IN_BATCH = 5000
