@@ -40,7 +40,7 @@ async def _update_values(
     columns: Mapping[str, Column[Any]],
     pk: str,
     names: Sequence[str],
-    batch: Sequence[tuple[Model, dict[str, Any]]],
+    rows: Sequence[tuple[Any, ...]],
 ) -> int:
     """``UPDATE t SET f = v.f FROM (VALUES (...), ...) AS v WHERE t.pk = v.pk``."""
     pk_column = columns[pk]
@@ -48,7 +48,7 @@ async def _update_values(
         column("_flash_pk", pk_column.type),
         *(column(f"_flash_{name}", columns[name].type) for name in names),
         name="_flash_rows",
-    ).data([(obj.pk, *(row[name] for name in names)) for obj, row in batch])
+    ).data(list(rows))  # rows are (primary key, *values of names)
     stmt = bulk.update_from_rows(table, pk_column, columns, names, source)
     result = await db.execute(stmt)  # inside bulk_update's transaction
     return int(bulk._cursor_result(result).rowcount)
@@ -60,18 +60,18 @@ async def _update_case(
     columns: Mapping[str, Column[Any]],
     pk: str,
     names: Sequence[str],
-    batch: Sequence[tuple[Model, dict[str, Any]]],
+    rows: Sequence[tuple[Any, ...]],
 ) -> int:
     """``UPDATE t SET f = CASE pk WHEN 1 THEN ... END, ... WHERE pk IN (...)``."""
     pk_column = columns[pk]
     assignments = {}
-    for name in names:
+    for index, name in enumerate(names, start=1):
         column = columns[name]
-        whens = {obj.pk: cast(literal(row[name], column.type), column.type) for obj, row in batch}
+        whens = {row[0]: cast(literal(row[index], column.type), column.type) for row in rows}
         assignments[column.key] = case(whens, value=pk_column)
     stmt = (
         update(table)
-        .where(pk_column.in_([obj.pk for obj, _ in batch]))
+        .where(pk_column.in_([row[0] for row in rows]))
         .values(assignments)
         .execution_options(synchronize_session=False)
     )

@@ -26,7 +26,7 @@ from collections.abc import (
 )
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from sqlalchemy import ARRAY, Table, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,7 +39,7 @@ from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.schema import Column, UniqueConstraint
 
 from flash_db.exceptions import FieldError
-from flash_db.transaction import atomic, execute_write, in_atomic
+from flash_db.transaction import atomic, execute_write, in_atomic, record_write
 
 if TYPE_CHECKING:
     from flash_db.models import Model
@@ -437,43 +437,88 @@ async def bulk_update(
     objects = list(objs)
     if not objects:
         return 0
-    now = datetime.now(UTC)
     timestamped = "updated_at" in columns and "updated_at" not in names
-    rows: list[dict[str, Any]] = []
+    written = [*names, "updated_at"] if timestamped else names
+    now = datetime.now(UTC)
+    stamp = (now,) if timestamped else ()
+    read = itemgetter(pk, *names)  # a tuple: at least two names
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
     for obj in objects:
         if not isinstance(obj, model):
             raise TypeError(f"bulk_update() takes {model.__name__} instances, got {obj!r}.")
-        loaded = instance_state(obj).dict
-        if loaded.get(pk) is None:
-            raise ValueError(f"bulk_update() needs saved objects; {obj!r} has no primary key.")
-        missing = [name for name in names if name not in loaded]
-        if missing:
-            raise ValueError(
-                f"bulk_update() needs the fields it writes loaded; {obj!r} has not loaded "
-                f"{missing!r} (drop them from only()/defer() or refresh_from_db() first)."
-            )
-        row = {name: loaded[name] for name in names}
-        if timestamped:
-            row["updated_at"] = now
-        rows.append(row)
-    written = [*names, "updated_at"] if timestamped else names
+        try:
+            row = read(instance_dict(obj))
+        except KeyError:
+            row = ()
+        if not row or row[0] is None:
+            _check_loaded(obj, pk, names)
+        append(row + stamp)
     form = _UPDATE_FORMS[_UPDATE_FORM.get(db.get_bind().dialect.name, "executemany")]
     size = _batch_size(batch_size, 1 + len(written))
-    pairs = list(zip(objects, rows, strict=True))
+    batches = -(-len(rows) // size)
+    _mark_written(db, objects, names, now if timestamped else None)
+    if in_atomic(db):
+        # A rolled-back savepoint expires the objects its flushes wrote; these were
+        # not flushed, so the block is told about them (as for save()'s writes).
+        for obj in objects:
+            record_write(db, obj, inserted=False)
     count = 0
-    batches = -(-len(pairs) // size)
-    # Mark the written values unchanged before the write: otherwise the flush that
-    # precedes it (pending changes join the write's transaction) would send them
-    # a second time, one ORM UPDATE per object. If the write fails, the rollback
-    # expires these objects (they stay flagged modified), so they reload.
-    for obj, row in pairs:
-        for name, value in row.items():
-            set_committed_value(obj, name, value)
     # executemany is one statement per row to SQLite: always give it a transaction.
     async with _one_transaction(db, 2 if form is _update_executemany else batches):
-        for batch in _batches(pairs, size):
+        for batch in _batches(rows, size):
             count += await form(db, table, columns, pk, written, batch)
     return count
+
+
+def _check_loaded(obj: Model, pk: str, names: Sequence[str]) -> NoReturn:
+    """Raise the error for an object without a primary key or without a field loaded."""
+    loaded = instance_dict(obj)
+    if loaded.get(pk) is None:
+        raise ValueError(f"bulk_update() needs saved objects; {obj!r} has no primary key.")
+    missing = [name for name in names if name not in loaded]
+    raise ValueError(
+        f"bulk_update() needs the fields it writes loaded; {obj!r} has not loaded "
+        f"{missing!r} (drop them from only()/defer() or refresh_from_db() first)."
+    )
+
+
+def _mark_written(
+    db: AsyncSession, objects: Sequence[Model], names: Sequence[str], now: datetime | None
+) -> None:
+    """Mark the written fields of ``objects`` (and ``updated_at = now``) stored, before the write.
+
+    Otherwise the flush that precedes the write (pending changes join its
+    transaction) would send them a second time, one ORM UPDATE per object. An
+    object whose only changes are the written fields is committed as a load
+    would commit it, which also takes it off the session's list of modified
+    objects (the flush would walk them all and find nothing to write):
+    InstanceState._commit_all_states() is SQLAlchemy's private state API (as in
+    bulk_create), tests/test_bulk_state.py checks the result. An object with
+    other changes pending keeps them: only the written attributes are committed.
+    If the write fails, the rollback expires the objects, so they reload.
+    """
+    fields = frozenset([*names, "updated_at"] if now is not None else names)
+    other: list[Model] = []
+
+    def clean() -> Iterator[tuple[InstanceState[Any], dict[str, Any]]]:
+        for obj in objects:
+            state = instance_state(obj)
+            if state.committed_state.keys() <= fields:
+                loaded = instance_dict(obj)
+                if now is not None:
+                    loaded["updated_at"] = now
+                yield state, loaded
+            else:
+                other.append(obj)
+
+    InstanceState._commit_all_states(clean(), db.sync_session.identity_map)
+    for obj in other:
+        loaded = instance_dict(obj)
+        for name in names:
+            set_committed_value(obj, name, loaded[name])
+        if now is not None:
+            set_committed_value(obj, "updated_at", now)
 
 
 async def _update_unnest(
@@ -482,20 +527,19 @@ async def _update_unnest(
     columns: Mapping[str, Column[Any]],
     pk: str,
     names: Sequence[str],
-    batch: Sequence[tuple[Model, dict[str, Any]]],
+    rows: Sequence[tuple[Any, ...]],
 ) -> int:
     """PostgreSQL: ``UPDATE t SET f = v.f FROM unnest($1::int[], $2::text[]) AS v(pk, f)``.
 
     One array parameter per column, so the SQL text is the same for every batch.
+    ``rows`` are ``(primary key, *values of names)``.
     """
     pk_column = columns[pk]
-    keys = [instance_state(obj).dict[pk] for obj, _ in batch]  # loaded, checked by the caller
-    arrays = [bindparam("_flash_pk", keys, type_=ARRAY(pk_column.type))]
+    keys, *values = zip(*rows, strict=True)
+    arrays = [bindparam("_flash_pk", list(keys), type_=ARRAY(pk_column.type))]
     arrays.extend(
-        bindparam(
-            f"_flash_{name}", [row[name] for _, row in batch], type_=ARRAY(columns[name].type)
-        )
-        for name in names
+        bindparam(f"_flash_{name}", list(column), type_=ARRAY(columns[name].type))
+        for name, column in zip(names, values, strict=True)
     )
     source = (
         func.unnest(*arrays)
@@ -533,7 +577,7 @@ async def _update_executemany(
     columns: Mapping[str, Column[Any]],
     pk: str,
     names: Sequence[str],
-    batch: Sequence[tuple[Model, dict[str, Any]]],
+    rows: Sequence[tuple[Any, ...]],
 ) -> int:
     """One ``UPDATE t SET f = ? WHERE pk = ?`` run by the driver's executemany."""
     pk_column = columns[pk]
@@ -542,10 +586,8 @@ async def _update_executemany(
         .where(pk_column == bindparam("_flash_pk", type_=pk_column.type))
         .values({columns[name].key: bindparam(f"_flash_{name}") for name in names})
     )
-    params = [
-        {"_flash_pk": obj.pk, **{f"_flash_{name}": row[name] for name in names}}
-        for obj, row in batch
-    ]
+    keys = ("_flash_pk", *(f"_flash_{name}" for name in names))
+    params = [dict(zip(keys, row, strict=True)) for row in rows]
     # Called inside a transaction (see bulk_update), so no autocommit handling here.
     result = await db.execute(stmt, params)
     return int(_cursor_result(result).rowcount)
@@ -558,7 +600,7 @@ UpdateForm = Callable[
         Mapping[str, Column[Any]],
         str,
         Sequence[str],
-        Sequence[tuple[Any, dict[str, Any]]],
+        Sequence[tuple[Any, ...]],
     ],
     Awaitable[int],
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import String, inspect
+from sqlalchemy import String, event, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
@@ -82,3 +83,75 @@ async def test_bulk_create_leaves_uncovered_column_attributes_expired(db: AsyncS
     async with assert_num_queries(db, 1):
         await db.refresh(scored)
     assert scored.doubled == 8
+
+
+async def test_bulk_update_leaves_loaded_objects_unmodified(db: AsyncSession) -> None:
+    await Tag.objects.bulk_create(db, [Tag(name=f"t{i}") for i in range(3)])
+    tags = await Tag.objects.order_by("name").fetch(db)  # loaded: in the session
+    for tag in tags:
+        tag.name = tag.name.upper()
+    flushes: list[object] = []
+    event.listen(db.sync_session, "before_flush", lambda *args: flushes.append(args))
+    async with capture_queries(db) as captured:
+        assert await Tag.objects.bulk_update(db, tags, ["name"]) == 3
+    assert [sql.split()[0].upper() for sql in captured.statements if "UPDATE" in sql] == ["UPDATE"]
+    assert not db.dirty
+    # The written objects were taken off the modified list before the write: no
+    # flush walked them (one would find nothing to write, at ~10 us an object).
+    assert flushes == []
+    for tag in tags:
+        state = inspect(tag)
+        assert state.persistent
+        assert not state.modified
+        assert state.attrs.name.history.unchanged == [tag.name]
+    async with assert_num_queries(db, 0):
+        await db.flush()
+        await db.commit()
+
+
+async def test_bulk_update_keeps_other_pending_changes(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.bulk_create(db, [User(name="a", email="a@x", age=1)])
+    (user,) = await User.objects.fetch(db)
+    stamp = user.updated_at
+    user.name = "renamed"  # not among the fields written below
+    user.age = 2
+    assert await User.objects.bulk_update(db, [user], ["age"]) == 1
+    assert user.updated_at > stamp
+    async with database.session() as fresh:
+        assert await User.objects.values_list("name", "age").fetch(fresh) == [("renamed", 2)]
+    assert not inspect(user).modified  # the pending name went out with the write
+
+
+async def test_bulk_update_in_a_rolled_back_savepoint_expires_the_objects(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await Tag.objects.bulk_create(db, [Tag(name="a"), Tag(name="b")])
+    tags = await Tag.objects.order_by("name").fetch(db)
+    async with flash_db.atomic(db):
+        with pytest.raises(RuntimeError):
+            async with flash_db.atomic(db):
+                for tag in tags:
+                    tag.name = tag.name * 2
+                await Tag.objects.bulk_update(db, tags, ["name"])
+                raise RuntimeError("undo")
+        assert all("name" in inspect(tag).expired_attributes for tag in tags)
+        await db.refresh(tags[0])
+        assert tags[0].name == "a"
+    async with database.session() as fresh:
+        assert await Tag.objects.order_by("name").values_list("name", flat=True).fetch(fresh) == [
+            "a",
+            "b",
+        ]
+
+
+async def test_bulk_update_that_fails_reloads_the_objects(db: AsyncSession) -> None:
+    await Tag.objects.bulk_create(db, [Tag(name="a"), Tag(name="b")])
+    tags = await Tag.objects.order_by("name").fetch(db)
+    for tag in tags:
+        tag.name = "same"  # unique
+    with pytest.raises(IntegrityError):
+        await Tag.objects.bulk_update(db, tags, ["name"])
+    assert [tag.name for tag in tags] == ["a", "b"]
+    assert not any(inspect(tag).modified for tag in tags)
