@@ -39,6 +39,7 @@ from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.schema import Column, UniqueConstraint
 
 from flash_db.exceptions import FieldError
+from flash_db.loading import gc_paused
 from flash_db.transaction import atomic, execute_write, in_atomic, record_write
 
 if TYPE_CHECKING:
@@ -304,10 +305,13 @@ async def bulk_create(
             updates.append("updated_at")  # an upsert that updates a row is an update
     elif updates:
         raise ValueError("bulk_create() takes update_fields only with update_conflicts=True.")
-    instances = _instances(model, objs)
-    if not instances:
-        return instances
-    values, groups = _rows(instances, columns)
+    # The per-object steps run with the collector paused (see gc_paused): they
+    # build containers that live until the write is done and no cycles.
+    with gc_paused():
+        instances = _instances(model, objs)
+        if not instances:
+            return instances
+        values, groups = _rows(instances, columns)
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     size = _batch_size(batch_size, len(table.columns))  # defaults add columns
@@ -344,7 +348,8 @@ async def bulk_create(
                 match = target or (candidates[0] if candidates else None)
             elif set(pk) <= set(keys) and all(row[k] is not None for row in sent for k in pk):
                 match = pk  # the objects carry their keys: pair rows by them
-            _assign(table, group, sent, result.all(), match)
+            with gc_paused():
+                _assign(table, group, sent, result.all(), match)
     return instances
 
 
@@ -440,7 +445,33 @@ async def bulk_update(
     timestamped = "updated_at" in columns and "updated_at" not in names
     written = [*names, "updated_at"] if timestamped else names
     now = datetime.now(UTC)
-    stamp = (now,) if timestamped else ()
+    form = _UPDATE_FORMS[_UPDATE_FORM.get(db.get_bind().dialect.name, "executemany")]
+    size = _batch_size(batch_size, 1 + len(written))
+    with gc_paused():  # as in bulk_create
+        rows = _update_rows(model, objects, pk, names, (now,) if timestamped else ())
+        _mark_written(db, objects, names, now if timestamped else None)
+    batches = -(-len(rows) // size)
+    if in_atomic(db):
+        # A rolled-back savepoint expires the objects its flushes wrote; these were
+        # not flushed, so the block is told about them (as for save()'s writes).
+        for obj in objects:
+            record_write(db, obj, inserted=False)
+    count = 0
+    # executemany is one statement per row to SQLite: always give it a transaction.
+    async with _one_transaction(db, 2 if form is _update_executemany else batches):
+        for batch in _batches(rows, size):
+            count += await form(db, table, columns, pk, written, batch)
+    return count
+
+
+def _update_rows(
+    model: type[Model],
+    objects: Sequence[Model],
+    pk: str,
+    names: Sequence[str],
+    stamp: tuple[Any, ...],
+) -> list[tuple[Any, ...]]:
+    """Return ``(primary key, *values of names, *stamp)`` for each object, checked."""
     read = itemgetter(pk, *names)  # a tuple: at least two names
     rows: list[tuple[Any, ...]] = []
     append = rows.append
@@ -454,21 +485,7 @@ async def bulk_update(
         if not row or row[0] is None:
             _check_loaded(obj, pk, names)
         append(row + stamp)
-    form = _UPDATE_FORMS[_UPDATE_FORM.get(db.get_bind().dialect.name, "executemany")]
-    size = _batch_size(batch_size, 1 + len(written))
-    batches = -(-len(rows) // size)
-    _mark_written(db, objects, names, now if timestamped else None)
-    if in_atomic(db):
-        # A rolled-back savepoint expires the objects its flushes wrote; these were
-        # not flushed, so the block is told about them (as for save()'s writes).
-        for obj in objects:
-            record_write(db, obj, inserted=False)
-    count = 0
-    # executemany is one statement per row to SQLite: always give it a transaction.
-    async with _one_transaction(db, 2 if form is _update_executemany else batches):
-        for batch in _batches(rows, size):
-            count += await form(db, table, columns, pk, written, batch)
-    return count
+    return rows
 
 
 def _check_loaded(obj: Model, pk: str, names: Sequence[str]) -> NoReturn:

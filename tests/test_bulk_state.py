@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from sqlalchemy import String, event, inspect
 from sqlalchemy.exc import IntegrityError
@@ -155,3 +157,16 @@ async def test_bulk_update_that_fails_reloads_the_objects(db: AsyncSession) -> N
         await Tag.objects.bulk_update(db, tags, ["name"])
     assert [tag.name for tag in tags] == ["a", "b"]
     assert not any(inspect(tag).modified for tag in tags)
+
+
+async def test_bulk_writes_leave_the_garbage_collector_running(db: AsyncSession) -> None:
+    tags = await Tag.objects.bulk_create(db, [Tag(name="a")])
+    assert gc.isenabled()
+    with pytest.raises(TypeError):
+        await Tag.objects.bulk_create(db, [Tag(name="b"), object()])  # type: ignore[list-item]
+    assert gc.isenabled()
+    with pytest.raises(TypeError):
+        await Tag.objects.bulk_update(db, [*tags, object()], ["name"])  # type: ignore[list-item]
+    assert gc.isenabled()
+    assert await Tag.objects.bulk_update(db, tags, ["name"]) == 1
+    assert gc.isenabled()
