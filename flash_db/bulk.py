@@ -368,6 +368,7 @@ def _assign(
     returns the stored primary key. Otherwise every object gets a row, and
     generated integer keys put the rows in VALUES order.
     """
+    returned = list(map(tuple, returned))  # plain tuples, made in C: faster to read
     position = {column.key: index for index, column in enumerate(table.columns)}
     pk = [position[column.key] for column in table.primary_key.columns]
     pairs: Iterable[tuple[Model, Sequence[Any] | None]]
@@ -402,6 +403,8 @@ def _assign(
     # after a load, one call for all objects) are its private state API;
     # tests/test_bulk_state.py checks the object state that results.
     identity_key = mapper.identity_key_from_primary_key
+    key_of = itemgetter(*pk)  # a value for one column, a tuple for several
+    single = len(pk) == 1
 
     def filled() -> Iterator[tuple[InstanceState[Any], dict[str, Any]]]:
         for obj, row in pairs:
@@ -410,7 +413,8 @@ def _assign(
             state = instance_state(obj)
             loaded = instance_dict(obj)
             loaded.update(zip(names, row, strict=True))
-            state.key = identity_key(tuple([row[i] for i in pk]))
+            key = key_of(row)
+            state.key = identity_key((key,) if single else key)
             yield state, loaded
 
     InstanceState._commit_all_states(filled())
