@@ -32,6 +32,7 @@ from sqlalchemy.orm import make_transient
 
 from flash_db.concurrency import enter_block
 from flash_db.database import _driver_in_transaction
+from flash_db.exceptions import TransactionError
 
 __all__ = ["atomic", "execute_write", "flush_write", "in_atomic", "on_commit"]
 
@@ -57,6 +58,9 @@ class _Block:
     # this block, which the session's transaction does not track as flushed.
     inserted: list[Any] = field(default_factory=list)
     updated: list[Any] = field(default_factory=list)
+    # A write failed in this block and its error was caught inside it: the block
+    # cannot commit (see mark_failed).
+    failed: bool = False
 
 
 @contextmanager
@@ -136,6 +140,13 @@ class Atomic:
         db = self.db
         stack = _stack(db)
         block = stack[-1]
+        if exc_type is None and block.failed:
+            await self._rollback(block, stack)
+            raise TransactionError(
+                "A write inside this atomic block failed and its error was caught inside "
+                "the block, so the block was rolled back instead of committed. To go on "
+                "after a failed write, wrap that write in its own nested atomic block."
+            )
         if exc_type is None:
             try:
                 await db.flush()
@@ -200,6 +211,22 @@ class Atomic:
         finally:
             await db.rollback()
         await _reload_quietly(db)
+
+
+def mark_failed(db: AsyncSession) -> None:
+    """Mark the innermost open block as unable to commit: one of its writes failed.
+
+    A failed flush leaves SQLAlchemy's session needing a rollback, so a block
+    whose body caught the error could not commit; Flash DB's single-statement
+    writes (``flash_db.writes``) keep that rule through this mark, as Django's
+    ``atomic`` does (on PostgreSQL the transaction is unusable anyway, on SQLite
+    it would commit the rest of the block). The block then rolls back and raises
+    ``TransactionError`` when it exits; a nested block around the write limits
+    this to that block.
+    """
+    stack = _stack(db)
+    if stack:
+        stack[-1].failed = True
 
 
 def record_write(db: AsyncSession, obj: Any, *, inserted: bool) -> None:

@@ -127,6 +127,37 @@ async def test_create_unique_violation_raises_and_session_stays_usable(
     assert await user_names(database) == ["first", "third"]
 
 
+async def test_a_failed_write_caught_inside_atomic_rolls_the_block_back(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.create(db, name="first", email="dup@x")
+    with pytest.raises(flash_db.TransactionError, match="rolled back"):
+        async with atomic(db):
+            kept = await User.objects.create(db, name="in block", email="b@x")
+            with pytest.raises(IntegrityError):
+                await User.objects.create(db, name="second", email="dup@x")
+    # As after a failed flush: nothing of the block is committed (on SQLite the
+    # transaction itself would still have accepted a COMMIT).
+    assert await user_names(database) == ["first"]
+    assert inspect(kept).transient
+    await User.objects.create(db, name="after", email="after@x")
+    assert await user_names(database) == ["after", "first"]
+
+
+async def test_a_nested_block_limits_a_caught_failure_to_itself(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.create(db, name="first", email="dup@x")
+    async with atomic(db):
+        await User.objects.create(db, name="outer", email="o@x")
+        with pytest.raises(flash_db.TransactionError):
+            async with atomic(db):
+                with pytest.raises(IntegrityError):
+                    await User.objects.create(db, name="second", email="dup@x")
+        await User.objects.create(db, name="outer 2", email="o2@x")
+    assert await user_names(database) == ["first", "outer", "outer 2"]
+
+
 async def test_create_in_atomic_rolled_back_leaves_the_object_transient(
     db: AsyncSession, database: flash_db.Database
 ) -> None:
