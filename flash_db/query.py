@@ -54,6 +54,17 @@ R = TypeVar("R", default=M)
 _ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
 # Primary keys per "pk IN (...)" statement when deleting loaded rows (bound-parameter limits).
 _PK_CHUNK = 10_000
+# The largest LIMIT/OFFSET the databases take (a signed 64-bit integer).
+MAX_ROWS = 2**63 - 1
+
+
+def _check_rows(method: str, n: int | None) -> None:
+    """Refuse a row count the databases cannot take, before any SQL is built."""
+    if n is not None and n > MAX_ROWS:
+        raise ValueError(
+            f"{method} takes at most 2**63 - 1 (the largest LIMIT/OFFSET the databases "
+            f"accept), got {n!r}."
+        )
 
 
 # -- statement templates ----------------------------------------------------------
@@ -246,12 +257,14 @@ class QuerySet(Generic[M, R]):
         """Return a new QuerySet returning at most ``n`` rows."""
         if n is not None and n < 0:
             raise ValueError(f"limit() takes a non-negative number, got {n!r}.")
+        _check_rows("limit()", n)
         return self._clone(limit=n)
 
     def offset(self, n: int | None) -> Self:
         """Return a new QuerySet skipping the first ``n`` rows."""
         if n is not None and n < 0:
             raise ValueError(f"offset() takes a non-negative number, got {n!r}.")
+        _check_rows("offset()", n)
         return self._clone(offset=n)
 
     def __getitem__(self, item: slice) -> Self:
@@ -275,6 +288,8 @@ class QuerySet(Generic[M, R]):
             new_limit = max(stop - (start or 0), 0)
             if base_limit is not None:
                 new_limit = min(new_limit, max(base_limit - (start or 0), 0))
+        _check_rows("Slicing", new_offset)
+        _check_rows("Slicing", new_limit)
         return self._clone(limit=new_limit, offset=new_offset or None)
 
     def only(self, *fields: str) -> Self:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapper, RelationshipProperty
 
 from flash_db import Model, ValidationError
 from flash_db.lookups import pk_name
+from flash_db.query import MAX_ROWS
 from flash_db_fastapi.dependencies import Session
 from flash_db_fastapi.errors import ErrorMessage, constraint_violation, validation_detail
 from flash_db_fastapi.schemas import NO_NUL, ModelField, model_fields, model_schema
@@ -359,7 +360,7 @@ class CRUDRouter(APIRouter):
             inspect.Parameter(
                 "offset",
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[int, Query(ge=0, description="Rows to skip.")],
+                annotation=Annotated[int, Query(ge=0, le=MAX_ROWS, description="Rows to skip.")],
                 default=0,
             ),
             inspect.Parameter(

@@ -68,6 +68,14 @@ async def test_slicing_is_limit_offset_and_rejects_negative(db: AsyncSession) ->
         qs[-1:]
     with pytest.raises(TypeError, match="slicing"):
         qs[0]  # type: ignore[index]
+    # Beyond a 64-bit integer no database takes the number: refused before any SQL.
+    assert await qs[2**63 - 1 :].fetch(db) == []
+    with pytest.raises(ValueError, match=r"at most 2\*\*63 - 1"):
+        qs[2**63 :]
+    with pytest.raises(ValueError, match=r"at most 2\*\*63 - 1"):
+        qs.offset(2**63)
+    with pytest.raises(ValueError, match=r"at most 2\*\*63 - 1"):
+        qs.limit(2**70)
 
 
 async def test_distinct(db: AsyncSession) -> None:

@@ -177,6 +177,7 @@ async def test_list_envelope_pagination_and_default_order(
         count_only = await client.get("/users", params={"limit": 0})
         too_many = await client.get("/users", params={"limit": 6})
         negative = await client.get("/users", params={"offset": -1})
+        beyond = await client.get("/users", params={"offset": 2**63})
     assert first.status_code == 200
     body = first.json()
     assert (body["total"], body["limit"], body["offset"]) == (7, 3, 0)
@@ -186,6 +187,8 @@ async def test_list_envelope_pagination_and_default_order(
     assert too_many.status_code == 422
     assert too_many.json()["detail"][0]["loc"] == ["query", "limit"]
     assert negative.status_code == 422
+    assert beyond.status_code == 422  # no database takes an OFFSET past 2**63 - 1
+    assert beyond.json()["detail"][0]["loc"] == ["query", "offset"]
 
 
 async def test_list_order_by(backend_url: str, db: AsyncSession, serve: Serve) -> None:
