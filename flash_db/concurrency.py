@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import object_session
 from sqlalchemy.orm.attributes import instance_state
 
-from flash_db.exceptions import SessionBusy
+from flash_db.exceptions import SessionBusy, TransactionError
 
-__all__ = ["LENDING_KEY", "FlashAsyncSession", "enter_block", "hold_session"]
+__all__ = ["FAILED_KEY", "LENDING_KEY", "FlashAsyncSession", "enter_block", "hold_session"]
 
 #: The atomic blocks (their markers) that code running in this context belongs to.
 #: Tasks started inside a block (``asyncio.gather`` in it) inherit a copy.
@@ -34,6 +34,11 @@ _blocks: ContextVar[frozenset[object]] = ContextVar("flash_db_blocks", default=f
 #: ``Session.info`` key of a session whose objects a Flash session may take over
 #: when they are added to it (the private session of a stream).
 LENDING_KEY = "flash_db.lends_objects"
+
+#: ``Session.info`` key of the open atomic block in which a write failed and the
+#: error was caught inside it (``flash_db.transaction.mark_failed``): the session
+#: refuses further statements until that block has ended.
+FAILED_KEY = "flash_db.failed_block"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,11 +50,20 @@ def _guarded(method: F) -> F:
     name = method.__name__
     operation = "write" if name in _WRITES else "query"
 
+    refusable = name != "rollback"
+
     @functools.wraps(method)
     async def guarded(self: FlashAsyncSession, *args: Any, **kwargs: Any) -> Any:
         block = self._flash_block
         if block is not None and block not in _blocks.get():
             raise SessionBusy("transaction")
+        if refusable and FAILED_KEY in self.sync_session.info:
+            raise TransactionError(
+                "A write failed inside the current atomic block and its error was caught "
+                "inside the block, so the block can only roll back: no statement runs "
+                "until it ends. Wrap a write that may fail in its own nested atomic "
+                "block to go on after it."
+            )
         owner = self._flash_owner
         task = current_task()
         if owner is None:

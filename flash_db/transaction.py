@@ -30,9 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import make_transient
 
-from flash_db.concurrency import enter_block
+from flash_db.concurrency import FAILED_KEY, enter_block
 from flash_db.database import _driver_in_transaction
-from flash_db.exceptions import TransactionError
+from flash_db.exceptions import SessionBusy, TransactionError
 
 __all__ = ["atomic", "execute_write", "flush_write", "in_atomic", "on_commit"]
 
@@ -192,6 +192,8 @@ class Atomic:
     async def _rollback(self, block: _Block, stack: list[_Block]) -> None:
         db = self.db
         stack.pop()
+        if block.failed:
+            db.sync_session.info.pop(FAILED_KEY, None)  # statements may run again
         _forget_inserted(db, block.inserted)
         if block.savepoint is not None:
             # Also when a failed flush already deactivated it: SQLAlchemy needs the
@@ -220,13 +222,15 @@ def mark_failed(db: AsyncSession) -> None:
     whose body caught the error could not commit; Flash DB's single-statement
     writes (``flash_db.writes``) keep that rule through this mark, as Django's
     ``atomic`` does (on PostgreSQL the transaction is unusable anyway, on SQLite
-    it would commit the rest of the block). The block then rolls back and raises
-    ``TransactionError`` when it exits; a nested block around the write limits
-    this to that block.
+    it would commit the rest of the block). Until the block ends, the session
+    refuses statements with ``TransactionError`` (Django's
+    ``TransactionManagementError``); the block then rolls back and raises
+    ``TransactionError``. A nested block around the write limits this to that block.
     """
     stack = _stack(db)
     if stack:
         stack[-1].failed = True
+        db.sync_session.info[FAILED_KEY] = stack[-1]
 
 
 def record_write(db: AsyncSession, obj: Any, *, inserted: bool) -> None:
@@ -355,10 +359,17 @@ async def flush_write(db: AsyncSession, *, single_statement: bool) -> None:
     Connections are in AUTOCOMMIT mode, so a single statement is durable when it
     returns and ``db.commit()`` only settles the ORM's state (no round trip);
     several statements are wrapped in a transaction. On failure the session is
-    rolled back to before the write and stays usable.
+    rolled back to before the write and stays usable. Inside ``atomic`` a failed
+    write marks the block (:func:`mark_failed`), as the single-statement writes do.
     """
     if in_atomic(db):
-        await db.flush()
+        try:
+            await db.flush()
+        except SessionBusy:
+            raise  # another task's block: nothing was sent
+        except BaseException:
+            mark_failed(db)
+            raise
         return
     if not single_statement:
         async with Atomic(db):

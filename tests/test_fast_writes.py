@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import flash_db
 from flash_db import atomic, writes
 from flash_db.testing import rollback_session
-from tests.models import Gadget, Post, Status, User
+from tests.models import Company, Gadget, Post, Status, User
 
 
 @asynccontextmanager
@@ -136,12 +136,33 @@ async def test_a_failed_write_caught_inside_atomic_rolls_the_block_back(
             kept = await User.objects.create(db, name="in block", email="b@x")
             with pytest.raises(IntegrityError):
                 await User.objects.create(db, name="second", email="dup@x")
+            # As Django's TransactionManagementError: nothing more runs in the block.
+            with pytest.raises(flash_db.TransactionError, match="no statement runs"):
+                await User.objects.count(db)
+            with pytest.raises(flash_db.TransactionError, match="no statement runs"):
+                await User.objects.create(db, name="third", email="c@x")
     # As after a failed flush: nothing of the block is committed (on SQLite the
     # transaction itself would still have accepted a COMMIT).
     assert await user_names(database) == ["first"]
     assert inspect(kept).transient
     await User.objects.create(db, name="after", email="after@x")
     assert await user_names(database) == ["after", "first"]
+
+
+async def test_a_failed_flush_caught_inside_atomic_is_refused_the_same_way(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.create(db, name="first", email="dup@x")
+    with pytest.raises(flash_db.TransactionError, match="rolled back"):
+        async with atomic(db):
+            await User.objects.create(db, name="in block", email="b@x")
+            # A relationship value: this write is the unit of work's flush.
+            second = User(name="second", email="dup@x", company=Company(name="c"))
+            with pytest.raises(IntegrityError):
+                await second.save(db)
+            with pytest.raises(flash_db.TransactionError, match="no statement runs"):
+                await User.objects.count(db)
+    assert await user_names(database) == ["first"]
 
 
 async def test_a_nested_block_limits_a_caught_failure_to_itself(
@@ -154,6 +175,7 @@ async def test_a_nested_block_limits_a_caught_failure_to_itself(
             async with atomic(db):
                 with pytest.raises(IntegrityError):
                     await User.objects.create(db, name="second", email="dup@x")
+        assert await User.objects.filter(name="outer").count(db) == 1
         await User.objects.create(db, name="outer 2", email="o2@x")
     assert await user_names(database) == ["first", "outer", "outer 2"]
 
