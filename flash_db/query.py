@@ -1,9 +1,11 @@
 """QuerySet[M]: lazy, immutable query state, synchronous builders and async terminals.
 
 A QuerySet holds names and expressions in a frozen dataclass; every builder
-returns a copy (``dataclasses.replace``). The SQLAlchemy statement is built
-inside the terminal that runs it, so nothing touches the database, and no name
-is resolved, before a terminal is awaited with a session.
+returns a copy (field by field). The SQLAlchemy statement is built inside the
+terminal that runs it, so nothing touches the database, and no name is
+resolved, before a terminal is awaited with a session. Statements of QuerySets
+whose filters are plain lookups on the model's own columns are built once per
+shape and reused with each call's values (see "statement templates" below).
 """
 
 from __future__ import annotations
