@@ -36,7 +36,7 @@ _blocks: ContextVar[frozenset[object]] = ContextVar("flash_db_blocks", default=f
 LENDING_KEY = "flash_db.lends_objects"
 
 #: ``Session.info`` key of the open atomic block in which a write failed and the
-#: error was caught inside it (``flash_db.transaction.mark_failed``): the session
+#: error was caught inside it (``flash_db.transaction.marking_failure``): the session
 #: refuses further statements until that block has ended.
 FAILED_KEY = "flash_db.failed_block"
 

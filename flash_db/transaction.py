@@ -59,7 +59,7 @@ class _Block:
     inserted: list[Any] = field(default_factory=list)
     updated: list[Any] = field(default_factory=list)
     # A write failed in this block and its error was caught inside it: the block
-    # cannot commit (see mark_failed).
+    # cannot commit (see marking_failure).
     failed: bool = False
 
 
@@ -215,22 +215,32 @@ class Atomic:
         await _reload_quietly(db)
 
 
-def mark_failed(db: AsyncSession) -> None:
-    """Mark the innermost open block as unable to commit: one of its writes failed.
+@contextmanager
+def marking_failure(db: AsyncSession) -> Iterator[None]:
+    """Mark the innermost open block as unable to commit when the write inside fails.
 
     A failed flush leaves SQLAlchemy's session needing a rollback, so a block
-    whose body caught the error could not commit; Flash DB's single-statement
-    writes (``flash_db.writes``) keep that rule through this mark, as Django's
+    whose body caught the error could not commit; every write Flash DB sends
+    inside ``atomic`` (the flush in :func:`flush_write`, the single statements
+    of ``flash_db.writes``) keeps that rule through this mark, as Django's
     ``atomic`` does (on PostgreSQL the transaction is unusable anyway, on SQLite
     it would commit the rest of the block). Until the block ends, the session
     refuses statements with ``TransactionError`` (Django's
     ``TransactionManagementError``); the block then rolls back and raises
-    ``TransactionError``. A nested block around the write limits this to that block.
+    ``TransactionError``. A nested block around the write limits this to that
+    block. ``SessionBusy`` marks nothing: another task's block refused the
+    write before anything was sent.
     """
-    stack = _stack(db)
-    if stack:
-        stack[-1].failed = True
-        db.sync_session.info[FAILED_KEY] = stack[-1]
+    try:
+        yield
+    except SessionBusy:
+        raise
+    except BaseException:
+        stack = _stack(db)
+        if stack:
+            stack[-1].failed = True
+            db.sync_session.info[FAILED_KEY] = stack[-1]
+        raise
 
 
 def record_write(db: AsyncSession, obj: Any, *, inserted: bool) -> None:
@@ -360,16 +370,11 @@ async def flush_write(db: AsyncSession, *, single_statement: bool) -> None:
     returns and ``db.commit()`` only settles the ORM's state (no round trip);
     several statements are wrapped in a transaction. On failure the session is
     rolled back to before the write and stays usable. Inside ``atomic`` a failed
-    write marks the block (:func:`mark_failed`), as the single-statement writes do.
+    write marks the block (:func:`marking_failure`), as the single-statement writes do.
     """
     if in_atomic(db):
-        try:
+        with marking_failure(db):
             await db.flush()
-        except SessionBusy:
-            raise  # another task's block: nothing was sent
-        except BaseException:
-            mark_failed(db)
-            raise
         return
     if not single_statement:
         async with Atomic(db):

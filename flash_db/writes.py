@@ -43,8 +43,12 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Insert, Update
 
 from flash_db.concurrency import hold_session
-from flash_db.exceptions import SessionBusy
-from flash_db.transaction import _rollback_failed_write, in_atomic, mark_failed, record_write
+from flash_db.transaction import (
+    _rollback_failed_write,
+    in_atomic,
+    marking_failure,
+    record_write,
+)
 
 __all__ = ["insert_one", "update_one"]
 
@@ -338,14 +342,8 @@ def _update(
 async def _run(db: AsyncSession, write: Any, plan: _Plan, obj: Any, *args: Any) -> None:
     """Run ``write`` in one ``run_sync`` (the ``SessionBusy`` guard); record it inside atomic."""
     if in_atomic(db):
-        try:
-            with hold_session(db, "write"):
-                await db.run_sync(_write, write, False, plan, obj, *args)
-        except SessionBusy:
-            raise  # another task's block: nothing was sent, this block is not affected
-        except BaseException:
-            mark_failed(db)  # as a failed flush would leave the block
-            raise
+        with marking_failure(db), hold_session(db, "write"):
+            await db.run_sync(_write, write, False, plan, obj, *args)
         record_write(db, obj, inserted=write is _insert)
         return
     try:
