@@ -42,7 +42,7 @@ from flash_db import signals
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q
 from flash_db.loading import apply_loading, gc_paused, prefetch, stream
-from flash_db.lookups import Resolver, integer_range, pk_name
+from flash_db.lookups import Resolver, _outside, integer_range, pk_name
 from flash_db.transaction import atomic, execute_write
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def _where_shape(
                 return None
             if kind is int:
                 bounds = ranges[name]
-                if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                if bounds is not None and _outside(bounds, value):
                     return None  # settled before SQL (no match), as the lookup does
             elif kind is str and "\x00" in value:
                 return None  # refused by the lookup
@@ -608,7 +608,7 @@ class QuerySet(Generic[M, R]):
         collector paused (:func:`~flash_db.loading.gc_paused`): model objects
         through the ORM (``Session.execute``), other kinds as in :meth:`_execute`.
         """
-        if self.state.kind == "model" or len(db.sync_session.dispatch.do_orm_execute) != 1:
+        if self.state.kind == "model" or not _core_allowed(db):
             return await db.run_sync(_run_orm, stmt, params, self._rows)
         return await db.run_sync(_run_core, stmt, self.model.__mapper__, params, self._rows)
 
@@ -620,7 +620,7 @@ class QuerySet(Generic[M, R]):
         ``SessionBusy`` guard, without the ORM execution layer (about a quarter of
         the CPU of a filtered count). Otherwise through ``db.execute`` as usual.
         """
-        if len(db.sync_session.dispatch.do_orm_execute) != 1:
+        if not _core_allowed(db):
             return await db.execute(stmt, params)
         return await db.run_sync(_run_core, stmt, self.model.__mapper__, params)
 
@@ -1012,6 +1012,15 @@ def _is_unique(model: type[Any], column: Any) -> bool:
         isinstance(constraint, UniqueConstraint) and list(constraint.columns) == [column]
         for constraint in table.constraints
     )
+
+
+def _core_allowed(db: AsyncSession) -> bool:
+    """Return whether only Flash DB's own listener watches ``db``'s ORM execution.
+
+    Then statements whose rows are not model objects may run as Core statements
+    (a user's ``do_orm_execute`` listener must keep seeing them).
+    """
+    return len(db.sync_session.dispatch.do_orm_execute) == 1
 
 
 def _build_select(qs: QuerySet[Any, Any]) -> Select[Any]:
