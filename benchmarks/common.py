@@ -75,7 +75,13 @@ class Outcome:
 
 
 class System(Protocol):
-    """One system under test; every method times only the work the workload names."""
+    """One system under test; every method times only the work the workload names.
+
+    Single-row and per-query operations each open their own session (or
+    connection) inside the timed block, as a web request does; fetch_all and
+    values open one per pass; create_in_tx, bulk_create and bulk_update use one
+    session for the timed call.
+    """
 
     name: str
 
@@ -86,34 +92,34 @@ class System(Protocol):
         """Release every connection."""
 
     async def create_autocommit(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """Insert each row, each committed on its own; result: the new pks."""
+        """Insert each row in its own session, each committed; result: the new pks."""
 
     async def create_in_tx(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """Insert each row inside one transaction; result: the new pks."""
+        """Insert each row inside one transaction (one session); result: the new pks."""
 
     async def bulk_create(self, rows: Sequence[dict[str, Any]]) -> Outcome | None:
-        """Insert every row in one call; result: the pks, or None if not returned."""
+        """Insert every row in one call (one session); result: the pks, or None if not returned."""
 
     async def fetch_all(self, repeat: int) -> Outcome:
-        """Load every row as objects ``repeat`` times; result: list of lists of RowTuple."""
+        """Load every row as objects ``repeat`` times, a session each; result: lists of RowTuple."""
 
     async def filter_limit(self, levels: Sequence[int]) -> Outcome:
-        """For each level: 20 rows with that level ordered by id; result: lists of RowTuple."""
+        """Per level, in its own session: 20 rows of that level by id; result: RowTuple lists."""
 
     async def get_pk(self, pks: Sequence[int]) -> Outcome:
-        """Get each pk; result: RowTuples."""
+        """Get each pk, each in its own session; result: RowTuples."""
 
     async def values(self, repeat: int) -> Outcome:
-        """Load every row as dicts ``repeat`` times; result: list of lists of dicts."""
+        """Load every row as dicts ``repeat`` times, a session each; result: lists of dicts."""
 
     async def update_one(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
-        """Load the objects (untimed), then set ``level`` and save each, each committed."""
+        """Load the objects (untimed), then set ``level`` and save each in its own session."""
 
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome | None:
         """Load the objects (untimed), then set ``level`` on each and update them in one call."""
 
     async def count(self, levels: Sequence[int]) -> Outcome:
-        """Count the rows of each level; result: the counts."""
+        """Count the rows of each level, each in its own session; result: the counts."""
 
     async def delete_one(self, pks: Sequence[int]) -> Outcome:
-        """Load the objects (untimed), then delete each, each committed."""
+        """Load the objects (untimed), then delete each in its own session, each committed."""

@@ -1,4 +1,16 @@
-"""Flash DB through its public API only: ``objects``, ``atomic``, ``save``, ``delete``."""
+"""Flash DB through its public API only: ``objects``, ``atomic``, ``save``, ``delete``.
+
+Used as a web request uses it: every single-row or per-query operation
+(``create_autocommit``, ``filter_limit``, ``get_pk``, ``count``, ``update_one``,
+``delete_one``) opens its own ``async with database.session() as db:`` inside
+the timed block, so the pool checkout (and the PostgreSQL ``pool_pre_ping``)
+and the session's set-up and close are paid per operation; ``fetch_all`` and
+``values`` open one per pass. ``create_in_tx``, ``bulk_create`` and
+``bulk_update`` are one transaction or one call: one session for the timed
+call. The objects ``update_one`` and ``delete_one`` change are loaded
+beforehand (untimed) in a session of their own; Flash DB objects are not tied
+to a session, so each is then saved or deleted in a fresh one.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +44,7 @@ def has_bulk() -> tuple[bool, bool]:
 
 
 class Flash:
-    """Flash DB: one session (one pooled connection) per workload, as in a request."""
+    """Flash DB: one session (one pooled connection) per operation, as in a request."""
 
     name = "Flash DB"
 
@@ -53,17 +65,22 @@ class Flash:
         assert self.database is not None
         return self.database
 
-    async def create_autocommit(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """``objects.create`` each row (each commits on its own)."""
-        objs = []
+    async def _load(self, pks: Sequence[int]) -> dict[int, BenchItem]:
+        """Load the objects by pk in a session of their own (untimed)."""
         async with self._db.session() as db:
-            with Clock() as clock:
-                for row in rows:
+            return await BenchItem.objects.in_bulk(db, pks)
+
+    async def create_autocommit(self, rows: Sequence[dict[str, Any]]) -> Outcome:
+        """``objects.create`` each row in its own session (each commits on its own)."""
+        objs = []
+        with Clock() as clock:
+            for row in rows:
+                async with self._db.session() as db:
                     objs.append(await BenchItem.objects.create(db, **row))
         return Outcome(clock.elapsed, [obj.id for obj in objs])
 
     async def create_in_tx(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """``objects.create`` each row inside one ``atomic`` block."""
+        """``objects.create`` each row inside one ``atomic`` block (one session)."""
         objs = []
         async with self._db.session() as db:
             with Clock() as clock:
@@ -73,7 +90,7 @@ class Flash:
         return Outcome(clock.elapsed, [obj.id for obj in objs])
 
     async def bulk_create(self, rows: Sequence[dict[str, Any]]) -> Outcome | None:
-        """``objects.bulk_create`` every object (None until Flash DB has it)."""
+        """``objects.bulk_create`` every object in one session (None until Flash DB has it)."""
         if not has_bulk()[0]:
             return None
         manager: Any = BenchItem.objects
@@ -92,47 +109,50 @@ class Flash:
         return Outcome(clock.elapsed, [[_t(o) for o in objs] for objs in out])
 
     async def filter_limit(self, levels: Sequence[int]) -> Outcome:
-        """``filter(level=k).order_by("id")[:20].fetch`` for each level."""
+        """``filter(level=k).order_by("id")[:20].fetch`` for each level, each in its own session."""
         out = []
-        async with self._db.session() as db:
-            with Clock() as clock:
-                for k in levels:
+        with Clock() as clock:
+            for k in levels:
+                async with self._db.session() as db:
                     out.append(
                         await BenchItem.objects.filter(level=k).order_by("id")[:20].fetch(db)
                     )
         return Outcome(clock.elapsed, [[_t(o) for o in objs] for objs in out])
 
     async def get_pk(self, pks: Sequence[int]) -> Outcome:
-        """``objects.get(pk=...)`` each pk."""
+        """``objects.get(pk=...)`` each pk, each in its own session."""
         out = []
-        async with self._db.session() as db:
-            with Clock() as clock:
-                for pk in pks:
+        with Clock() as clock:
+            for pk in pks:
+                async with self._db.session() as db:
                     out.append(await BenchItem.objects.get(db, pk=pk))
         return Outcome(clock.elapsed, [_t(o) for o in out])
 
     async def values(self, repeat: int) -> Outcome:
-        """``objects.values().fetch`` every row ``repeat`` times."""
+        """``objects.values().fetch`` every row ``repeat`` times (a fresh session each time)."""
         out = []
-        async with self._db.session() as db:
-            with Clock() as clock:
-                for _ in range(repeat):
+        with Clock() as clock:
+            for _ in range(repeat):
+                async with self._db.session() as db:
                     out.append(await BenchItem.objects.values().fetch(db))
         return Outcome(clock.elapsed, out)
 
     async def update_one(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
-        """Set ``level`` on each loaded object and ``save`` it."""
-        async with self._db.session() as db:
-            by_pk = await BenchItem.objects.in_bulk(db, pks)
-            with Clock() as clock:
-                for pk, level in zip(pks, levels, strict=True):
+        """Set ``level`` on each loaded object and ``save`` it in its own session."""
+        by_pk = await self._load(pks)
+        with Clock() as clock:
+            for pk, level in zip(pks, levels, strict=True):
+                async with self._db.session() as db:
                     obj = by_pk[pk]
                     obj.level = level
                     await obj.save(db)
         return Outcome(clock.elapsed)
 
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome | None:
-        """Set ``level`` on every loaded object and ``bulk_update`` them (None until it exists)."""
+        """Set ``level`` on every loaded object and ``bulk_update`` them (None until it exists).
+
+        One session: the objects are loaded in it (untimed), then changed and written.
+        """
         if not has_bulk()[1]:
             return None
         manager: Any = BenchItem.objects
@@ -148,19 +168,19 @@ class Flash:
         return Outcome(clock.elapsed, updated)
 
     async def count(self, levels: Sequence[int]) -> Outcome:
-        """``filter(level=k).count`` for each level."""
+        """``filter(level=k).count`` for each level, each in its own session."""
         out = []
-        async with self._db.session() as db:
-            with Clock() as clock:
-                for k in levels:
+        with Clock() as clock:
+            for k in levels:
+                async with self._db.session() as db:
                     out.append(await BenchItem.objects.filter(level=k).count(db))
         return Outcome(clock.elapsed, out)
 
     async def delete_one(self, pks: Sequence[int]) -> Outcome:
-        """``delete`` each loaded object."""
-        async with self._db.session() as db:
-            by_pk = await BenchItem.objects.in_bulk(db, pks)
-            with Clock() as clock:
-                for pk in pks:
+        """``delete`` each loaded object in its own session."""
+        by_pk = await self._load(pks)
+        with Clock() as clock:
+            for pk in pks:
+                async with self._db.session() as db:
                     await by_pk[pk].delete(db)
         return Outcome(clock.elapsed)

@@ -8,6 +8,15 @@ result is checked against the database (row counts and contents) after every
 run, so a fast wrong answer is reported as FAILED, never as a number. Cells are
 the median over the rounds, in operations (or rows) per second, with the ratio
 to hand-written SQLAlchemy Core.
+
+Every system is used as a web request uses it: each single-row or per-query
+operation (create_autocommit, filter_limit, get_pk, count, update_one,
+delete_one) opens its own session or connection inside the timed block, so
+the pool checkout and the session's set-up and close are part of what is
+measured; fetch_all and values open one per pass; create_in_tx, bulk_create
+and bulk_update are one transaction or one call in one session. The objects
+update_one, bulk_update and delete_one change are loaded beforehand, untimed
+(each system's module says how).
 """
 
 from __future__ import annotations

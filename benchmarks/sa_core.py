@@ -1,9 +1,17 @@
 """Hand-written SQLAlchemy Core: the baseline every ratio is measured against.
 
-Written the way the SQLAlchemy docs show it: one ``AsyncConnection`` per
-workload in the default (non-autocommit) mode, ``commit()`` after each unit of
-work, ``insert().returning()`` with ``insertmanyvalues`` for bulk inserts, and
-an executemany ``UPDATE ... WHERE id = :b_id`` for the bulk update.
+Written the way the SQLAlchemy docs show it, on an engine in the default
+(non-autocommit) mode, used as a web request uses it: every single-row or
+per-query operation (``create_autocommit``, ``filter_limit``, ``get_pk``,
+``count``, ``update_one``, ``delete_one``) takes its own ``async with
+engine.connect() as conn:`` inside the timed block, with ``commit()`` after a
+write; a read is not committed (closing the connection ends its transaction,
+the pool's reset-on-return ROLLBACK). ``fetch_all`` and ``values`` take one
+connection per pass. ``create_in_tx``, ``bulk_create`` and ``bulk_update`` are
+one transaction or one call on one connection: ``insert().returning()`` with
+``insertmanyvalues`` for the bulk insert, an executemany ``UPDATE ... WHERE
+id = :b_id`` for the bulk update. The rows ``update_one`` and ``delete_one``
+change are loaded beforehand (untimed) on a connection of their own.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, bindparam, func, select
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks.common import TABLE, Clock, Outcome
@@ -50,19 +59,19 @@ class SACore:
         return self.engine
 
     async def create_autocommit(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """Insert each row and commit it."""
+        """Insert each row on its own connection and commit it."""
         pks = []
         stmt = items.insert().returning(items.c.id)
-        async with self._engine.connect() as conn:
-            with Clock() as clock:
-                for row in rows:
+        with Clock() as clock:
+            for row in rows:
+                async with self._engine.connect() as conn:
                     result = await conn.execute(stmt, row)
                     await conn.commit()
                     pks.append(result.scalar_one())
         return Outcome(clock.elapsed, pks)
 
     async def create_in_tx(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """Insert each row inside one transaction."""
+        """Insert each row inside one transaction (one connection)."""
         pks = []
         stmt = items.insert().returning(items.c.id)
         async with self._engine.connect() as conn:
@@ -74,7 +83,7 @@ class SACore:
         return Outcome(clock.elapsed, pks)
 
     async def bulk_create(self, rows: Sequence[dict[str, Any]]) -> Outcome:
-        """Insert every row with one executemany ``INSERT ... RETURNING id``."""
+        """Insert every row with one executemany ``INSERT ... RETURNING id`` (one connection)."""
         stmt = items.insert().returning(items.c.id)
         async with self._engine.connect() as conn:
             with Clock() as clock:
@@ -84,65 +93,64 @@ class SACore:
         return Outcome(clock.elapsed, pks)
 
     async def fetch_all(self, repeat: int) -> Outcome:
-        """Select every row ``repeat`` times (Core rows are the 'objects')."""
+        """Select every row ``repeat`` times, a fresh connection each time (rows as objects)."""
         out = []
         stmt = select(items)
-        async with self._engine.connect() as conn:
-            with Clock() as clock:
-                for _ in range(repeat):
+        with Clock() as clock:
+            for _ in range(repeat):
+                async with self._engine.connect() as conn:
                     out.append((await conn.execute(stmt)).all())
-                    await conn.commit()
         return Outcome(clock.elapsed, [[tuple(r) for r in rows] for rows in out])
 
     async def filter_limit(self, levels: Sequence[int]) -> Outcome:
-        """Run ``level == k ORDER BY id LIMIT 20`` for each level."""
+        """Run ``level == k ORDER BY id LIMIT 20`` for each level, each on its own connection."""
         out = []
         stmt = select(items).where(items.c.level == bindparam("k")).order_by(items.c.id).limit(20)
-        async with self._engine.connect() as conn:
-            with Clock() as clock:
-                for k in levels:
+        with Clock() as clock:
+            for k in levels:
+                async with self._engine.connect() as conn:
                     out.append((await conn.execute(stmt, {"k": k})).all())
-                    await conn.commit()
         return Outcome(clock.elapsed, [[tuple(r) for r in rows] for rows in out])
 
     async def get_pk(self, pks: Sequence[int]) -> Outcome:
-        """Select each row by primary key."""
+        """Select each row by primary key, each on its own connection."""
         out = []
         stmt = select(items).where(items.c.id == bindparam("pk"))
-        async with self._engine.connect() as conn:
-            with Clock() as clock:
-                for pk in pks:
+        with Clock() as clock:
+            for pk in pks:
+                async with self._engine.connect() as conn:
                     out.append((await conn.execute(stmt, {"pk": pk})).one())
-                    await conn.commit()
         return Outcome(clock.elapsed, [tuple(r) for r in out])
 
     async def values(self, repeat: int) -> Outcome:
-        """Select every row as dicts ``repeat`` times."""
+        """Select every row as dicts ``repeat`` times, a fresh connection each time."""
         out = []
         stmt = select(items)
-        async with self._engine.connect() as conn:
-            with Clock() as clock:
-                for _ in range(repeat):
+        with Clock() as clock:
+            for _ in range(repeat):
+                async with self._engine.connect() as conn:
                     out.append([dict(m) for m in (await conn.execute(stmt)).mappings()])
-                    await conn.commit()
         return Outcome(clock.elapsed, out)
 
-    async def update_one(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
-        """Update each row by primary key and commit it."""
-        stmt = items.update().where(items.c.id == bindparam("pk"))
+    async def _load(self, pks: Sequence[int]) -> dict[int, Row[Any]]:
+        """Load the rows by pk on a connection of their own (untimed)."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(items).where(items.c.id.in_(pks)))).all()
-            await conn.commit()
-            by_pk = {row.id: row for row in rows}
-            with Clock() as clock:
-                for pk, level in zip(pks, levels, strict=True):
-                    row = by_pk[pk]
-                    await conn.execute(stmt, {"pk": row.id, "level": level})
+        return {row.id: row for row in rows}
+
+    async def update_one(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
+        """Update each loaded row by primary key on its own connection and commit it."""
+        stmt = items.update().where(items.c.id == bindparam("pk"))
+        by_pk = await self._load(pks)
+        with Clock() as clock:
+            for pk, level in zip(pks, levels, strict=True):
+                async with self._engine.connect() as conn:
+                    await conn.execute(stmt, {"pk": by_pk[pk].id, "level": level})
                     await conn.commit()
         return Outcome(clock.elapsed)
 
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
-        """Update every row with one executemany UPDATE."""
+        """Update every loaded row with one executemany UPDATE (one connection)."""
         stmt = (
             items.update().where(items.c.id == bindparam("b_id")).values(level=bindparam("b_level"))
         )
@@ -161,25 +169,23 @@ class SACore:
         return Outcome(clock.elapsed, result.rowcount if result.rowcount >= 0 else None)
 
     async def count(self, levels: Sequence[int]) -> Outcome:
-        """Count the rows of each level."""
+        """Count the rows of each level, each on its own connection."""
         out = []
         stmt = select(func.count()).select_from(items).where(items.c.level == bindparam("k"))
-        async with self._engine.connect() as conn:
-            with Clock() as clock:
-                for k in levels:
+        with Clock() as clock:
+            for k in levels:
+                async with self._engine.connect() as conn:
                     out.append((await conn.execute(stmt, {"k": k})).scalar_one())
-                    await conn.commit()
         return Outcome(clock.elapsed, out)
 
     async def delete_one(self, pks: Sequence[int]) -> Outcome:
-        """Delete each row by primary key and commit it."""
+        """Delete each loaded row by primary key on its own connection and commit it."""
         stmt = items.delete().where(items.c.id == bindparam("pk"))
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(items.c.id).where(items.c.id.in_(pks)))).all()
-            await conn.commit()
-            with Clock() as clock:
-                for row in rows:
-                    await conn.execute(stmt, {"pk": row.id})
+        by_pk = await self._load(pks)
+        with Clock() as clock:
+            for pk in pks:
+                async with self._engine.connect() as conn:
+                    await conn.execute(stmt, {"pk": by_pk[pk].id})
                     await conn.commit()
         return Outcome(clock.elapsed)
 

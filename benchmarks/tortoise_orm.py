@@ -1,4 +1,15 @@
-"""Tortoise ORM, used the way its docs show (module-level models, no session)."""
+"""Tortoise ORM, used the way its docs show (module-level models, no session).
+
+Tortoise has no session to open: every query already takes its connection per
+operation, so nothing here changed when the suite moved to one session per
+operation. On PostgreSQL each query acquires a connection from Tortoise's
+asyncpg pool and releases it afterwards (asyncpg resets it on release); on
+SQLite Tortoise keeps one aiosqlite connection for its lifetime and each query
+takes it under a lock (it has no pool there). ``in_transaction()`` holds one
+connection for the whole ``create_in_tx`` block; ``bulk_create`` and
+``bulk_update`` are one call. The objects ``update_one``, ``bulk_update`` and
+``delete_one`` change are loaded beforehand, untimed.
+"""
 
 from __future__ import annotations
 
