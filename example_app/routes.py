@@ -131,10 +131,10 @@ async def set_post_tags(post_id: PostId, body: TagNames, db: Session) -> Any:
     """Replace a post's tags by name, creating the tags that do not exist yet."""
     names = sorted({name.strip().lower() for name in body.names if name.strip()})
     async with atomic(db):
-        post = await BlogPost.objects.prefetch_related("tags").get(db, id=post_id)
-        post.tags = [(await BlogTag.objects.get_or_create(db, name=name))[0] for name in names]
-        await post.save(db)
-    return {"names": [tag.name for tag in post.tags]}
+        post = await BlogPost.objects.get(db, id=post_id)
+        tags = [(await BlogTag.objects.get_or_create(db, name=name))[0] for name in names]
+        await post.related(BlogPost.tags).set(db, tags)
+    return {"names": [tag.name for tag in tags]}
 
 
 @router.get("/users/{user_id}/stats", response_model=UserStats, responses=_NOT_FOUND)

@@ -41,10 +41,11 @@ async def seed(db: AsyncSession) -> bool:
         posts: list[BlogPost] = []
         for author, title, body, published in _POSTS:
             post = BlogPost(title=title, body=body, author_id=users[author].id)
-            post.tags = [tags[name] for name in _TAGS.get(len(posts), [])]
             if published:
                 post.publish()
-            posts.append(await post.save(db))
+            await post.save(db)
+            await post.related(BlogPost.tags).add(db, *(tags[n] for n in _TAGS.get(len(posts), [])))
+            posts.append(post)
         for post_index, user_index, text in _COMMENTS:
             await BlogComment.objects.create(
                 db,

@@ -37,6 +37,7 @@ from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.manager import Manager
 from flash_db.models import AwareDateTime, Model, SoftDeleteMixin, TimestampMixin
 from flash_db.query import QuerySet
+from flash_db.related import RelatedManager
 from flash_db.transaction import atomic, on_commit
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Prefetch",
     "Q",
     "QuerySet",
+    "RelatedManager",
     "RelationNotLoaded",
     "SessionBusy",
     "SoftDeleteMixin",

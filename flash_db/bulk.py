@@ -9,7 +9,9 @@ on PostgreSQL, one executemany'd ``UPDATE ... WHERE pk = ?`` on SQLite (see
 ``_UPDATE_FORM`` for the measurements).
 
 Neither runs validation nor sends signals (like Django's). Several batches are
-written in one transaction: all of them or none.
+written in one transaction: all of them or none. The objects are Flash DB
+instances (``flash_db.instances``): after ``bulk_create`` they are stored rows
+with the returned values; after ``bulk_update`` the written fields are stored.
 """
 
 from __future__ import annotations
@@ -20,27 +22,24 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sqlalchemy import ARRAY, Table, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import RelationshipProperty, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_dict, instance_state, set_committed_value
-from sqlalchemy.orm.interfaces import MANYTOONE
-from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.schema import Column, UniqueConstraint
 
+from flash_db import execution
 from flash_db.exceptions import FieldError
-from flash_db.loading import gc_paused
-from flash_db.transaction import atomic, execute_write, in_atomic, record_write
+from flash_db.fields import info, pk_name
+from flash_db.instances import RELATED, SNAPSHOT, gc_paused, is_stored, set_related, store
+from flash_db.transaction import write_block
 
 if TYPE_CHECKING:
     from flash_db.models import Model
@@ -73,17 +72,10 @@ def _table(model: type[Model], method: str) -> Table:
 
 def _columns(model: type[Model]) -> dict[str, Column[Any]]:
     """Return ``{attribute name: column}`` for the model's own table columns."""
-    columns: dict[str, Column[Any]] = {}
-    for prop in model.__mapper__.column_attrs:
-        column = prop.columns[0]
-        if isinstance(column, Column):
-            columns[prop.key] = column
-    return columns
+    return dict(info(model).columns)
 
 
 def _field(model: type[Model], name: str, columns: Mapping[str, Column[Any]], method: str) -> str:
-    from flash_db.lookups import pk_name
-
     key = pk_name(model) if name == "pk" else name
     if key not in columns:
         raise FieldError(model, name, [*columns, "pk"], context=f"{method}()")
@@ -105,52 +97,44 @@ def _batch_size(requested: int | None, per_row: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _one_transaction(db: AsyncSession, batches: int) -> AsyncIterator[None]:
-    """Wrap several batches in one transaction (a single statement commits on its own)."""
-    if batches > 1 and not in_atomic(db):
-        async with atomic(db):
+async def _one_transaction(db: AsyncSession, statements: int) -> AsyncIterator[None]:
+    """Wrap several statements in one transaction (a single statement commits on its own)."""
+    if statements > 1:
+        async with write_block(db):
             yield
     else:
         yield
-
-
-def _cursor_result(result: Any) -> CursorResult[Any]:
-    """Return ``result`` typed as the ``CursorResult`` that a Core UPDATE produces."""
-    # AsyncSession.execute() is typed as returning Result, which has no rowcount.
-    return cast(CursorResult[Any], result)
 
 
 # -- bulk_create ----------------------------------------------------------------------
 
 
 def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]:
-    from flash_db.lookups import pk_name
-
     relationships = set(model.__mapper__.relationships.keys())
     names = {*_columns(model), *relationships}
+    pk = pk_name(model)
     result: list[M] = []
     for item in objs:
         if isinstance(item, model):  # first: a Mapping check goes through the ABC machinery
-            state = instance_state(item)
-            if not state.transient:
+            if is_stored(item):
                 raise ValueError(
-                    f"bulk_create() takes new objects; {item!r} is already stored or "
-                    "added to a session (use save() or bulk_update())."
+                    f"bulk_create() takes new objects; {item!r} is already stored "
+                    "(use save() or bulk_update())."
                 )
             result.append(item)
         elif isinstance(item, Mapping):
             data = dict(item)
             if "pk" in data:
-                data[pk_name(model)] = data.pop("pk")
+                data[pk] = data.pop("pk")
             for name in data:
                 if name not in names:
                     raise FieldError(model, name, names, context="bulk_create()")
             related = {n: data.pop(n) for n in list(data) if n in relationships}
             obj = model(**data)
             for name, value in related.items():
-                # Without attribute events: a backref would add the new object to
-                # the related object's collection, and the session would flush it.
-                set_committed_value(obj, name, value)
+                # As loading does: no attribute events, so no backref touches the
+                # related object's collection.
+                set_related(obj, name, value)
             result.append(obj)
         else:
             raise TypeError(
@@ -161,20 +145,24 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
     return result
 
 
-def _fill_foreign_keys(obj: Model, relationships: Sequence[RelationshipProperty[Any]]) -> None:
-    """Copy primary keys of related objects into foreign-key columns (a flush would)."""
-    loaded = instance_dict(obj)
-    for relationship in relationships:
-        related = loaded.get(relationship.key)
+def _fill_foreign_keys(
+    obj: Model, relations: Sequence[tuple[str, tuple[str, ...], list[str]]]
+) -> None:
+    """Copy primary keys of related objects into foreign-key columns."""
+    loaded = obj.__dict__
+    names = loaded.get(RELATED)
+    if not names:
+        return
+    for name, keys, remotes in relations:
+        related = loaded.get(name) if name in names else None
         if related is None:
             continue
-        for local, remote in relationship.local_remote_pairs:
-            key = obj.__mapper__.get_property_by_column(local).key
-            value = getattr(related, related.__mapper__.get_property_by_column(remote).key)
+        for key, remote in zip(keys, remotes, strict=True):
+            value = related.__dict__.get(remote)
             if value is None:
                 raise ValueError(
                     f"bulk_create() prohibited to prevent data loss due to unsaved related "
-                    f"object {relationship.key!r} on {type(obj).__name__}."
+                    f"object {name!r} on {type(obj).__name__}."
                 )
             loaded[key] = value
 
@@ -204,10 +192,18 @@ def _rows(
     set by some objects and not others is filled from its client-side default, so
     normally there is one group (one statement per batch).
     """
+    model = type(objs[0])
+    mapper = model.__mapper__
     many_to_one = [
-        relationship
-        for relationship in objs[0].__mapper__.relationships
-        if relationship.direction is MANYTOONE
+        (
+            name,
+            keys,
+            [
+                mapper.relationships[name].mapper.get_property_by_column(remote).key
+                for _, remote in mapper.relationships[name].local_remote_pairs
+            ],
+        )
+        for name, keys in info(model).foreign_keys.items()
     ]
     names = tuple(columns)
     values: list[dict[str, Any]] = []
@@ -217,7 +213,7 @@ def _rows(
     for obj in objs:
         if many_to_one:
             _fill_foreign_keys(obj, many_to_one)
-        loaded = instance_dict(obj)  # inspect() costs a registry lookup per call
+        loaded = obj.__dict__
         row = {name: loaded[name] for name in names if name in loaded}
         if reference is None:
             reference = row.keys()
@@ -313,8 +309,9 @@ async def bulk_create(
             return instances
         values, groups = _rows(instances, columns)
     dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     size = _batch_size(batch_size, len(table.columns))  # defaults add columns
+    statements = sum(-(-(len(values) if i is None else len(i)) // size) for _, i in groups)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     target = [columns[n].key for n in unique]
     pk = tuple(column.key for column in table.primary_key.columns)
     # One executemany per group of rows with the same columns: SQLAlchemy's
@@ -323,7 +320,7 @@ async def bulk_create(
     # compiled anew for every batch, 5x slower at 10,000 rows). RETURNING rows are
     # paired with objects here, so sort_by_parameter_order (which makes SQLite send
     # one statement per row) is not needed.
-    async with atomic(db) if not in_atomic(db) else contextlib.nullcontext():
+    async with _one_transaction(db, statements):
         for keys, indexes in groups:
             stmt = insert(table)
             if ignore_conflicts:
@@ -341,7 +338,7 @@ async def bulk_create(
             else:
                 sent = [values[i] for i in indexes]
                 group = [instances[i] for i in indexes]
-            result = await db.execute(returning, sent)  # inside the atomic block above
+            returned = await execution.write(db, _insert_many, returning, sent)
             match: Sequence[str] | None = None
             if ignore_conflicts or update_conflicts:
                 candidates = _unique_keys(table, keys)
@@ -349,8 +346,15 @@ async def bulk_create(
             elif set(pk) <= set(keys) and all(row[k] is not None for row in sent for k in pk):
                 match = pk  # the objects carry their keys: pair rows by them
             with gc_paused():
-                _assign(table, group, sent, result.all(), match)
+                _assign(table, group, sent, returned, match)
     return instances
+
+
+def _insert_many(
+    connection: Connection, stmt: Any, rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    # insertmanyvalues: one INSERT ... VALUES (...), (...) RETURNING per page of rows.
+    return list(map(tuple, connection.execute(stmt, rows).all()))
 
 
 def _assign(
@@ -368,7 +372,6 @@ def _assign(
     returns the stored primary key. Otherwise every object gets a row, and
     generated integer keys put the rows in VALUES order.
     """
-    returned = list(map(tuple, returned))  # plain tuples, made in C: faster to read
     position = {column.key: index for index, column in enumerate(table.columns)}
     pk = [position[column.key] for column in table.primary_key.columns]
     pairs: Iterable[tuple[Model, Sequence[Any] | None]]
@@ -387,37 +390,13 @@ def _assign(
     else:
         return
     mapper = type(objs[0]).__mapper__
-    names = [mapper.get_property_by_column(column).key for column in table.columns]
-    if not {prop.key for prop in mapper.column_attrs} <= set(names):
-        # Column attributes the RETURNING clause does not cover (column_property
-        # expressions): make_transient_to_detached() marks them expired.
-        for obj, row in pairs:
-            if row is not None:
-                instance_dict(obj).update(zip(names, row, strict=True))
-                make_transient_to_detached(obj)
-        return
-    # What make_transient_to_detached() does, minus the work it repeats for every
-    # object (an identity key from attribute lookups, the set of unloaded
-    # attributes, an expire event): every column attribute is loaded here. Setting
-    # InstanceState.key and InstanceState._commit_all_states() (SQLAlchemy's own
-    # after a load, one call for all objects) are its private state API;
-    # tests/test_bulk_state.py checks the object state that results.
-    identity_key = mapper.identity_key_from_primary_key
-    key_of = itemgetter(*pk)  # a value for one column, a tuple for several
-    single = len(pk) == 1
-
-    def filled() -> Iterator[tuple[InstanceState[Any], dict[str, Any]]]:
-        for obj, row in pairs:
-            if row is None:
-                continue
-            state = instance_state(obj)
-            loaded = instance_dict(obj)
+    names = tuple(mapper.get_property_by_column(column).key for column in table.columns)
+    # The returned row is the stored row: the object holds it, as if loaded.
+    for obj, row in pairs:
+        if row is not None:
+            loaded = obj.__dict__
             loaded.update(zip(names, row, strict=True))
-            key = key_of(row)
-            state.key = identity_key((key,) if single else key)
-            yield state, loaded
-
-    InstanceState._commit_all_states(filled())
+            loaded[SNAPSHOT] = (names, tuple(row))
 
 
 # -- bulk_update ----------------------------------------------------------------------
@@ -431,8 +410,6 @@ async def bulk_update(
     batch_size: int | None = None,
 ) -> int:
     """Write ``fields`` of each object with one UPDATE per batch; return the rows updated."""
-    from flash_db.lookups import pk_name
-
     table = _table(model, "bulk_update")
     columns = _columns(model)
     if isinstance(fields, str):
@@ -453,18 +430,17 @@ async def bulk_update(
     size = _batch_size(batch_size, 1 + len(written))
     with gc_paused():  # as in bulk_create
         rows = _update_rows(model, objects, pk, names, (now,) if timestamped else ())
-        _mark_written(db, objects, names, now if timestamped else None)
     batches = -(-len(rows) // size)
-    if in_atomic(db):
-        # A rolled-back savepoint expires the objects its flushes wrote; these were
-        # not flushed, so the block is told about them (as for save()'s writes).
-        for obj in objects:
-            record_write(db, obj, inserted=False)
     count = 0
     # executemany is one statement per row to SQLite: always give it a transaction.
     async with _one_transaction(db, 2 if form is _update_executemany else batches):
         for batch in _batches(rows, size):
             count += await form(db, table, columns, pk, written, batch)
+    with gc_paused():
+        for obj in objects:
+            if timestamped:
+                obj.__dict__["updated_at"] = now
+            store(obj, written)
     return count
 
 
@@ -482,8 +458,10 @@ def _update_rows(
     for obj in objects:
         if not isinstance(obj, model):
             raise TypeError(f"bulk_update() takes {model.__name__} instances, got {obj!r}.")
+        if not is_stored(obj):
+            raise ValueError(f"bulk_update() needs saved objects; {obj!r} has no primary key.")
         try:
-            row = read(instance_dict(obj))
+            row = read(obj.__dict__)
         except KeyError:
             row = ()
         if not row or row[0] is None:
@@ -494,7 +472,7 @@ def _update_rows(
 
 def _check_loaded(obj: Model, pk: str, names: Sequence[str]) -> NoReturn:
     """Raise the error for an object without a primary key or without a field loaded."""
-    loaded = instance_dict(obj)
+    loaded = obj.__dict__
     if loaded.get(pk) is None:
         raise ValueError(f"bulk_update() needs saved objects; {obj!r} has no primary key.")
     missing = [name for name in names if name not in loaded]
@@ -502,44 +480,6 @@ def _check_loaded(obj: Model, pk: str, names: Sequence[str]) -> NoReturn:
         f"bulk_update() needs the fields it writes loaded; {obj!r} has not loaded "
         f"{missing!r} (drop them from only()/defer() or refresh_from_db() first)."
     )
-
-
-def _mark_written(
-    db: AsyncSession, objects: Sequence[Model], names: Sequence[str], now: datetime | None
-) -> None:
-    """Mark the written fields of ``objects`` (and ``updated_at = now``) stored, before the write.
-
-    Otherwise the flush that precedes the write (pending changes join its
-    transaction) would send them a second time, one ORM UPDATE per object. An
-    object whose only changes are the written fields is committed as a load
-    would commit it, which also takes it off the session's list of modified
-    objects (the flush would walk them all and find nothing to write):
-    InstanceState._commit_all_states() is SQLAlchemy's private state API (as in
-    bulk_create), tests/test_bulk_state.py checks the result. An object with
-    other changes pending keeps them: only the written attributes are committed.
-    If the write fails, the rollback expires the objects, so they reload.
-    """
-    fields = frozenset([*names, "updated_at"] if now is not None else names)
-    other: list[Model] = []
-
-    def clean() -> Iterator[tuple[InstanceState[Any], dict[str, Any]]]:
-        for obj in objects:
-            state = instance_state(obj)
-            if state.committed_state.keys() <= fields:
-                loaded = instance_dict(obj)
-                if now is not None:
-                    loaded["updated_at"] = now
-                yield state, loaded
-            else:
-                other.append(obj)
-
-    InstanceState._commit_all_states(clean(), db.sync_session.identity_map)
-    for obj in other:
-        loaded = instance_dict(obj)
-        for name in names:
-            set_committed_value(obj, name, loaded[name])
-        if now is not None:
-            set_committed_value(obj, "updated_at", now)
 
 
 async def _update_unnest(
@@ -568,8 +508,7 @@ async def _update_unnest(
         .render_derived(name="_flash_rows")
     )
     stmt = update_from_rows(table, pk_column, columns, names, source)
-    result = await execute_write(db, stmt)
-    return int(result.rowcount)
+    return await execution.write(db, _rowcount, stmt, None)
 
 
 def update_from_rows(
@@ -588,7 +527,6 @@ def update_from_rows(
         update(table)
         .where(pk_column == source.c._flash_pk)
         .values({columns[name].key: source.c[f"_flash_{name}"] for name in names})
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -609,9 +547,12 @@ async def _update_executemany(
     )
     keys = ("_flash_pk", *(f"_flash_{name}" for name in names))
     params = [dict(zip(keys, row, strict=True)) for row in rows]
-    # Called inside a transaction (see bulk_update), so no autocommit handling here.
-    result = await db.execute(stmt, params)
-    return int(_cursor_result(result).rowcount)
+    return await execution.write(db, _rowcount, stmt, params)
+
+
+def _rowcount(connection: Connection, stmt: Any, params: Any) -> int:
+    result: CursorResult[Any] = connection.execute(stmt, params)
+    return int(result.rowcount)
 
 
 UpdateForm = Callable[

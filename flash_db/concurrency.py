@@ -1,6 +1,6 @@
 """One task per session: the ``AsyncSession`` subclass that raises ``SessionBusy``.
 
-An ``AsyncSession`` holds one connection and one unit of work; two tasks that
+An ``AsyncSession`` holds one connection and its transaction; two tasks that
 use it at the same time interleave their statements on that connection and
 corrupt each other's state (SQLAlchemy then fails deep inside, or the driver
 reports "another operation is in progress"). Flash DB's sessions record which
@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import functools
 from asyncio import Task, current_task
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import object_session
-from sqlalchemy.orm.attributes import instance_state
 
 from flash_db.exceptions import SessionBusy, TransactionError
 
-__all__ = ["FAILED_KEY", "LENDING_KEY", "FlashAsyncSession", "enter_block", "hold_session"]
+__all__ = ["FAILED_KEY", "FlashAsyncSession", "enter_block", "hold_session"]
 
 #: The atomic blocks (their markers) that code running in this context belongs to.
 #: Tasks started inside a block (``asyncio.gather`` in it) inherit a copy.
 _blocks: ContextVar[frozenset[object]] = ContextVar("flash_db_blocks", default=frozenset())
-
-#: ``Session.info`` key of a session whose objects a Flash session may take over
-#: when they are added to it (the private session of a stream).
-LENDING_KEY = "flash_db.lends_objects"
 
 #: ``Session.info`` key of the open atomic block in which a write failed and the
 #: error was caught inside it (``flash_db.transaction.marking_failure``): the session
@@ -115,43 +109,7 @@ class FlashAsyncSession(AsyncSession):
     merge = _guarded(AsyncSession.merge)
     merge_all = _guarded(AsyncSession.merge_all)
 
-    def add(self, instance: object, *, _warn: bool = True) -> None:
-        """Place ``instance`` in the session (``SessionBusy`` while another task writes)."""
-        self._refuse_other_task()
-        self._adopt(instance)
-        super().add(instance, _warn=_warn)
-
-    def add_all(self, instances: Iterable[object]) -> None:
-        """Place ``instances`` in the session (``SessionBusy`` while another task writes)."""
-        self._refuse_other_task()
-        instances = list(instances)
-        for instance in instances:
-            self._adopt(instance)
-        super().add_all(instances)
-
-    def _adopt(self, instance: object) -> None:
-        """Take ``instance`` (and what it cascades to) over from a stream's private session.
-
-        ``QuerySet.iterator()`` on PostgreSQL outside ``atomic`` loads objects in a
-        session of its own; ``obj.save(db)`` in the loop must still work.
-        """
-        try:
-            state = instance_state(instance)
-        except AttributeError:
-            return  # not a mapped instance: super().add() raises the error
-        if state.session_id is None:
-            return  # transient or detached: nothing to take over
-        other = state.session
-        if other is None or other is self.sync_session or not other.info.get(LENDING_KEY):
-            return
-        related = [obj for obj, *_ in state.mapper.cascade_iterator("save-update", state)]
-        for obj in [instance, *related]:
-            if object_session(obj) is other:
-                other.expunge(obj)
-
     def _refuse_other_task(self) -> None:
-        # Adding an object while another task flushes would slip it into that
-        # task's flush or commit; refuse it before the unit of work changes.
         block = self._flash_block
         if block is not None and block not in _blocks.get():
             raise SessionBusy("transaction")

@@ -1,14 +1,21 @@
 """The Database object (engine + session factory) and the module-level connection API.
 
 Flash DB's commit model is Django's: outside ``atomic`` every statement commits on
-its own. The engine's connections therefore run in the driver's AUTOCOMMIT mode,
-so a read or a single-row write costs one round trip instead of SQLAlchemy's
-BEGIN/statement/COMMIT, and ``flash_db.transaction.atomic`` opens real
-transactions (``BEGIN``, ``SAVEPOINT``) itself.
+its own. The engine's connections therefore run at SQLAlchemy's ``AUTOCOMMIT``
+isolation level, so a read or a single-row write costs one round trip instead of
+BEGIN/statement/COMMIT. ``flash_db.transaction.atomic`` opens a real transaction
+through SQLAlchemy's public API: the session's connection is given a
+transactional isolation level (``init_db(isolation_level=...)``, else the
+database's default) for the block, and set back to ``AUTOCOMMIT`` after it.
+On SQLite the block starts with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented
+recipe: a ``begin`` listener on the engine), which takes the write lock up front
+instead of failing with "database is locked" when two readers later both write.
 
 A session handed out by :func:`get_db`/:func:`session` keeps one pooled
 connection for its lifetime (like Django's connection per request): the
 connection is checked out (and pinged on PostgreSQL) once, not once per write.
+To Flash DB the session is that connection and its transaction state: Flash DB's
+objects are never in its unit of work (see ``flash_db.instances``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -29,10 +36,15 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from flash_db import sqlite
 from flash_db.concurrency import FlashAsyncSession
 from flash_db.exceptions import FlashDBError, TransactionError
+from flash_db.schema import metadata
 
 __all__ = [
+    "AUTOCOMMIT_KEY",
+    "ISOLATION_KEY",
+    "ISOLATION_LEVELS",
     "Database",
     "FlashSession",
     "close_db",
@@ -51,6 +63,22 @@ _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
 }
 
+#: ``Session.info`` key: the isolation level of the session's ``atomic`` blocks.
+ISOLATION_KEY = "flash_db.isolation_level"
+#: ``Session.info`` key of a session whose connection runs in ``AUTOCOMMIT`` mode
+#: outside ``atomic`` (every session Flash DB hands out).
+AUTOCOMMIT_KEY = "flash_db.autocommit"
+#: ``Session.info`` key of the atomic blocks open on the session (a list).
+STACK_KEY = "flash_db.atomic"
+#: ``Session.info`` key set while Flash DB itself commits an atomic block.
+COMMITTING_KEY = "flash_db.committing"
+
+#: The isolation levels ``atomic`` blocks may run at, per database.
+ISOLATION_LEVELS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"),
+    "sqlite": ("SERIALIZABLE",),
+}
+
 
 def normalize_url(url: str | URL) -> URL:
     """Return ``url`` with an async driver: ``postgresql://`` becomes ``postgresql+asyncpg://``."""
@@ -58,6 +86,18 @@ def normalize_url(url: str | URL) -> URL:
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     return parsed
+
+
+def check_isolation_level(backend: str, level: str, context: str) -> str:
+    """Return ``level`` (upper case) if ``backend`` runs transactions at it; else ``ValueError``."""
+    allowed = ISOLATION_LEVELS.get(backend)
+    normal = level.upper().replace("_", " ") if isinstance(level, str) else level
+    if allowed is not None and normal not in allowed:
+        raise ValueError(
+            f"{context} got isolation_level={level!r}; {backend} runs atomic blocks at "
+            f"{', '.join(map(repr, allowed))}."
+        )
+    return str(normal)
 
 
 class FlashSession(SyncSession):
@@ -71,32 +111,32 @@ class FlashSession(SyncSession):
 @event.listens_for(FlashSession, "before_commit")
 def _refuse_commit_inside_atomic(sync_session: SyncSession) -> None:
     info = sync_session.info
-    if info.get("flash_db.atomic") and not info.get("flash_db.committing"):
+    if info.get(STACK_KEY) and not info.get(COMMITTING_KEY):
         raise TransactionError(
             "commit() was called inside an atomic() block. The outermost atomic() block "
             "commits when it exits; leave the block (or raise to roll it back) instead."
         )
 
 
-def _driver_in_transaction(driver_connection: Any) -> bool:
-    """Return whether the raw driver connection has an open transaction."""
-    check = getattr(driver_connection, "is_in_transaction", None)  # asyncpg
-    if check is not None:
-        return bool(check())
-    return bool(getattr(driver_connection, "in_transaction", False))  # sqlite3/aiosqlite
-
-
 class Database:
     """An async engine in AUTOCOMMIT mode and the factory for its sessions."""
 
-    def __init__(self, url: str | URL, *, echo: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        echo: bool = False,
+        isolation_level: str | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = normalize_url(url)
         self.backend = self.url.get_backend_name()
-        if "isolation_level" in engine_kwargs:
-            raise TypeError(
-                "init_db() got isolation_level: Flash DB runs connections in autocommit mode "
-                "and opens transactions itself with atomic(); remove the argument."
-            )
+        #: The level ``atomic`` blocks begin at (None: the database's default).
+        self.isolation_level = (
+            None
+            if isolation_level is None
+            else check_isolation_level(self.backend, isolation_level, "init_db()")
+        )
         if self.backend == "postgresql":
             engine_kwargs.setdefault("pool_pre_ping", True)
         elif self.backend == "sqlite":
@@ -111,18 +151,19 @@ class Database:
         )
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
-        # A connection must never go back to the pool inside a transaction: the
-        # driver's own rollback is a no-op in AUTOCOMMIT mode, so end it here.
-        event.listen(self.engine.sync_engine.pool, "reset", _rollback_open_transaction)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self._closed = False
 
     def new_session(self, connection: AsyncConnection) -> AsyncSession:
         """Return an ``AsyncSession`` bound to ``connection`` (``expire_on_commit=False``)."""
-        return FlashAsyncSession(
+        db = FlashAsyncSession(
             bind=connection,
             expire_on_commit=False,
             sync_session_class=FlashSession,
         )
+        db.info[AUTOCOMMIT_KEY] = True
+        db.info[ISOLATION_KEY] = self.isolation_level
+        return db
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -145,19 +186,15 @@ class Database:
 
     async def create_all(self) -> None:
         """Create the tables of every model (``CREATE TABLE`` if missing)."""
-        from flash_db.models import Model
-
         self._check_open()
         async with self.engine.connect() as conn:
-            await conn.run_sync(Model.metadata.create_all)
+            await conn.run_sync(metadata.create_all)
 
     async def drop_all(self) -> None:
         """Drop the tables of every model."""
-        from flash_db.models import Model
-
         self._check_open()
         async with self.engine.connect() as conn:
-            await conn.run_sync(Model.metadata.drop_all)
+            await conn.run_sync(metadata.drop_all)
 
     async def close(self) -> None:
         """Dispose of the engine and its pool; safe to call twice."""
@@ -171,26 +208,24 @@ class Database:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
-    from flash_db.lookups import SQLITE_FUNCTIONS
-
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
     # Unicode-aware lower(), case-sensitive LIKE and REGEXP for the lookups.
-    for name, (arity, function) in SQLITE_FUNCTIONS.items():
+    for name, (arity, function) in sqlite.FUNCTIONS.items():
         dbapi_connection.create_function(name, arity, function, deterministic=True)
 
 
-def _rollback_open_transaction(
-    dbapi_connection: Any, connection_record: ConnectionPoolEntry, reset_state: Any
-) -> None:
-    driver = dbapi_connection.driver_connection
-    if driver is not None and _driver_in_transaction(driver):
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("ROLLBACK")
-        finally:
-            cursor.close()
+def _sqlite_begin(connection: Connection) -> None:
+    """Begin a real transaction on SQLite when the connection is not in AUTOCOMMIT mode.
+
+    The driver would only begin one before the first INSERT/UPDATE/DELETE, and
+    a deferred one; ``BEGIN IMMEDIATE`` covers the block's reads too and takes
+    the write lock at once (SQLAlchemy's recipe for SQLite transactions).
+    """
+    level = connection.get_execution_options().get("isolation_level")
+    if level is not None and level != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _default: Database | None = None
@@ -206,14 +241,24 @@ def get_database() -> Database:
     return _default
 
 
-def init_db(url: str | URL | None = None, *, echo: bool = False, **engine_kwargs: Any) -> Database:
-    """Configure the default database; ``url`` defaults to ``$DATABASE_URL``."""
+def init_db(
+    url: str | URL | None = None,
+    *,
+    echo: bool = False,
+    isolation_level: str | None = None,
+    **engine_kwargs: Any,
+) -> Database:
+    """Configure the default database; ``url`` defaults to ``$DATABASE_URL``.
+
+    ``isolation_level`` is the level ``atomic`` blocks begin at (outside a block
+    every statement autocommits at the database's default level).
+    """
     global _default
     if url is None:
         url = os.environ.get("DATABASE_URL")
         if not url:
             raise FlashDBError("init_db() needs a URL, or the DATABASE_URL environment variable.")
-    _default = Database(url, echo=echo, **engine_kwargs)
+    _default = Database(url, echo=echo, isolation_level=isolation_level, **engine_kwargs)
     return _default
 
 

@@ -11,13 +11,12 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, Float, Numeric, Select, cast, func, literal, not_
+from sqlalchemy import ColumnElement, Float, Numeric, cast, func, literal, not_
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import UnaryExpression
 
 if TYPE_CHECKING:
-    from flash_db.lookups import Resolver
-    from flash_db.query import QuerySet
+    from flash_db.resolver import Resolver
 
 __all__ = [
     "Aggregate",
@@ -32,6 +31,7 @@ __all__ = [
     "OrderBy",
     "OuterRef",
     "Q",
+    "Queryable",
     "Subquery",
     "Sum",
     "Value",
@@ -324,28 +324,32 @@ class Max(Aggregate):
     function = "max"
 
 
-def _inner_select(queryset: QuerySet[Any, Any], resolver: Resolver) -> Select[Any]:
-    from flash_db.lookups import Resolver, correlated
+class Queryable:
+    """A query that can stand inside another one: what ``Exists()``, ``Subquery()`` and
+    ``field__in=...`` take (a ``QuerySet``: its model and its state).
 
-    inner = Resolver(
-        queryset.model, entity=resolver.subquery_entity(queryset.model), outer=resolver
-    )
-    # Eager loading has no meaning inside a subquery.
-    plain = queryset._clone(select_related=(), prefetch_related=(), only=(), defer=())
-    return correlated(plain._select(resolver=inner), inner.entity)
+    The resolver of the enclosing statement compiles it (``Resolver.subquery``),
+    so this layer never builds a statement itself.
+    """
+
+    __slots__ = ()
+
+    model: type[Any]
+    state: Any
 
 
 class Exists(Expression):
     """``EXISTS (subquery)`` over a QuerySet, for ``filter`` and ``annotate``; ``~`` negates."""
 
-    def __init__(self, queryset: QuerySet[Any, Any], *, negated: bool = False) -> None:
+    def __init__(self, queryset: Queryable, *, negated: bool = False) -> None:
+        if not isinstance(queryset, Queryable):
+            raise TypeError(f"Exists() takes a QuerySet, got {queryset!r}.")
         self.queryset = queryset
         self.negated = negated
 
     def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
         """Return ``[NOT] EXISTS (...)`` correlated through ``OuterRef``s."""
-        qs = self.queryset
-        stmt = _inner_select(qs._clone(order_by=()), resolver)
+        stmt = resolver.subquery(self.queryset, ordered=False)
         exists = stmt.exists()
         return not_(exists) if self.negated else exists
 
@@ -365,7 +369,9 @@ class Exists(Expression):
 class Subquery(Expression):
     """A scalar subquery: a ``values()``/``values_list()`` QuerySet of one column."""
 
-    def __init__(self, queryset: QuerySet[Any, Any]) -> None:
+    def __init__(self, queryset: Queryable) -> None:
+        if not isinstance(queryset, Queryable):
+            raise TypeError(f"Subquery() takes a QuerySet, got {queryset!r}.")
         if queryset.state.kind == "model":
             raise TypeError(
                 "Subquery() takes a QuerySet of one column: use .values('field') or "
@@ -375,7 +381,7 @@ class Subquery(Expression):
 
     def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
         """Return ``(SELECT ...)`` correlated through ``OuterRef``s."""
-        stmt = _inner_select(self.queryset, resolver)
+        stmt = resolver.subquery(self.queryset, ordered=True)
         count = len(stmt.selected_columns)
         if count != 1:
             raise TypeError(f"Subquery() needs a QuerySet of exactly one column, got {count}.")

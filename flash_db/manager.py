@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import bulk
 from flash_db.exceptions import FieldError
+from flash_db.fields import pk_name
 from flash_db.query import QuerySet
 from flash_db.transaction import atomic, in_atomic
 
@@ -292,8 +293,6 @@ class Manager(Generic[M]):
 
     def _resolve(self, values: Mapping[str, Any] | None, argument: str) -> dict[str, Any]:
         """Check field names (``pk`` allowed) and call callable values, as Django does."""
-        from flash_db.lookups import pk_name
-
         if not values:
             return {}
         mapper = self.model.__mapper__

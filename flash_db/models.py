@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Collection
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
-from sqlalchemy import DateTime, Integer, inspect
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy import DateTime, Integer, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    MappedColumn,
+    QueryableAttribute,
+    mapped_column,
+)
 from sqlalchemy.schema import Column, PrimaryKeyConstraint
 from sqlalchemy.types import TypeDecorator
 
-from flash_db import exceptions, signals, validation, writes
+from flash_db import exceptions, instances, schema, signals, validation, writes
+from flash_db.fields import info, pk_name
 from flash_db.loading import Prefetch, prefetch_related_objects
-from flash_db.lookups import pk_name
 from flash_db.manager import ManagerDescriptor
-from flash_db.transaction import _rollback_failed_write, atomic, flush_write, in_atomic
+from flash_db.related import RelatedManager, related_manager
+from flash_db.transaction import write_block
 
 __all__ = ["AwareDateTime", "Model", "SoftDeleteMixin", "TimestampMixin"]
 
@@ -50,18 +54,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@asynccontextmanager
-async def _write_block(db: AsyncSession) -> AsyncIterator[None]:
-    """Run a write and its signal receivers in one transaction (opened here outside ``atomic``).
-
-    Inside ``atomic`` no savepoint is added: a receiver's exception propagates and
-    rolls back the caller's block, as in Django.
-    """
-    if in_atomic(db):
-        yield
-        return
-    async with atomic(db):
-        yield
+T = TypeVar("T", bound="Model")
 
 
 def _declares_primary_key(cls: type[Any]) -> bool:
@@ -94,6 +87,7 @@ class Model(DeclarativeBase):
 
     __abstract__ = True
 
+    metadata: ClassVar[MetaData] = schema.metadata
     objects: ClassVar[ManagerDescriptor] = ManagerDescriptor()
     DoesNotExist: ClassVar[type[exceptions.DoesNotExist]] = exceptions.DoesNotExist
     MultipleObjectsReturned: ClassVar[type[exceptions.MultipleObjectsReturned]] = (
@@ -135,8 +129,7 @@ class Model(DeclarativeBase):
         return getattr(self, pk_name(type(self)))
 
     def __repr__(self) -> str:
-        state = inspect(self)
-        pk = state.identity[0] if state.identity else None
+        pk = self.__dict__.get(info(type(self)).pk)
         return f"<{type(self).__name__} pk={pk!r}>"
 
     # -- validation -----------------------------------------------------------------
@@ -174,18 +167,21 @@ class Model(DeclarativeBase):
     ) -> Self:
         """Insert or update this object; outside ``atomic`` it commits on its own.
 
-        Validates first (as ``afull_clean()``, only ``update_fields`` when given)
-        unless ``validate=False``; nothing is written when validation fails.
-        ``update_fields`` limits the UPDATE to those columns (plus ``updated_at``);
-        other changed attributes stay unsaved. ``pre_save``/``post_save``
-        receivers run in the write's transaction.
+        A new object (or one whose primary key is None) is INSERTed; a stored one
+        gets one UPDATE of the fields changed since it was loaded or last saved
+        (none changed: no statement), or of exactly ``update_fields`` (other
+        changed fields stay changed and unsaved). Validates first (as
+        ``afull_clean()``, only ``update_fields`` when given) unless
+        ``validate=False``; nothing is written when validation fails.
+        ``pre_save``/``post_save`` receivers run in the write's transaction.
         """
-        created = instance_state(self).key is None
+        created = not instances.is_stored(self) or self.pk is None
         fields = None if update_fields is None else list(update_fields)
         if fields is not None and not created:
             self._check_update_fields(fields)
             if not fields:
                 return self  # Django: an empty update_fields saves nothing, sends nothing
+        writes.sync_foreign_keys(self)
         if validate:
             await validation.afull_clean(self, None if created or fields is None else fields)
         sender = type(self)
@@ -198,72 +194,36 @@ class Model(DeclarativeBase):
             "created": created,
             "update_fields": None if fields is None else frozenset(fields),
         }
-        async with _write_block(db):
+        async with write_block(db):
             await signals.pre_save.send(sender, **arguments)
             await self._write(db, created, fields)
             await signals.post_save.send(sender, **arguments)
         return self
 
     async def _write(self, db: AsyncSession, created: bool, fields: list[str] | None) -> None:
-        if fields is not None and not created:
-            await self._update_fields(db, fields)
+        if created:
+            await writes.insert_one(db, self)
             return
-        if await (writes.insert_one(db, self) if created else writes.update_one(db, self)):
-            return
-        db.add(self)
-        # Inside atomic every write is a flush: skip counting the pending objects.
-        single = in_atomic(db) or (
-            len(db.new) + len(db.dirty) + len(db.deleted) <= 1 and self.__mapper__.inherits is None
-        )
-        await flush_write(db, single_statement=single)
+        if fields is None:
+            fields = instances.changed_fields(self)
+            if not fields:
+                return  # nothing changed: nothing is sent
+        await writes.update_one(db, self, fields)
 
     def _check_update_fields(self, update_fields: list[str]) -> None:
-        column_attrs = self.__mapper__.column_attrs
-        unknown = [name for name in update_fields if name not in column_attrs]
+        columns = dict(info(type(self)).columns)
+        unknown = [name for name in update_fields if name not in columns]
         if unknown:
             raise exceptions.FieldError(
-                type(self), unknown[0], column_attrs.keys(), context="save(update_fields=...)"
+                type(self), unknown[0], columns, context="save(update_fields=...)"
             )
-
-    async def _update_fields(self, db: AsyncSession, update_fields: list[str]) -> None:
-        from sqlalchemy import update
-
-        self._check_update_fields(update_fields)
-        values = {name: getattr(self, name) for name in update_fields}
-        if isinstance(self, TimestampMixin) and "updated_at" not in values:
-            values["updated_at"] = _now()
-        pk = pk_name(type(self))
-        stmt = (
-            update(type(self))
-            .where(getattr(type(self), pk) == self.pk)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        # As in Django, changed fields outside update_fields are not written. They
-        # must not be written later behind the caller's back either (an autoflush
-        # before the next query would, in AUTOCOMMIT): their in-memory values are
-        # kept and marked unchanged. Not execute_write(): it would flush them.
-        state = inspect(self)
-        column_attrs = self.__mapper__.column_attrs
-        for key in list(state.committed_state):
-            if key in column_attrs and key not in values:
-                set_committed_value(self, key, getattr(self, key))
-        with db.no_autoflush:
-            if in_atomic(db):
-                await db.execute(stmt)
-            else:
-                try:
-                    await db.execute(stmt)
-                except BaseException:
-                    await _rollback_failed_write(db)
-                    raise
-        for name, value in values.items():
-            set_committed_value(self, name, value)
 
     async def delete(self, db: AsyncSession) -> None:
         """Delete this object's row (soft-delete models set ``deleted_at`` instead).
 
-        ``pre_delete``/``post_delete`` receivers run in the delete's transaction.
+        Afterwards the object is new again with its primary key None (as in
+        Django), unless it was soft-deleted. ``pre_delete``/``post_delete``
+        receivers run in the delete's transaction.
         """
         await self._delete(db, soft=isinstance(self, SoftDeleteMixin))
 
@@ -272,43 +232,45 @@ class Model(DeclarativeBase):
         await self._delete(db, soft=False)
 
     async def _delete(self, db: AsyncSession, *, soft: bool) -> None:
+        if not instances.is_stored(self) or self.pk is None:
+            raise ValueError(
+                f"{type(self).__name__} object can't be deleted because its row is not stored."
+            )
         sender = type(self)
         if not signals.has_delete_receivers(sender):
             await self._delete_row(db, soft=soft)
-            return
-        async with _write_block(db):
-            await signals.pre_delete.send(sender, instance=self, db=db)
-            await self._delete_row(db, soft=soft)
-            await signals.post_delete.send(sender, instance=self, db=db)
+        else:
+            async with write_block(db):
+                await signals.pre_delete.send(sender, instance=self, db=db)
+                await self._delete_row(db, soft=soft)
+                await signals.post_delete.send(sender, instance=self, db=db)
+        if not soft:
+            writes.deleted(self)
 
     async def _delete_row(self, db: AsyncSession, *, soft: bool) -> None:
         if soft:
             setattr(self, "deleted_at", _now())  # noqa: B010 - declared by the mixin, not Model
-            await self._update_fields(db, ["deleted_at"])
+            await writes.update_one(db, self, ["deleted_at"])
             return
-        target = self
-        if instance_state(self).session is not db.sync_session:
-            target = await db.merge(self, load=False)
-        # Not a Core DELETE (see flash_db.writes): only a flush marks the object
-        # deleted (was_deleted; saving it again raises), which no public call does.
-        await db.delete(target)
-        await flush_write(
-            db,
-            single_statement=self.__mapper__.inherits is None and not self.__mapper__.relationships,
-        )
+        await writes.delete_one(db, self)
 
     async def refresh_from_db(self, db: AsyncSession, fields: list[str] | None = None) -> None:
-        """Reload this object's columns (or only ``fields``) from the database."""
-        if inspect(self).session is not db.sync_session:
-            db.add(self)
-        try:
-            await db.refresh(self, attribute_names=fields)
-        except InvalidRequestError as error:
-            identity = inspect(self).identity
-            pk = identity[0] if identity else None
+        """Reload this object's columns (or only ``fields``) from the database.
+
+        A loaded many-to-one relation whose foreign key changed is dropped.
+        Raises ``DoesNotExist`` when the row no longer exists.
+        """
+        if fields is not None:
+            columns = self.__mapper__.column_attrs
+            unknown = [name for name in fields if name not in columns]
+            if unknown:
+                raise exceptions.FieldError(
+                    type(self), unknown[0], columns.keys(), context="refresh_from_db()"
+                )
+        if not await writes.refresh(db, self, fields):
             raise type(self).DoesNotExist(
-                f"{type(self).__name__} with pk={pk!r} no longer exists."
-            ) from error
+                f"{type(self).__name__} with pk={self.pk!r} no longer exists."
+            )
 
     async def fetch_related(self, db: AsyncSession, *relations: str | Prefetch) -> Self:
         """Load ``relations`` (``"posts"``, ``"posts__tags"``, ``Prefetch(...)``) onto this object.
@@ -320,6 +282,42 @@ class Model(DeclarativeBase):
         """
         await prefetch_related_objects(db, [self], *relations)
         return self
+
+    @overload
+    def related(self, relation: QueryableAttribute[Collection[T]]) -> RelatedManager[T]: ...
+
+    @overload
+    def related(self, relation: str) -> RelatedManager[Any]: ...
+
+    def related(self, relation: str | QueryableAttribute[Any]) -> RelatedManager[Any]:
+        """Return the manager of this object's related rows through a to-many ``relation``.
+
+        ``post.related("tags")`` (or ``post.related(Post.tags)``) offers every
+        QuerySet builder and terminal scoped to the related rows, and ``add``,
+        ``remove``, ``set``, ``clear`` and ``create``.
+        """
+        if isinstance(relation, QueryableAttribute):
+            owner = relation.parent.class_
+            if not isinstance(self, owner):
+                raise TypeError(
+                    f"related() got {relation!r}, an attribute of {owner.__name__}, "
+                    f"not of {type(self).__name__}."
+                )
+            relation = relation.key
+        if not isinstance(relation, str):
+            raise TypeError(
+                f"related() takes a relation name or attribute such as 'tags', got {relation!r}."
+            )
+        prop = self.__mapper__.relationships.get(relation)
+        if prop is None or not prop.uselist:
+            to_many = [p.key for p in self.__mapper__.relationships if p.uselist]
+            raise exceptions.FieldError(
+                type(self), relation, to_many, kind="to-many relation", context="related()"
+            )
+        return related_manager(self, prop)
+
+
+event.listen(Model.registry, "after_configured", instances.instrument)
 
 
 class TimestampMixin:
@@ -339,5 +337,4 @@ class SoftDeleteMixin:
     async def restore(self, db: AsyncSession) -> None:
         """Clear ``deleted_at`` so the row is visible through ``objects`` again."""
         self.deleted_at = None
-        model = cast(Model, self)  # the mixin is always combined with Model
-        await model._update_fields(db, ["deleted_at"])
+        await writes.update_one(db, self, ["deleted_at"])

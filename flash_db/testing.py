@@ -24,15 +24,17 @@ fixture available without any import::
             assert await User.objects.filter(email="ann@example.com").exists(db)
 
 How ``flash_db_session`` isolates a test: it checks out one connection of the
-database configured with ``init_db()``, opens a real transaction on it
-(``BEGIN`` on the driver: the engine runs in autocommit mode) and binds an
-``AsyncSession`` to it with ``join_transaction_mode="create_savepoint"``
-(SQLAlchemy's recipe for joining an external transaction). Everything the test
+database configured with ``init_db()``, opens a real transaction on it (the
+connection leaves autocommit mode for it: ``execution_options(isolation_level=...)``
+then ``begin()``) and binds an ``AsyncSession`` to it with
+``join_transaction_mode="create_savepoint"`` (SQLAlchemy's recipe for joining an
+external transaction). Everything the test
 writes stays inside that transaction and is rolled back when the test ends,
 so tables never need re-creating or emptying:
 
-- writes outside ``atomic`` (which normally commit on their own) and explicit
-  ``await db.commit()`` only release a savepoint;
+- writes outside ``atomic`` (which normally commit on their own) each run in a
+  savepoint of their own, so a failed one undoes only itself, and an explicit
+  ``await db.commit()`` only releases the session's savepoint;
 - ``atomic`` blocks become savepoints (``flash_db.transaction`` nests inside a
   transaction it did not open), so a rolled-back block is rolled back as in
   production, and ``on_commit`` callbacks run when the outermost block exits
@@ -58,7 +60,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from flash_db.database import Database, _driver_in_transaction
+from flash_db.concurrency import FlashAsyncSession
+from flash_db.database import ISOLATION_KEY, Database, FlashSession, get_database
+from flash_db.transaction import OUTER_KEY
 
 __all__ = ["CapturedQueries", "assert_num_queries", "capture_queries", "rollback_session"]
 
@@ -138,34 +142,26 @@ async def rollback_session(database: Database | None = None) -> AsyncIterator[As
     module docstring for what is isolated; the ``flash_db_session`` fixture is
     this context manager.
     """
-    from flash_db.concurrency import FlashAsyncSession
-    from flash_db.database import FlashSession, get_database
-    from flash_db.transaction import _driver_execute
-
     database = database if database is not None else get_database()
     connection = await database.engine.connect()
     try:
-        # SQLAlchemy's view: a transaction on the connection, so the session joins
-        # it with savepoints. In AUTOCOMMIT mode that begin() sends nothing: the
-        # real transaction is the driver-level BEGIN below.
+        level = database.isolation_level or connection.dialect.default_isolation_level
+        await connection.execution_options(isolation_level=level)
         outer = await connection.begin()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        await _driver_execute(driver, "BEGIN")
         db = FlashAsyncSession(
             bind=connection,
             expire_on_commit=False,
             sync_session_class=FlashSession,
             join_transaction_mode="create_savepoint",
         )
+        db.info[OUTER_KEY] = True
+        db.info[ISOLATION_KEY] = database.isolation_level
         try:
             yield db
         finally:
             try:
                 await db.close()
             finally:
-                if _driver_in_transaction(driver):
-                    await _driver_execute(driver, "ROLLBACK")
                 if outer.is_active:
                     await outer.rollback()
     finally:

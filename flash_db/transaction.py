@@ -1,16 +1,22 @@
 """atomic() and on_commit(): Django's transaction API on an AsyncSession.
 
-Connections run in AUTOCOMMIT mode (see ``flash_db.database``), so a block
-starts a real transaction itself: the outermost ``atomic`` sends ``BEGIN``
-(``BEGIN IMMEDIATE`` on SQLite, which takes the write lock up front instead of
-failing with "database is locked" when two readers later both write) on the
-session's connection, nested blocks are SQLAlchemy savepoints (so the ORM's
-identity map follows ROLLBACK TO SAVEPOINT), and the outermost block commits.
+Outside ``atomic`` the session's connection runs in ``AUTOCOMMIT`` mode (see
+``flash_db.database``): each statement commits on its own and SQLAlchemy's
+transaction on it is bookkeeping only. The outermost ``atomic`` block settles
+that bookkeeping (``Session.commit()``, which also flushes objects a SQLAlchemy
+user added to the session), then begins a real transaction through the
+session's public API, ``Session.connection(execution_options={"isolation_level":
+...})``, at the block's level: ``atomic(db, isolation_level=...)``, else
+``init_db(isolation_level=...)``, else the database's default. Nested blocks are
+savepoints (``begin_nested()``); the outermost block commits or rolls back with
+``Session.commit()``/``rollback()`` and puts the connection back in
+``AUTOCOMMIT`` mode. ``on_commit`` callbacks run after the real COMMIT.
 
-When the connection already has a transaction that Flash DB did not open (the
-testing kit's rolled-back test transaction, or a user's own ``BEGIN``), the
-outermost block becomes a savepoint inside it and its ``on_commit`` callbacks
-are dropped with that outer transaction, as in Django's ``TestCase``.
+A session whose transaction someone else began (the testing kit's rolled-back
+test transaction, marked with ``OUTER_KEY`` in ``Session.info``, or any session
+that is in a transaction and not in Flash DB's ``AUTOCOMMIT`` mode) gets a
+savepoint for its outermost block too, and that block's ``on_commit`` callbacks
+run when it exits, as in Django's ``TestCase``.
 """
 
 from __future__ import annotations
@@ -19,28 +25,41 @@ import asyncio
 import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
-from sqlalchemy.orm import make_transient
 
 from flash_db.concurrency import FAILED_KEY, enter_block
-from flash_db.database import _driver_in_transaction
+from flash_db.database import (
+    AUTOCOMMIT_KEY,
+    COMMITTING_KEY,
+    ISOLATION_KEY,
+    STACK_KEY,
+    check_isolation_level,
+)
 from flash_db.exceptions import SessionBusy, TransactionError
 
-__all__ = ["atomic", "execute_write", "flush_write", "in_atomic", "on_commit"]
+__all__ = [
+    "OUTER_KEY",
+    "Atomic",
+    "atomic",
+    "in_atomic",
+    "marking_failure",
+    "on_commit",
+    "write_block",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_STACK_KEY = "flash_db.atomic"
-_RELOAD_CHUNK = 5000
+#: ``Session.info`` key of a session running inside a transaction that is not its
+#: own (the testing kit's): every atomic block is a savepoint there.
+OUTER_KEY = "flash_db.outer_transaction"
+
 _background: set[asyncio.Task[Any]] = set()
 
 OnCommitCallback = Callable[[], Any]
@@ -51,13 +70,8 @@ class _Block:
     """One open atomic block: its savepoint (if nested) and its on_commit callbacks."""
 
     savepoint: AsyncSessionTransaction | None
-    driver: Any = None
-    owns_transaction: bool = False
+    isolation_level: str | None = None
     callbacks: list[OnCommitCallback] = field(default_factory=list)
-    # Objects written by Flash DB's single-statement writes (flash_db.writes) in
-    # this block, which the session's transaction does not track as flushed.
-    inserted: list[Any] = field(default_factory=list)
-    updated: list[Any] = field(default_factory=list)
     # A write failed in this block and its error was caught inside it: the block
     # cannot commit (see marking_failure).
     failed: bool = False
@@ -65,35 +79,44 @@ class _Block:
 
 @contextmanager
 def _committing(db: AsyncSession) -> Iterator[None]:
-    """Let Flash DB's own savepoint commits past the commit-inside-atomic guard."""
+    """Let Flash DB's own commit past the commit-inside-atomic guard."""
     info = db.sync_session.info
-    info["flash_db.committing"] = True
+    info[COMMITTING_KEY] = True
     try:
         yield
     finally:
-        info.pop("flash_db.committing", None)
+        info.pop(COMMITTING_KEY, None)
 
 
 def _stack(db: AsyncSession) -> list[_Block]:
-    stack: list[_Block] = db.sync_session.info.setdefault(_STACK_KEY, [])
+    stack: list[_Block] = db.sync_session.info.setdefault(STACK_KEY, [])
     return stack
 
 
 def in_atomic(db: AsyncSession) -> bool:
     """Return whether ``db`` is inside an ``atomic`` block."""
-    return bool(db.sync_session.info.get(_STACK_KEY))
+    return bool(db.sync_session.info.get(STACK_KEY))
+
+
+def _in_outer_transaction(db: AsyncSession) -> bool:
+    """Return whether ``db`` runs inside a transaction that Flash DB did not begin."""
+    info = db.sync_session.info
+    if info.get(OUTER_KEY):
+        return True
+    return db.in_transaction() and not info.get(AUTOCOMMIT_KEY)
 
 
 class Atomic:
     """An ``atomic`` block on one session: an async context manager."""
 
-    def __init__(self, db: AsyncSession) -> None:
+    def __init__(self, db: AsyncSession, *, isolation_level: str | None = None) -> None:
         if not isinstance(db, AsyncSession):
             raise TypeError(
                 f"atomic() takes an AsyncSession (or decorates an async function), "
                 f"got {type(db).__name__}."
             )
         self.db = db
+        self.isolation_level = isolation_level
         self._releases: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> AsyncSession:
@@ -109,21 +132,44 @@ class Atomic:
         self._releases.append(release)
         return db
 
+    def _level(self, db: AsyncSession) -> str:
+        backend = db.get_bind().dialect.name
+        requested = self.isolation_level
+        if requested is not None:
+            return check_isolation_level(backend, requested, "atomic()")
+        configured = db.sync_session.info.get(ISOLATION_KEY)
+        if configured is not None:
+            return str(configured)
+        return str(db.get_bind().dialect.default_isolation_level or "SERIALIZABLE")
+
     async def _enter(self, db: AsyncSession) -> None:
         stack = _stack(db)
         if stack:
+            level = self.isolation_level
+            if level is not None:
+                level = check_isolation_level(db.get_bind().dialect.name, level, "atomic()")
+                if level != stack[0].isolation_level:
+                    raise TransactionError(
+                        f"A nested atomic() block cannot change the isolation level: the "
+                        f"outermost block runs at {stack[0].isolation_level!r}, this one "
+                        f"asked for {level!r}."
+                    )
             stack.append(_Block(savepoint=await db.begin_nested()))
             return
-        connection = await db.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        if _driver_in_transaction(driver):
-            # Someone else's transaction (the testing kit's): nest inside it.
-            stack.append(_Block(savepoint=await db.begin_nested(), driver=driver))
+        if _in_outer_transaction(db):
+            stack.append(_Block(savepoint=await db.begin_nested()))
             return
-        begin = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "BEGIN"
-        await _driver_execute(driver, begin)
-        stack.append(_Block(savepoint=None, driver=driver, owns_transaction=True))
+        level = self._level(db)
+        if db.in_transaction():
+            # AUTOCOMMIT bookkeeping (and any objects a SQLAlchemy user added).
+            await db.commit()
+        stack.append(_Block(savepoint=None, isolation_level=level))
+        try:
+            await db.connection(execution_options={"isolation_level": level})
+        except BaseException:
+            stack.pop()
+            await _autocommit_again(db)
+            raise
 
     async def __aexit__(
         self,
@@ -137,8 +183,7 @@ class Atomic:
             self._releases.pop()()
 
     async def _exit(self, exc_type: type[BaseException] | None) -> None:
-        db = self.db
-        stack = _stack(db)
+        stack = _stack(self.db)
         block = stack[-1]
         if exc_type is None and block.failed:
             await self._rollback(block, stack)
@@ -148,45 +193,29 @@ class Atomic:
                 "after a failed write, wrap that write in its own nested atomic block."
             )
         if exc_type is None:
-            try:
-                await db.flush()
-            except BaseException:
-                await self._rollback(block, stack)
-                raise
             await self._commit(block, stack)
         else:
             await self._rollback(block, stack)
 
     async def _commit(self, block: _Block, stack: list[_Block]) -> None:
         db = self.db
-        if block.savepoint is not None:
-            try:
-                with _committing(db):
-                    await block.savepoint.commit()
-            except BaseException:
-                await self._rollback(block, stack)
-                raise
-            stack.pop()
-            if stack:
-                stack[-1].callbacks.extend(block.callbacks)
-                stack[-1].inserted.extend(block.inserted)
-                stack[-1].updated.extend(block.updated)
-            else:
-                # Outermost block inside a foreign (test) transaction: this is as
-                # committed as Flash DB can make it, so run the callbacks now.
-                await _run_callbacks(block.callbacks)
-            return
         try:
-            # COMMIT goes through SQLAlchemy (not the raw driver) so that a failure
-            # here, e.g. a deferred constraint, is the usual sqlalchemy.exc error.
-            connection = await db.connection()
-            await connection.exec_driver_sql("COMMIT")
+            with _committing(db):
+                if block.savepoint is not None:
+                    await block.savepoint.commit()
+                else:
+                    await db.commit()
         except BaseException:
             await self._rollback(block, stack)
             raise
         stack.pop()
-        # Settle the ORM's side (no round trip: the driver is in autocommit mode).
-        await db.commit()
+        if block.savepoint is None:
+            await _autocommit_again(db)
+        elif stack:
+            stack[-1].callbacks.extend(block.callbacks)
+            return
+        # The real COMMIT, or the outermost block inside a transaction that is not
+        # Flash DB's (the testing kit's): as committed as Flash DB can make it.
         await _run_callbacks(block.callbacks)
 
     async def _rollback(self, block: _Block, stack: list[_Block]) -> None:
@@ -194,42 +223,53 @@ class Atomic:
         stack.pop()
         if block.failed:
             db.sync_session.info.pop(FAILED_KEY, None)  # statements may run again
-        _forget_inserted(db, block.inserted)
         if block.savepoint is not None:
-            # Also when a failed flush already deactivated it: SQLAlchemy needs the
-            # explicit rollback() to close the savepoint and restore the ORM state.
             await block.savepoint.rollback()
-            _expire_updated(db, block.updated)
             return
         try:
-            if _driver_in_transaction(block.driver):
-                await _driver_execute(block.driver, "ROLLBACK")
+            await db.rollback()
         except Exception:
             # The connection died (the server has rolled the transaction back). The
-            # block's own error is the one to raise, not the driver's "connection is
-            # closed"; drop the connection so the session reconnects on next use.
-            if isinstance(db.bind, AsyncConnection):
-                await db.bind.invalidate()
-        finally:
+            # block's own error is the one to raise, not the driver's: drop the
+            # connection so the session reconnects on its next use.
+            await _invalidate(db)
+        await _autocommit_again(db)
+
+
+async def _autocommit_again(db: AsyncSession) -> None:
+    """Put the connection of a Flash DB session back in AUTOCOMMIT mode after a block."""
+    bind = db.bind
+    if not isinstance(bind, AsyncConnection) or not db.sync_session.info.get(AUTOCOMMIT_KEY):
+        return  # an engine-bound session: the pool resets the connection it returns
+    if bind.in_transaction():
+        await db.rollback()
+    try:
+        await bind.execution_options(isolation_level="AUTOCOMMIT")
+    except Exception:
+        # A dead connection: a fresh one (in AUTOCOMMIT mode) replaces it on next use.
+        await _invalidate(db)
+
+
+async def _invalidate(db: AsyncSession) -> None:
+    bind = db.bind
+    if isinstance(bind, AsyncConnection):
+        with contextlib.suppress(Exception):
+            await bind.invalidate()
+        with contextlib.suppress(Exception):
             await db.rollback()
-        await _reload_quietly(db)
 
 
 @contextmanager
 def marking_failure(db: AsyncSession) -> Iterator[None]:
     """Mark the innermost open block as unable to commit when the write inside fails.
 
-    A failed flush leaves SQLAlchemy's session needing a rollback, so a block
-    whose body caught the error could not commit; every write Flash DB sends
-    inside ``atomic`` (the flush in :func:`flush_write`, the single statements
-    of ``flash_db.writes``) keeps that rule through this mark, as Django's
-    ``atomic`` does (on PostgreSQL the transaction is unusable anyway, on SQLite
-    it would commit the rest of the block). Until the block ends, the session
-    refuses statements with ``TransactionError`` (Django's
-    ``TransactionManagementError``); the block then rolls back and raises
-    ``TransactionError``. A nested block around the write limits this to that
-    block. ``SessionBusy`` marks nothing: another task's block refused the
-    write before anything was sent.
+    As Django's ``atomic`` does: on PostgreSQL the transaction is unusable after
+    a failed statement anyway, on SQLite it would commit the rest of the block.
+    Until the block ends, the session refuses statements with
+    ``TransactionError`` (Django's ``TransactionManagementError``); the block
+    then rolls back and raises ``TransactionError``. A nested block around the
+    write limits this to that block. ``SessionBusy`` marks nothing: another
+    task's block refused the write before anything was sent.
     """
     try:
         yield
@@ -243,44 +283,14 @@ def marking_failure(db: AsyncSession) -> Iterator[None]:
         raise
 
 
-def record_write(db: AsyncSession, obj: Any, *, inserted: bool) -> None:
-    """Record an object written by a single Core statement in the innermost open block.
-
-    A flush registers the objects it writes with the session's transaction,
-    which undoes them on rollback; a Core statement does not. The block does it
-    instead: see ``_forget_inserted`` and ``_expire_updated``.
-    """
-    stack = _stack(db)
-    if stack:
-        (stack[-1].inserted if inserted else stack[-1].updated).append(obj)
-
-
-def _forget_inserted(db: AsyncSession, objects: list[Any]) -> None:
-    """Make objects inserted in a rolled-back block transient again, as the ORM does.
-
-    Runs before the session's rollback, as SQLAlchemy expunges the objects
-    inserted in a transaction before it expires the rest. An object deleted in
-    the same block (by a flush) is taken out of the session instead: the
-    session's rollback would otherwise restore it as persistent.
-    """
-    session = db.sync_session
-    for obj in objects:
-        state = sa_inspect(obj)
-        if state.session is not session:
-            continue
-        if state.persistent:
-            make_transient(obj)
-        else:
-            session.expunge(obj)
-
-
-def _expire_updated(db: AsyncSession, objects: list[Any]) -> None:
-    """Expire objects updated in a rolled-back savepoint, as the ORM does for flushed ones."""
-    session = db.sync_session
-    for obj in objects:
-        state = sa_inspect(obj)
-        if state.persistent and state.session is session:
-            session.expire(obj)
+@contextlib.asynccontextmanager
+async def write_block(db: AsyncSession) -> AsyncIterator[None]:
+    """Run several statements as one write: an ``atomic`` block unless already inside one."""
+    if in_atomic(db):
+        yield
+        return
+    async with Atomic(db):
+        yield
 
 
 async def _run_callbacks(callbacks: list[OnCommitCallback]) -> None:
@@ -290,44 +300,44 @@ async def _run_callbacks(callbacks: list[OnCommitCallback]) -> None:
             await result
 
 
-async def _driver_execute(driver: Any, sql: str) -> None:
-    """Run a transaction-control statement directly on the driver connection."""
-    result = driver.execute(sql)
-    if inspect.isawaitable(result):
-        result = await result
-    close = getattr(result, "close", None)  # aiosqlite returns a cursor
-    if close is not None:
-        closed = close()
-        if inspect.isawaitable(closed):
-            await closed
-
-
 @overload
-def atomic(target: AsyncSession) -> Atomic: ...
+def atomic(target: AsyncSession, *, isolation_level: str | None = None) -> Atomic: ...
 
 
 @overload
 def atomic(
-    target: Callable[P, Coroutine[Any, Any, R]],
+    target: Callable[P, Coroutine[Any, Any, R]], *, isolation_level: str | None = None
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
+@overload
 def atomic(
-    target: AsyncSession | Callable[P, Coroutine[Any, Any, R]],
-) -> Atomic | Callable[P, Coroutine[Any, Any, R]]:
+    target: None = None, *, isolation_level: str | None = None
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]: ...
+
+
+def atomic(target: Any = None, *, isolation_level: str | None = None) -> Any:
     """Open a transaction block on a session, or decorate an async function with one.
 
-    ``async with atomic(db):`` sends BEGIN ... COMMIT (ROLLBACK when the body
-    raises); a nested block is a SAVEPOINT. As a decorator, the block is opened
-    on the function's ``AsyncSession`` argument.
+    ``async with atomic(db):`` begins a transaction and commits it at the end
+    (rolls it back when the body raises); a nested block is a SAVEPOINT. As a
+    decorator (``@atomic`` or ``@atomic(isolation_level=...)``), the block is
+    opened on the function's ``AsyncSession`` argument.
     """
     if isinstance(target, AsyncSession):
-        return Atomic(target)
-    if not inspect.iscoroutinefunction(target):
+        return Atomic(target, isolation_level=isolation_level)
+    if target is None:
+        return functools.partial(_decorate, isolation_level=isolation_level)
+    return _decorate(target, isolation_level=isolation_level)
+
+
+def _decorate(
+    func: Callable[P, Coroutine[Any, Any, R]], *, isolation_level: str | None
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    if not inspect.iscoroutinefunction(func):
         raise TypeError(
-            f"atomic() takes an AsyncSession or decorates an async function, got {target!r}."
+            f"atomic() takes an AsyncSession or decorates an async function, got {func!r}."
         )
-    func = target
     signature = inspect.signature(func)
 
     @functools.wraps(func)
@@ -339,7 +349,7 @@ def atomic(
                 f"@atomic function {func.__qualname__}() was called without an "
                 "AsyncSession argument; pass the session (db) to it."
             )
-        async with Atomic(sessions[0]):
+        async with Atomic(sessions[0], isolation_level=isolation_level):
             return await func(*args, **kwargs)
 
     return wrapper
@@ -352,7 +362,7 @@ def on_commit(db: AsyncSession, callback: Callable[[], Awaitable[Any] | Any]) ->
     they are dropped when their block rolls back. Outside ``atomic`` a sync
     callback runs at once and an async one is scheduled as a task at once.
     """
-    stack = db.sync_session.info.get(_STACK_KEY)
+    stack = db.sync_session.info.get(STACK_KEY)
     if stack:
         stack[-1].callbacks.append(callback)
         return
@@ -361,78 +371,3 @@ def on_commit(db: AsyncSession, callback: Callable[[], Awaitable[Any] | Any]) ->
         task = asyncio.ensure_future(result)
         _background.add(task)
         task.add_done_callback(_background.discard)
-
-
-async def flush_write(db: AsyncSession, *, single_statement: bool) -> None:
-    """Flush ``db``'s pending work as one write; outside ``atomic`` it commits on its own.
-
-    Connections are in AUTOCOMMIT mode, so a single statement is durable when it
-    returns and ``db.commit()`` only settles the ORM's state (no round trip);
-    several statements are wrapped in a transaction. On failure the session is
-    rolled back to before the write and stays usable. Inside ``atomic`` a failed
-    write marks the block (:func:`marking_failure`), as the single-statement writes do.
-    """
-    if in_atomic(db):
-        with marking_failure(db):
-            await db.flush()
-        return
-    if not single_statement:
-        async with Atomic(db):
-            return
-    try:
-        await db.flush()
-    except BaseException:
-        await _rollback_failed_write(db)
-        raise
-    await db.commit()
-
-
-async def execute_write(db: AsyncSession, statement: Any) -> Any:
-    """Execute one write statement (UPDATE/DELETE/INSERT); outside ``atomic`` it commits."""
-    if in_atomic(db):
-        return await db.execute(statement)
-    if db.new or db.dirty or db.deleted:
-        # Pending work flushes first: make it and the statement one transaction.
-        async with Atomic(db):
-            return await db.execute(statement)
-    try:
-        result = await db.execute(statement)
-    except BaseException:
-        await _rollback_failed_write(db)
-        raise
-    await db.commit()
-    return result
-
-
-async def _rollback_failed_write(db: AsyncSession) -> None:
-    """Roll the session back after a failed write, then reload the objects it expired.
-
-    SQLAlchemy's rollback() expires every object in the session, and in async code
-    an expired attribute cannot load itself, so ``user.name`` would break after an
-    unrelated failed INSERT. Rows committed before are still there: reload the
-    expired objects (one SELECT per model, on this failure path only).
-    """
-    await db.rollback()
-    await _reload_quietly(db)
-
-
-async def _reload_quietly(db: AsyncSession) -> None:
-    # Best effort: when the connection itself failed, the original error matters.
-    with contextlib.suppress(Exception):
-        await reload_expired(db)
-
-
-async def reload_expired(db: AsyncSession) -> None:
-    """Reload the column values of expired objects in ``db`` (one SELECT per model)."""
-    by_model: dict[Any, list[Any]] = {}
-    for obj in list(db.identity_map.values()):
-        state = sa_inspect(obj)
-        if state.expired_attributes and state.key is not None and len(state.key[1]) == 1:
-            by_model.setdefault(state.mapper, []).append(state.key[1][0])
-    for mapper, ids in by_model.items():
-        pk = mapper.primary_key[0]
-        # Chunks well below the drivers' bound-parameter limits (~32k).
-        for start in range(0, len(ids), _RELOAD_CHUNK):
-            chunk = ids[start : start + _RELOAD_CHUNK]
-            stmt = select(mapper).where(pk.in_(chunk)).execution_options(populate_existing=True)
-            await db.execute(stmt)

@@ -5,8 +5,8 @@ left empty, a ``String(n)`` value longer than ``n``, a value outside an
 ``Enum``, an integer outside its column type's range, a string with a NUL
 character) and then the model's ``clean()``, also when field checks failed, and
 raises one :class:`~flash_db.exceptions.ValidationError` with every message.
-Only attributes that are loaded are checked: a deferred or expired column is
-never loaded implicitly (that would need the database).
+Only attributes that are loaded are checked: a column a stored object did not
+load (``only()``/``defer()``) is never read (that would need the database).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Enum, String, inspect
+from sqlalchemy import Enum, String
 from sqlalchemy.orm import ColumnProperty, Mapper
-from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.schema import Column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from flash_db.exceptions import ValidationError
-from flash_db.lookups import integer_range
+from flash_db.fields import integer_range
+from flash_db.instances import is_related, is_stored
 
 if TYPE_CHECKING:
     from flash_db.models import Model
@@ -57,10 +57,14 @@ def _is_int(column: Column[Any]) -> bool:
 
 
 def _set_through_relationship(obj: Model, column: Column[Any]) -> bool:
-    """Return whether a foreign-key column will be filled from a related object at flush."""
-    state = inspect(obj)
+    """Return whether a foreign-key column will be filled from a related object by save()."""
+    loaded = obj.__dict__
     for relationship in obj.__mapper__.relationships:
-        if column in relationship.local_columns and state.dict.get(relationship.key) is not None:
+        if (
+            column in relationship.local_columns
+            and is_related(obj, relationship.key)
+            and loaded.get(relationship.key) is not None
+        ):
             return True
     return False
 
@@ -135,9 +139,8 @@ def _checks(mapper: Mapper[Any]) -> tuple[_Check, ...]:
 
 def field_errors(obj: Model, fields: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Return the built-in field checks' messages for ``obj`` (only ``fields`` if given)."""
-    state = instance_state(obj)
-    loaded = state.dict
-    persistent = state.key is not None
+    loaded = obj.__dict__
+    persistent = is_stored(obj)
     wanted = set(fields) if fields is not None else None
     errors: dict[str, list[str]] = {}
     for check in _checks(obj.__mapper__):

@@ -1,373 +1,250 @@
-"""Single-row INSERT and UPDATE as one cached Core statement, where that equals the ORM's flush.
+"""Writing one instance: INSERT, UPDATE of the changed fields, DELETE, and reading it back.
 
-``save()`` of a new object and ``save()`` of a loaded one are, for most models,
-one statement that the unit of work spends most of its time planning. For a
-model and an object that pass :func:`_plan` and the per-call checks below, this
-module runs the statement the flush would send as a Core statement built once
-per mapper and executed with a parameter dict (no new statement object, so no
-new cache key per call), on the session's connection, and then puts the object
-in the state the flush would have left it in, through SQLAlchemy's public
-functions (``make_transient``, ``make_transient_to_detached``, ``Session.add``).
+Each write is one Core statement on the model's table, built once per model
+(and, by SQLAlchemy's cache, compiled once per set of columns sent):
 
-Everything else, and every case not listed as equivalent, takes the unit of work.
-``delete()`` always does: an object deleted by a flush is marked
-``was_deleted``, and saving it again raises ``InvalidRequestError``; no public
-SQLAlchemy function produces that state without a flush.
+- INSERT sends the columns the object has a value for (None where the column
+  has a default means "use the default", as SQLAlchemy's ORM does) and returns
+  every column (``RETURNING``): generated keys, database and Python defaults
+  land on the object, which then is stored.
+- UPDATE sends the fields changed since the object was loaded or last saved
+  (``flash_db.instances.changed_fields``), or exactly ``update_fields``, plus
+  the columns with a Python ``onupdate`` (``updated_at``), ``WHERE`` the primary
+  key the row is stored under. No row matched raises ``DoesNotExist``: the row
+  was deleted meanwhile.
+- DELETE removes the row by its stored primary key; the object is then new
+  again, with its primary key set to None (as in Django).
 
-Inside ``atomic`` the objects written here are recorded on the open block
-(``flash_db.transaction.record_write``); when the block rolls back, inserted
-objects become transient again and updated ones are expired, as the ORM does
-for the objects it flushed in a rolled-back transaction or savepoint.
+Before writing, a many-to-one relation that holds an object sets its foreign
+key (``post.author = user`` before ``user`` was saved); an unsaved related
+object is refused with ``ValueError`` (Django's message).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import (
-    ColumnProperty,
-    Mapper,
-    Session,
-    make_transient,
-    make_transient_to_detached,
-)
-from sqlalchemy.orm.attributes import get_history, instance_state
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm import Mapper
 from sqlalchemy.schema import Column
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
 
-from flash_db.concurrency import hold_session
-from flash_db.transaction import (
-    _rollback_failed_write,
-    in_atomic,
-    marking_failure,
-    record_write,
+from flash_db import execution
+from flash_db.fields import info
+from flash_db.instances import (
+    RELATED,
+    forget_stored,
+    load_fields,
+    store,
+    stored_pk,
 )
 
-__all__ = ["insert_one", "update_one"]
-
-# Session events whose listeners a flush would call (or that observe the
-# transitions a flush makes); with any of them present the flush is kept.
-_SESSION_EVENTS = (
-    "before_flush",
-    "after_flush",
-    "after_flush_postexec",
-    "transient_to_pending",
-    "pending_to_persistent",
-    "pending_to_transient",
-    "persistent_to_transient",
-    "persistent_to_detached",
-    "detached_to_persistent",
-    "persistent_to_deleted",
-    "deleted_to_detached",
-)
-# Mapper events a flush calls for an INSERT or UPDATE.
-_MAPPER_EVENTS = ("before_insert", "after_insert", "before_update", "after_update")
-# Instance events that make_transient_to_detached() would call and a flush does not.
-_INSTANCE_EVENTS = ("expire",)
+__all__ = ["delete_one", "deleted", "insert_one", "refresh", "sync_foreign_keys", "update_one"]
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What the fast path needs to know about one mapper, computed once."""
+    """One model's write statements and what they need, made once per mapping."""
 
-    attrs: object  # mapper.column_attrs when the plan was made (a new object after a change)
-    mapper: Mapper[Any]
+    attrs: object  # mapper.column_attrs when the plan was made
+    table: Table
     columns: tuple[tuple[str, Column[Any]], ...]  # (attribute key, column), table order
-    relationships: frozenset[str]
-    pk_keys: tuple[str, ...]  # attribute keys of the primary-key columns
-    as_none: tuple[tuple[str, str], ...]  # (attribute, column key) sent as NULL when unset
-    evaluates_none: frozenset[str]  # attribute keys whose None is sent (the type says so)
-    onupdate: tuple[tuple[str, str], ...]  # (attribute, column key) with a Python onupdate
-    can_update: bool  # no column the database changes on UPDATE (server_onupdate, Computed)
+    pk: tuple[tuple[str, Column[Any]], ...]  # the primary-key columns
+    has_default: frozenset[str]  # attribute keys whose None means "the default"
+    onupdate: tuple[tuple[str, str], ...]  # (attribute key, column key) with a Python onupdate
     insert: Insert
     update: Update
+    delete: Delete
 
 
-# Per mapper: its plan, or None when the mapper can never take the fast path.
-_PLANS: weakref.WeakKeyDictionary[Mapper[Any], _Plan | None] = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[Mapper[Any], _Plan] = weakref.WeakKeyDictionary()
 
 
-def _plan(mapper: Mapper[Any]) -> _Plan | None:
-    """Return ``mapper``'s plan, or None when its writes must go through the unit of work.
-
-    A mapper qualifies when one Table holds all of it: no inheritance (joined
-    or single-table, where the flush writes several tables or sets a
-    discriminator), no ``version_id_col`` (the flush checks and bumps it), and
-    every column attribute is one column of that table (no ``column_property``
-    expressions, which the flush expires).
-    """
-    attrs = mapper.column_attrs
-    if mapper in _PLANS:
-        cached = _PLANS[mapper]
-        if cached is None or cached.attrs is attrs:
-            return cached
-    plan = _make_plan(mapper, attrs)
-    _PLANS[mapper] = plan
-    return plan
-
-
-def _make_plan(mapper: Mapper[Any], attrs: Any) -> _Plan | None:
-    table = mapper.local_table
-    if (
-        mapper.inherits is not None
-        or mapper.polymorphic_on is not None
-        or mapper.version_id_col is not None
-        or not isinstance(table, Table)
-        or mapper.persist_selectable is not table
-    ):
-        return None
-    by_column: dict[Column[Any], str] = {}
-    for prop in attrs:
-        if not isinstance(prop, ColumnProperty) or len(prop.columns) != 1:
-            return None
-        column = prop.columns[0]
-        if not isinstance(column, Column) or column.table is not table:
-            return None
-        by_column[column] = prop.key
-    columns = tuple((by_column[c], c) for c in table.columns if c in by_column)
-    pk_binds = [f"flash_pk_{i}" for i in range(len(table.primary_key.columns))]
-    if not pk_binds or {c.key for _, c in columns} & set(pk_binds):
-        return None
-    pk_keys = tuple(by_column[c] for c in table.primary_key.columns if c in by_column)
-    if len(pk_keys) != len(pk_binds):
-        return None
-    for _, column in columns:
-        default = column.default
-        if default is not None and not (default.is_scalar or default.is_callable):
-            return None  # a SQL-expression or Sequence default: left to the flush
-    onupdate: list[tuple[str, str]] = []
-    can_update = True
-    for key, column in columns:
-        if column.server_onupdate is not None:
-            can_update = False  # the flush would expire (or fetch) it after an UPDATE
-        hook = column.onupdate
-        if hook is not None:
-            if hook.is_scalar or hook.is_callable:
-                onupdate.append((key, column.key))
-            else:
-                can_update = False  # a SQL expression: the flush expires the attribute
-    where = [
-        column == bindparam(name)
-        for column, name in zip(table.primary_key.columns, pk_binds, strict=True)
-    ]
-    return _Plan(
-        attrs=attrs,
-        mapper=mapper,
+def _plan(model: type[Any]) -> _Plan:
+    mapper: Mapper[Any] = model.__mapper__
+    model_info = info(model)
+    found = _PLANS.get(mapper)
+    if found is not None and found.attrs is model_info.attrs:
+        return found
+    table = model_info.table
+    if table is None or mapper.inherits is not None:
+        raise TypeError(
+            f"Flash DB writes models mapped to one table; {model.__name__} is mapped to "
+            f"{mapper.persist_selectable!r}. Write it with a SQLAlchemy Session instead."
+        )
+    columns = tuple(sorted(model_info.columns, key=lambda kc: list(table.columns).index(kc[1])))
+    by_column = {column: key for key, column in columns}
+    pk = tuple((by_column[column], column) for column in table.primary_key.columns)
+    where = [column == bindparam(f"flash_pk_{i}") for i, (_, column) in enumerate(pk)]
+    found = _Plan(
+        attrs=model_info.attrs,
+        table=table,
         columns=columns,
-        relationships=frozenset(mapper.relationships.keys()),
-        pk_keys=pk_keys,
-        # The flush sends NULL for unset columns without any default (SQLAlchemy's
-        # "insert cols as none"); sending the same keys gives the same SQL.
-        as_none=tuple(
-            (key, column.key)
+        pk=pk,
+        has_default=frozenset(
+            key
             for key, column in columns
-            if not column.primary_key
-            and column.default is None
-            and column.server_default is None
+            if (column.default is not None or column.server_default is not None)
             and not column.type.should_evaluate_none
         ),
-        evaluates_none=frozenset(key for key, c in columns if c.type.should_evaluate_none),
-        onupdate=tuple(onupdate),
-        can_update=can_update,
+        onupdate=tuple(
+            (key, column.key)
+            for key, column in columns
+            if column.onupdate is not None
+            and (column.onupdate.is_scalar or column.onupdate.is_callable)
+        ),
         insert=insert(table).returning(*(column for _, column in columns)),
         update=update(table).where(*where),
+        delete=delete(table).where(*where),
     )
+    _PLANS[mapper] = found
+    return found
 
 
-def _no_listeners(session: Session, mapper: Mapper[Any]) -> bool:
-    """Return whether no flush, lifecycle or write listener would miss the flush."""
-    dispatch: Any = session.dispatch
-    if any(getattr(dispatch, name) for name in _SESSION_EVENTS):
-        return False
-    mapper_dispatch: Any = mapper.dispatch
-    if any(getattr(mapper_dispatch, name) for name in _MAPPER_EVENTS):
-        return False
-    instance_dispatch: Any = mapper.class_manager.dispatch
-    return not any(getattr(instance_dispatch, name) for name in _INSTANCE_EVENTS)
+def sync_foreign_keys(obj: Any) -> None:
+    """Copy the keys of the objects ``obj``'s many-to-one relations hold into its foreign keys.
 
-
-def _is_expression(value: Any) -> bool:
-    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
-
-
-async def insert_one(db: AsyncSession, obj: Any) -> bool:
-    """INSERT the new ``obj`` as one Core statement; return False (nothing done) when not equal.
-
-    Equal to the flush when, besides the mapper's plan: the object is transient
-    (not yet added to a session), its state holds no relationship value (the
-    flush would cascade, set foreign keys, or update backrefs), no attribute
-    holds a SQL expression, the session has no other pending, changed or deleted
-    object (the flush would write them too, ordered with this one), and nothing
-    listens to flush, lifecycle or insert events.
-
-    The INSERT sends the columns the flush sends (set values; NULL for unset
-    columns without defaults; ``None`` omitted where a default applies) and
-    returns every column: values the object holds stay as they are, values from
-    Python defaults are the ones computed for the INSERT, and the rest (the
-    generated key, server defaults) come from ``RETURNING``. The object then is
-    persistent in ``db``, in its identity map, unmodified, with nothing expired.
-    Outside ``atomic`` the statement commits on its own (AUTOCOMMIT); a failure
-    rolls the session back as a failed flush would (``_rollback_failed_write``).
+    Raises ``ValueError`` for a related object that is not saved yet, as Django does.
     """
-    plan = _plan(type(obj).__mapper__)
-    if plan is None:
-        return False
-    session = db.sync_session
-    state = instance_state(obj)
-    if not state.transient or session.new or session.dirty or session.deleted:
-        return False
-    loaded = state.dict
-    if not plan.relationships.isdisjoint(loaded) or not _no_listeners(session, plan.mapper):
-        return False
-    params: dict[str, Any] = {}
-    sent: set[str] = set()
-    for key, column in plan.columns:
-        if key in loaded:
-            value = loaded[key]
-            if value is None and key not in plan.evaluates_none:
-                continue  # the column default (or NULL) applies, as in the flush
-            if _is_expression(value):
-                return False
-            params[column.key] = value
-            sent.add(key)
-    for _, column_key in plan.as_none:
-        params.setdefault(column_key, None)
-    await _run(db, _insert, plan, obj, params, sent)
-    return True
-
-
-def _insert(
-    session: Session,
-    connection: Connection,
-    plan: _Plan,
-    obj: Any,
-    params: dict[str, Any],
-    sent: set[str],
-) -> None:
-    result = connection.execute(plan.insert, params)
-    row = result.one()
-    # The values sent, Python defaults included (a list only for executemany).
-    used = cast(dict[str, Any], result.last_inserted_params())
-    loaded = instance_state(obj).dict
-    for index, (key, column) in enumerate(plan.columns):
-        if key in sent:
-            continue  # the flush keeps the object's own value
-        loaded[key] = used[column.key] if column.key in used else row[index]
-    make_transient_to_detached(obj)  # identity key from the primary key; all committed
-    session.add(obj)
-
-
-async def update_one(db: AsyncSession, obj: Any) -> bool:
-    """UPDATE the loaded ``obj``'s changed columns as one Core statement.
-
-    Return True when written here, False when the flush must do it (nothing
-    done). Equal to the flush when, besides the mapper's plan: the object is
-    persistent in ``db`` with every column loaded and no relationship value in
-    its state, the only changed object in the session is this one, its primary
-    key is unchanged, no changed attribute holds a SQL expression, and nothing
-    listens to flush, lifecycle or update events.
-
-    The UPDATE sets the attributes whose value differs from the loaded one (the
-    flush's history) and the columns with a Python ``onupdate`` (``updated_at``),
-    whose values are copied onto the object. No row matched raises
-    ``StaleDataError`` as the flush does. The object is then unmodified.
-    """
-    plan = _plan(type(obj).__mapper__)
-    if plan is None or not plan.can_update:
-        return False
-    session = db.sync_session
-    state = instance_state(obj)
-    if state.session is not session or state.key is None or state.deleted:
-        return False
-    if session.new or session.deleted:
-        return False
-    dirty = session.dirty
-    if len(dirty) > 1 or (dirty and obj not in dirty):
-        return False
-    loaded = state.dict
-    if not plan.relationships.isdisjoint(loaded) or state.expired_attributes:
-        return False
-    if not _no_listeners(session, plan.mapper):
-        return False
-    changed = state.committed_state
-    params: dict[str, Any] = {}
-    for key, column in plan.columns:
-        if key not in loaded:
-            return False  # deferred or expired: make_transient_to_detached would expire it
-        if key not in changed:
-            continue
-        added = get_history(obj, key).added  # every column is loaded: no SQL
-        if not added:
-            continue  # set back to the loaded value: the flush writes nothing for it
-        if key in plan.pk_keys or _is_expression(added[0]):
-            return False
-        params[column.key] = added[0]
-    if not params:
-        return False  # the flush sends nothing and only settles the state
-    for index, value in enumerate(state.key[1]):
-        params[f"flash_pk_{index}"] = value
-    await _run(db, _update, plan, obj, params)
-    return True
-
-
-def _update(
-    session: Session, connection: Connection, plan: _Plan, obj: Any, params: dict[str, Any]
-) -> None:
-    result = connection.execute(plan.update, params)
-    if result.rowcount != 1:
-        raise StaleDataError(
-            f"UPDATE statement on table {plan.mapper.local_table.description!r} expected to "
-            f"update 1 row(s); {result.rowcount} were matched."
-        )
-    used = cast(dict[str, Any], result.last_updated_params())  # a list only for executemany
-    loaded = instance_state(obj).dict
-    for key, column_key in plan.onupdate:
-        if column_key not in params:
-            loaded[key] = used[column_key]
-    # Mark every attribute committed and the object unmodified, as the flush does
-    # (SQLAlchemy has no public call for that on a persistent object): take it
-    # out of the session, give it its identity back, and add it again.
-    make_transient(obj)
-    make_transient_to_detached(obj)
-    session.add(obj)
-
-
-async def _run(db: AsyncSession, write: Any, plan: _Plan, obj: Any, *args: Any) -> None:
-    """Run ``write`` in one ``run_sync`` (the ``SessionBusy`` guard); record it inside atomic."""
-    if in_atomic(db):
-        with marking_failure(db), hold_session(db, "write"):
-            await db.run_sync(_write, write, False, plan, obj, *args)
-        record_write(db, obj, inserted=write is _insert)
+    loaded = obj.__dict__
+    names = loaded.get(RELATED)
+    if not names:
         return
-    try:
-        with hold_session(db, "write"):
-            await db.run_sync(_write, write, True, plan, obj, *args)
-    except BaseException:
-        await _rollback_failed_write(db)
-        raise
+    mapper: Mapper[Any] = type(obj).__mapper__
+    for name, keys in info(type(obj)).foreign_keys.items():
+        if name not in names:
+            continue
+        related = loaded.get(name)
+        if related is None:
+            continue
+        rel = mapper.relationships[name]
+        for key, (_, remote) in zip(keys, rel.local_remote_pairs, strict=True):
+            value = related.__dict__.get(rel.mapper.get_property_by_column(remote).key)
+            if value is None:
+                raise ValueError(
+                    f"save() prohibited to prevent data loss due to unsaved related object "
+                    f"{name!r}."
+                )
+            if loaded.get(key) != value:
+                setattr(obj, key, value)
 
 
-def _write(session: Session, write: Any, settle: bool, plan: _Plan, obj: Any, *args: Any) -> None:
-    """Run ``write`` on the session's connection; outside ``atomic`` settle where it shows.
+def _pk_params(pk: Sequence[Any]) -> dict[str, Any]:
+    return {f"flash_pk_{i}": value for i, value in enumerate(pk)}
 
-    Outside ``atomic`` the unit-of-work path ends with ``commit()``, which in
-    AUTOCOMMIT mode sends nothing and costs 40-120 us. It is observable only
-    when the session keeps a savepoint of its own on the connection (the
-    testing kit's ``join_transaction_mode="create_savepoint"``: a later failed
-    write must roll back to after this one) or when something listens to commits.
+
+# -- INSERT ------------------------------------------------------------------------
+
+
+async def insert_one(db: AsyncSession, obj: Any) -> None:
+    """INSERT the new ``obj`` and put the stored row's values on it."""
+    plan = _plan(type(obj))
+    loaded = obj.__dict__
+    params: dict[str, Any] = {}
+    for key, column in plan.columns:
+        value = loaded.get(key)
+        if value is None and (key not in loaded or key in plan.has_default):
+            continue  # the column default (or NULL) applies
+        params[column.key] = value
+    row = await execution.write(db, _insert, plan, params)
+    for index, (key, column) in enumerate(plan.columns):
+        if column.key not in params:
+            loaded[key] = row[index]
+    store(obj)
+
+
+def _insert(connection: Connection, plan: _Plan, params: dict[str, Any]) -> Any:
+    return connection.execute(plan.insert, params).one()
+
+
+# -- UPDATE ------------------------------------------------------------------------
+
+
+async def update_one(db: AsyncSession, obj: Any, fields: Sequence[str]) -> None:
+    """UPDATE ``fields`` (attribute keys) of the stored ``obj``, plus Python ``onupdate`` columns.
+
+    Raises ``DoesNotExist`` when no row has ``obj``'s stored primary key.
     """
-    connection = session.connection(bind_arguments={"mapper": plan.mapper})
-    write(session, connection, plan, obj, *args)
-    if settle and (
-        connection.in_nested_transaction()
-        or session.dispatch.after_commit
-        or session.dispatch.after_transaction_end
-    ):
-        session.commit()
+    plan = _plan(type(obj))
+    loaded = obj.__dict__
+    columns = dict(plan.columns)
+    params = {columns[key].key: loaded.get(key) for key in fields}
+    params.update(_pk_params(stored_pk(obj)))
+    result = await execution.write(db, _update, plan, params)
+    written = list(fields)
+    if result is None:
+        model = cast(Any, type(obj))
+        raise model.DoesNotExist(
+            f"save() found no {type(obj).__name__} row with pk={obj.pk!r} to update; "
+            "it was deleted."
+        )
+    for key, column_key in plan.onupdate:
+        if column_key not in params and column_key in result:
+            loaded[key] = result[column_key]
+            written.append(key)
+    store(obj, written)
+
+
+def _update(connection: Connection, plan: _Plan, params: dict[str, Any]) -> dict[str, Any] | None:
+    result: CursorResult[Any] = connection.execute(plan.update, params)
+    if result.rowcount == 0:
+        return None
+    # The values sent, Python onupdate values included (a list only for executemany).
+    return cast(dict[str, Any], result.last_updated_params())
+
+
+# -- DELETE ------------------------------------------------------------------------
+
+
+async def delete_one(db: AsyncSession, obj: Any) -> int:
+    """DELETE ``obj``'s row and return the number of rows deleted (see :func:`deleted`)."""
+    plan = _plan(type(obj))
+    return await execution.write(db, _delete, plan, _pk_params(stored_pk(obj)))
+
+
+def deleted(obj: Any) -> None:
+    """Make ``obj``, whose row was deleted, a new object with its primary key None (Django)."""
+    forget_stored(obj)
+    for key in info(type(obj)).pk_keys:
+        setattr(obj, key, None)
+
+
+def _delete(connection: Connection, plan: _Plan, params: dict[str, Any]) -> int:
+    result: CursorResult[Any] = connection.execute(plan.delete, params)
+    return int(result.rowcount)
+
+
+# -- reading one row back ---------------------------------------------------------
+
+
+async def refresh(db: AsyncSession, obj: Any, fields: Sequence[str] | None) -> bool:
+    """Read ``fields`` (every column attribute if None) of ``obj``'s row onto it.
+
+    Returns False, changing nothing, when the row no longer exists. A loaded
+    many-to-one relation whose foreign key changed is dropped.
+    """
+    model = type(obj)
+    mapper: Mapper[Any] = model.__mapper__
+    keys = list(fields) if fields is not None else [prop.key for prop in mapper.column_attrs]
+    pk = stored_pk(obj)
+    stmt = select(*(getattr(model, key) for key in keys)).where(
+        *(getattr(model, key) == value for key, value in zip(info(model).pk_keys, pk, strict=True))
+    )
+    row = await execution.run(db, _read_one, stmt)
+    if row is None:
+        return False
+    for key, value in zip(keys, row, strict=True):
+        if obj.__dict__.get(key) != value:
+            setattr(obj, key, value)  # a changed foreign key drops its loaded relation
+    load_fields(obj, keys, row)
+    return True
+
+
+def _read_one(connection: Connection, stmt: Any) -> tuple[Any, ...] | None:
+    row = connection.execute(stmt).first()
+    return None if row is None else tuple(row)

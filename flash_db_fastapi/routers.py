@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, RelationshipProperty
 
 from flash_db import Model, ValidationError
-from flash_db.lookups import pk_name
+from flash_db.fields import pk_name
 from flash_db.query import MAX_ROWS
 from flash_db_fastapi.dependencies import Session
 from flash_db_fastapi.errors import ErrorMessage, constraint_violation, validation_detail

@@ -18,12 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import atomic
-from flash_db.transaction import execute_write
-from tests.models import Comment, Company, Post, Tag, User, post_tags
+from tests.models import Comment, Company, Post, Tag, User
 
 
 @dataclass
@@ -69,10 +67,9 @@ async def _create(db: AsyncSession) -> Data:
     p4 = await post("Über Straße", emile, 0, True, datetime(2024, 7, 4, 12, 0, tzinfo=UTC))
     python = await Tag.objects.create(db, name="python")
     sql = await Tag.objects.create(db, name="sql")
-    links = [(p1, python), (p1, sql), (p2, python), (p3, sql)]
-    await execute_write(
-        db, insert(post_tags).values([{"post_id": p.id, "tag_id": t.id} for p, t in links])
-    )
+    await p1.related("tags").add(db, python, sql)
+    await p2.related("tags").add(db, python)
+    await p3.related("tags").add(db, sql)
     await Comment.objects.create(db, text="nice", post_id=p1.id, author_id=bob.id)
     await Comment.objects.create(db, text="ok", post_id=p3.id, author_id=alice.id)
     return Data(acme, globex, alice, bob, carol, emile, p1, p2, p3, p4, python, sql)

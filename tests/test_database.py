@@ -84,9 +84,16 @@ def test_pool_pre_ping_on_postgres_unless_overridden() -> None:
     assert not database.engine.pool._pre_ping
 
 
-def test_isolation_level_is_refused() -> None:
-    with pytest.raises(TypeError, match="atomic"):
-        flash_db.Database("sqlite:///x.db", isolation_level="SERIALIZABLE")
+def test_isolation_level_sets_atomic_blocks_and_is_checked() -> None:
+    assert flash_db.Database("sqlite:///x.db", isolation_level="serializable").isolation_level == (
+        "SERIALIZABLE"
+    )
+    pg = flash_db.Database("postgresql://u@h/db", isolation_level="REPEATABLE READ")
+    assert pg.isolation_level == "REPEATABLE READ"
+    with pytest.raises(ValueError, match="sqlite runs atomic blocks at 'SERIALIZABLE'"):
+        flash_db.Database("sqlite:///x.db", isolation_level="READ COMMITTED")
+    with pytest.raises(ValueError, match="'READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'"):
+        flash_db.Database("postgresql://u@h/db", isolation_level="CHAOS")
 
 
 async def test_create_all_and_drop_all(tmp_path: object) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db.loading import gc_paused
+from flash_db.instances import gc_paused
 from tests.models import Company
 
 ROWS = 3000

@@ -101,14 +101,25 @@ async def test_objects_created_with_their_collections_just_work(db: AsyncSession
         assert post.author is user  # set by back_populates when the collection was assigned
 
 
-async def test_to_one_already_in_the_session_needs_no_query(
+async def test_an_object_another_query_loaded_is_not_shared(
     database: flash_db.Database, db: AsyncSession
 ) -> None:
     await _seed(database)
     user = await User.objects.get(db, name="Ann")
     post = await Post.objects.get(db, title="a1")
     async with assert_num_queries(db, 0):
-        assert post.author is user  # found in the identity map: no I/O, so no error
+        with pytest.raises(RelationNotLoaded, match=r"Post\.author"):
+            _ = post.author  # no identity map: the user loaded above is another object
+    assert post.author_id == user.id
+
+
+async def test_objects_outside_any_session_raise_too(db: AsyncSession) -> None:
+    post = Post(title="new", author_id=7)
+    with pytest.raises(RelationNotLoaded, match=r"Post\.author"):
+        _ = post.author  # the key is set, the object is not loaded
+    with pytest.raises(RelationNotLoaded, match=r"Post\.tags"):
+        _ = post.tags
+    assert Post(title="no author").author is None  # a NULL foreign key reads None
 
 
 async def test_pending_changes_are_not_flushed_by_a_refused_load(
@@ -122,11 +133,11 @@ async def test_pending_changes_are_not_flushed_by_a_refused_load(
     assert len(db.new) == 1  # the refused load did not try to autoflush
 
 
-async def test_sync_code_in_run_sync_keeps_lazy_loading(
+async def test_objects_of_a_sqlalchemy_session_keep_its_lazy_loading(
     database: flash_db.Database, db: AsyncSession
 ) -> None:
     await _seed(database)
-    user = await User.objects.get(db, name="Ann")
+    user = (await db.execute(select(User))).scalars().one()  # SQLAlchemy's own object
 
     def titles(session: Session) -> list[str]:
         return [post.title for post in user.posts]  # a lazy load, in a greenlet

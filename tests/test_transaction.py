@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
-from flash_db import SessionBusy, TransactionError, atomic, on_commit, transaction
-from flash_db.testing import capture_queries
+from flash_db import SessionBusy, TransactionError, atomic, on_commit
+from flash_db.testing import assert_num_queries, capture_queries
 from tests.models import Entry, User, Wallet
 
 
@@ -120,13 +120,18 @@ async def test_atomic_opened_after_a_read_still_commits(
     assert await names(database) == ["a"]
 
 
-async def test_pending_work_joins_the_block(db: AsyncSession, database: flash_db.Database) -> None:
-    db.add(User(name="pending", email="p@x"))
+async def test_sqlalchemy_pending_work_is_written_when_a_block_begins(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    db.add(User(name="pending", email="p@x"))  # SQLAlchemy's unit of work, outside atomic
     with pytest.raises(RuntimeError):
         async with atomic(db):
+            db.add(User(name="added-in-block", email="a@x"))
             await User.objects.create(db, name="in-block", email="b@x")
             raise RuntimeError
-    assert await names(database) == []
+    # Outside atomic every write commits on its own: the pending object was flushed
+    # when the block began; what was added inside the block went with it.
+    assert await names(database) == ["pending"]
 
 
 async def test_atomic_decorator_finds_the_session(
@@ -278,13 +283,11 @@ async def test_atomic_block_keeps_the_session_for_its_task(
     assert await names(database) == ["a", "b", "c"]
 
 
-async def test_failed_write_reloads_loaded_objects_in_chunks(
-    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(transaction, "_RELOAD_CHUNK", 2)
+async def test_loaded_objects_keep_their_values_after_a_failed_write(db: AsyncSession) -> None:
     for i in range(5):
         await User.objects.create(db, name=f"u{i}", email=f"u{i}@x")
     users = await User.objects.order_by("id").fetch(db)
     with pytest.raises(IntegrityError):
         await User.objects.create(db, name="dup", email="u0@x")
-    assert [u.name for u in users] == ["u0", "u1", "u2", "u3", "u4"]  # no lazy load needed
+    async with assert_num_queries(db, 0):
+        assert [u.name for u in users] == ["u0", "u1", "u2", "u3", "u4"]

@@ -1,0 +1,779 @@
+"""The query compiler: a QuerySet's state to one SQLAlchemy statement, and the statement templates.
+
+:class:`QueryState` is everything a QuerySet knows (names and expressions, never
+SQL); the functions here turn a model and a state into the statement a terminal
+runs: the SELECT of :func:`select_statement` (with the :class:`Layout` that says
+where each loaded model's columns sit in its rows), ``count``, ``exists``,
+aggregates, ``UPDATE`` and ``DELETE``. Names are resolved here, so an unknown
+one raises ``FieldError`` before any SQL is sent.
+
+Statement templates: building a statement costs more than running it
+(resolving the lookups and constructing the SELECT, then SQLAlchemy's cache key
+of the new statement object). A state whose filters are plain keyword lookups
+on the model's own columns (``filter(level=k)``, ``get(pk=x)``, the soft-delete
+``deleted_at=None``) has a *shape*: everything but those values. Its statement
+is built once per shape with bound parameters in place of the values, by the
+same code as any other statement, and executed with the values (see
+:func:`template`). Values whose SQL depends on the value itself (None, integers
+outside the column's range, NUL characters, lists) are part of the shape or not
+templated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.orm import InstrumentedAttribute, Mapper, RelationshipProperty
+from sqlalchemy.sql.dml import Delete, Update
+from sqlalchemy.sql.elements import UnaryExpression
+
+from flash_db.exceptions import FieldError, FlashDBError
+from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
+from flash_db.fields import info, integer_range, pk_name
+from flash_db.lookups import outside
+from flash_db.resolver import Resolver
+
+__all__ = [
+    "MAX_ROWS",
+    "Layout",
+    "QueryState",
+    "RelatedLayout",
+    "aggregate_statement",
+    "check_backend",
+    "count_statement",
+    "delete_statement",
+    "exists_statement",
+    "prefetch_paths",
+    "relation_path",
+    "select_statement",
+    "template",
+    "update_statement",
+]
+
+ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
+
+# The largest LIMIT/OFFSET the databases take (a signed 64-bit integer).
+MAX_ROWS = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class QueryState:
+    """Everything a QuerySet knows; never mutated, only replaced (:meth:`clone`)."""
+
+    where: tuple[Any, ...] = ()
+    order_by: tuple[Any, ...] | None = None
+    reversed: bool = False
+    limit: int | None = None
+    offset: int | None = None
+    distinct: bool = False
+    distinct_fields: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    defer: tuple[str, ...] = ()
+    select_related: tuple[str, ...] = ()
+    prefetch_related: tuple[Any, ...] = ()
+    annotations: tuple[tuple[str, Any], ...] = ()
+    fields: tuple[str, ...] = ()
+    kind: ResultKind = "model"
+    group_by: tuple[str, ...] = ()
+    # For each annotation, how many filter() calls came before it (Django: those
+    # restrict what an aggregate over the same to-many relation counts).
+    annotation_filters: tuple[int, ...] = ()
+    for_update: tuple[bool, bool, tuple[Any, ...]] | None = None
+
+    def clone(self, **changes: Any) -> QueryState:
+        """Return a copy with ``changes`` applied (field by field: cheaper than ``replace``)."""
+        new = object.__new__(QueryState)
+        for name in _STATE_FIELDS:
+            object.__setattr__(new, name, changes.pop(name, getattr(self, name)))
+        if changes:
+            raise TypeError(f"Unknown QuerySet state {sorted(changes)!r}.")
+        return new
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(QueryState))
+
+
+# -- layouts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedLayout:
+    """One ``select_related`` model in the rows: its columns and where it hangs."""
+
+    model: type[Any]
+    parent: int  # index of the owner in Layout.related, or -1 for the queried model
+    relation: str  # the relation name on the owner
+    keys: tuple[str, ...]  # attribute keys of its columns
+    start: int  # its first column in the row
+    pk_index: int  # the row index of its primary key (None there: no related row)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each loaded model's columns sit in a row of a model SELECT."""
+
+    model: type[Any]
+    keys: tuple[str, ...]  # the queried model's attribute keys: row[0:len(keys)]
+    related: tuple[RelatedLayout, ...]
+    annotations: tuple[str, ...]  # the annotation names: the row's last columns
+
+
+# -- resolving a state ---------------------------------------------------------------
+
+
+def _subquery(query: Queryable, resolver: Resolver, ordered: bool, pk_only: bool) -> Select[Any]:
+    """Compile a query standing inside another (``Exists``, ``Subquery``, ``field__in=qs``)."""
+    # Eager loading has no meaning inside a subquery.
+    state: QueryState = query.state.clone(select_related=(), prefetch_related=(), only=(), defer=())
+    if not ordered:
+        state = state.clone(order_by=())
+    if pk_only and state.kind == "model":
+        state = state.clone(kind="flat", fields=("pk",))
+    stmt, _ = _select(query.model, state, resolver=resolver)
+    return stmt
+
+
+def _resolver(model: type[Any], state: QueryState) -> Resolver:
+    return Resolver(model, grouping=bool(state.group_by), subquery_compiler=_subquery)
+
+
+def _annotate(state: QueryState, resolver: Resolver) -> None:
+    """Resolve the annotations in order (each may use the ones before it)."""
+    marks = state.annotation_filters
+    for i, (name, expression) in enumerate(state.annotations):
+        before = resolver.plain_aggregates
+        resolver.flags.aggregate = False
+        resolver.prior_filters = state.where[: marks[i] if i < len(marks) else 0]
+        column = expression.resolve(resolver) if isinstance(expression, Expression) else expression
+        resolver.prior_filters = ()
+        plain = resolver.plain_aggregates > before or resolver.flags.aggregate
+        resolver.add_annotation(name, column, plain)
+
+
+def _where(state: QueryState, resolver: Resolver) -> list[ColumnElement[bool]]:
+    """Compile the filters; those on SQL aggregates go to ``resolver.having``."""
+    where = []
+    for item in state.where:
+        resolver.flags.aggregate = False
+        condition = resolver.compile(item)
+        if resolver.flags.aggregate:
+            resolver.having.append(condition)
+        else:
+            where.append(condition)
+    return where
+
+
+def _group_by(state: QueryState, resolver: Resolver) -> list[ColumnElement[Any]]:
+    """Return GROUP BY: the ``values()`` fields, or the primary key for SQL aggregates."""
+    if state.group_by:
+        return [resolver.column(name, context="values()") for name in state.group_by]
+    if resolver.aggregate_annotations:
+        return [resolver.column("pk")]
+    return []
+
+
+def _ordering(state: QueryState, item: Any) -> OrderBy | Any:
+    if isinstance(item, str):
+        descending = item.startswith("-")
+        return OrderBy(F(item.lstrip("-")), descending=descending)
+    if isinstance(item, OrderBy):
+        return item
+    if isinstance(item, Expression):
+        return item.asc()
+    if isinstance(item, InstrumentedAttribute):
+        return OrderBy(F(item.key), descending=False)
+    if isinstance(item, UnaryExpression | ColumnElement):
+        if state.reversed:
+            raise TypeError(
+                "reverse() cannot flip a raw SQLAlchemy ordering; use field names or F()."
+            )
+        return item
+    raise TypeError(f"order_by() takes field names or expressions, got {item!r}.")
+
+
+def _order(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -> list[Any]:
+    items: Iterable[Any]
+    if state.order_by is None or (not state.order_by and state.reversed):
+        # Grouped rows have no primary key: their default order is the grouping.
+        default = state.group_by or ("pk",)
+        items = default if (default_pk or state.reversed) else ()
+    else:
+        items = state.order_by
+    result = []
+    for item in items:
+        ordering = _ordering(state, item)
+        if state.reversed:
+            ordering = ordering.reversed() if isinstance(ordering, OrderBy) else ordering
+        result.append(ordering.resolve(resolver) if isinstance(ordering, OrderBy) else ordering)
+    return result
+
+
+def _value_columns(
+    model: type[Any], state: QueryState, resolver: Resolver
+) -> list[ColumnElement[Any]]:
+    names = state.fields or (
+        *(prop.key for prop in model.__mapper__.column_attrs),
+        *(name for name, _ in state.annotations),
+    )
+    return [resolver.column(name, context="values()").label(name) for name in names]
+
+
+def _column_key(model: type[Any], name: str, context: str) -> str:
+    mapper: Mapper[Any] = model.__mapper__
+    key = pk_name(model) if name == "pk" else name
+    if key not in mapper.column_attrs:
+        raise FieldError(model, name, [*mapper.column_attrs.keys(), "pk"], context=context)
+    return key
+
+
+def _loaded_keys(model: type[Any], state: QueryState) -> tuple[str, ...]:
+    """Return the column attributes a model SELECT loads (``only``/``defer`` applied)."""
+    mapper: Mapper[Any] = model.__mapper__
+    keys = [prop.key for prop in mapper.column_attrs]
+    pks = set(info(model).pk_keys)  # always loaded, as in Django
+    if state.only:
+        wanted = {_column_key(model, name, "only()") for name in state.only} | pks
+        keys = [key for key in keys if key in wanted]
+    if state.defer:
+        skipped = {_column_key(model, name, "defer()") for name in state.defer} - pks
+        keys = [key for key in keys if key not in skipped]
+    return tuple(keys)
+
+
+def relation_path(model: type[Any], path: str, context: str) -> list[RelationshipProperty[Any]]:
+    """Return the relationships along ``path`` (``"posts__tags"``), validating every name."""
+    props = []
+    current = model
+    for name in path.split("__"):
+        mapper: Mapper[Any] = current.__mapper__
+        prop = mapper.relationships.get(name)
+        if prop is None:
+            raise FieldError(
+                current, name, mapper.relationships.keys(), kind="relation", context=context
+            )
+        props.append(prop)
+        current = prop.mapper.class_
+    return props
+
+
+def _to_one_path(model: type[Any], path: str) -> list[RelationshipProperty[Any]]:
+    """Return the to-one relationships of a ``select_related`` path, or raise ``FieldError``."""
+    props = relation_path(model, path, "select_related()")
+    current = model
+    for prop in props:
+        if prop.uselist:
+            mapper: Mapper[Any] = current.__mapper__
+            to_one = [p.key for p in mapper.relationships if not p.uselist]
+            error = FieldError(
+                current, prop.key, to_one, kind="to-one relation", context="select_related()"
+            )
+            error.args = (
+                f"{error} {current.__name__}.{prop.key} is a to-many relation: "
+                f"load it with prefetch_related({path!r}).",
+            )
+            raise error
+        current = prop.mapper.class_
+    return props
+
+
+def prefetch_paths(model: type[Any], items: Iterable[Any]) -> list[list[RelationshipProperty[Any]]]:
+    """Validate ``prefetch_related`` items before any SQL; return each one's relationships.
+
+    Items are relation paths or ``Prefetch`` objects (read through their
+    ``lookup``, ``queryset`` and ``to_attr``).
+    """
+    paths = []
+    custom: set[str] = set()
+    plain: set[str] = set()
+    for item in items:
+        lookup = getattr(item, "lookup", item)
+        if not isinstance(lookup, str):
+            raise TypeError(f"prefetch_related() takes relation names or Prefetch(), got {item!r}.")
+        props = relation_path(model, lookup, "prefetch_related()")
+        queryset = getattr(item, "queryset", None)
+        to_attr = getattr(item, "to_attr", None)
+        prop = props[-1]
+        target = prop.mapper.class_
+        if queryset is not None and not issubclass(queryset.model, target):
+            raise TypeError(
+                f"Prefetch({prop.key!r}) needs a queryset of {target.__name__}, "
+                f"got one of {queryset.model.__name__}."
+            )
+        parent: Mapper[Any] = prop.parent
+        if to_attr is not None and to_attr in parent.attrs:
+            raise ValueError(
+                f"Prefetch to_attr={to_attr!r} conflicts with a field on {parent.class_.__name__}."
+            )
+        if queryset is None and to_attr is None:
+            plain.add(lookup)
+        elif to_attr is None:
+            custom.add(lookup)
+        paths.append(props)
+    both = custom & plain
+    if both:
+        raise ValueError(
+            f"prefetch_related() got {sorted(both)[0]!r} both as a name and as a "
+            "Prefetch() with a queryset; use one of them (or give the Prefetch a to_attr)."
+        )
+    return paths
+
+
+def _select_related(
+    model: type[Any], state: QueryState, resolver: Resolver, start: int
+) -> tuple[list[Any], tuple[RelatedLayout, ...]]:
+    """Join every ``select_related`` path and return its columns and layouts."""
+    columns: list[Any] = []
+    layouts: list[RelatedLayout] = []
+    index_of: dict[str, int] = {}
+    for path in state.select_related:
+        props = _to_one_path(model, path)
+        names = path.split("__")
+        for depth in range(1, len(props) + 1):
+            prefix = "__".join(names[:depth])
+            if prefix in index_of:
+                continue
+            prop = props[depth - 1]
+            target = prop.mapper.class_
+            entity = resolver.join_path(props[:depth], names[:depth])
+            keys = tuple(p.key for p in target.__mapper__.column_attrs)
+            parent = index_of["__".join(names[: depth - 1])] if depth > 1 else -1
+            pk_key = info(target).pk
+            layouts.append(
+                RelatedLayout(
+                    model=target,
+                    parent=parent,
+                    relation=prop.key,
+                    keys=keys,
+                    start=start,
+                    pk_index=start + keys.index(pk_key),
+                )
+            )
+            index_of[prefix] = len(layouts) - 1
+            columns.extend(getattr(entity, key) for key in keys)
+            start += len(keys)
+    return columns, tuple(layouts)
+
+
+def _select(
+    model: type[Any],
+    state: QueryState,
+    *,
+    default_pk: bool = False,
+    resolver: Resolver | None = None,
+) -> tuple[Select[Any], Layout | None]:
+    """Build the SELECT for ``state`` (names resolved, FieldError raised here).
+
+    ``resolver`` is given for a subquery (``Exists``/``Subquery``): it selects
+    from an alias of the model and resolves ``OuterRef`` in the enclosing query.
+    """
+    if resolver is None:
+        resolver = _resolver(model, state)
+    resolver.grouping = resolver.grouping or bool(state.group_by)
+    _annotate(state, resolver)
+    layout: Layout | None = None
+    if state.kind == "model":
+        keys = _loaded_keys(model, state)
+        entity = resolver.entity
+        columns: list[Any] = [getattr(entity, key) for key in keys]
+        related_columns, related = _select_related(model, state, resolver, len(keys))
+        names = tuple(name for name, _ in state.annotations)
+        annotations = [resolver.annotations[name].label(name) for name in names]
+        stmt: Select[Any] = select(*columns, *related_columns, *annotations)
+        layout = Layout(model=model, keys=keys, related=related, annotations=names)
+        prefetch_paths(model, state.prefetch_related)
+    else:
+        stmt = select(*_value_columns(model, state, resolver))
+    stmt = stmt.select_from(resolver.entity)
+    where = _where(state, resolver)
+    order = _order(state, resolver, default_pk=default_pk)
+    group_by = _group_by(state, resolver)
+    stmt = resolver.apply_joins(stmt)
+    if where:
+        stmt = stmt.where(*where)
+    if group_by:
+        stmt = stmt.group_by(*group_by)
+    if resolver.having:
+        stmt = stmt.having(*resolver.having)
+    if order:
+        stmt = stmt.order_by(*order)
+    if state.distinct:
+        if state.distinct_fields:
+            cols = [resolver.column(f, context="distinct()") for f in state.distinct_fields]
+            stmt = stmt.ext(distinct_on(*cols))
+        else:
+            stmt = stmt.distinct()
+    if state.limit is not None:
+        stmt = stmt.limit(state.limit)
+    if state.offset is not None:
+        stmt = stmt.offset(state.offset)
+    if state.for_update is not None:
+        nowait, skip_locked, of = state.for_update
+        stmt = stmt.with_for_update(nowait=nowait, skip_locked=skip_locked, of=of or None)
+    return stmt, layout
+
+
+def select_statement(
+    model: type[Any], state: QueryState, *, first: bool = False
+) -> tuple[Select[Any], Layout | None]:
+    """Return the SELECT of ``fetch()`` (``first``: ordered by pk unless ordered) and its layout."""
+    return _select(model, state, default_pk=first)
+
+
+def check_backend(state: QueryState, dialect_name: str) -> None:
+    """Refuse what the session's database cannot do, before any SQL is sent."""
+    if state.distinct_fields and dialect_name != "postgresql":
+        raise FlashDBError(
+            f"distinct({', '.join(map(repr, state.distinct_fields))}) is DISTINCT ON, "
+            "which only PostgreSQL supports; use distinct() without fields, or values(...)"
+            ".distinct(), on this database."
+        )
+
+
+# -- count, exists, aggregates --------------------------------------------------------
+
+
+def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
+    """Return ``SELECT count(*)`` of the rows the query would return."""
+    sliced = state.limit is not None or state.offset is not None
+    # values("posts__title") has one row per related row: count those rows.
+    joined = state.kind != "model" and any("__" in name for name in state.fields)
+    if sliced or state.distinct or state.annotations or joined:
+        # Count the rows the query would return: DISTINCT applies to the selected
+        # values (all columns of a model row are as distinct as its pk).
+        fields = state.fields if state.kind != "model" and state.fields else ("pk",)
+        if state.group_by or state.distinct_fields:
+            inner, _ = _select(model, state.clone(order_by=()))
+        else:
+            inner, _ = _select(model, state.clone(order_by=(), kind="tuple", fields=fields))
+        return select(func.count()).select_from(inner.subquery())
+    resolver = _resolver(model, state)
+    stmt = select(func.count()).select_from(resolver.entity)
+    where = _where(state, resolver)
+    stmt = resolver.apply_joins(stmt)
+    if where:
+        stmt = stmt.where(*where)
+    return stmt
+
+
+def exists_statement(model: type[Any], state: QueryState) -> Select[Any]:
+    """Return ``SELECT EXISTS (...)`` of the query."""
+    if state.group_by:
+        inner, _ = _select(model, state.clone(order_by=()))
+    else:
+        inner, _ = _select(model, state.clone(order_by=(), kind="tuple", fields=("pk",)))
+    return select(inner.exists())
+
+
+def aggregate_statement(
+    model: type[Any], state: QueryState, aggregates: Mapping[str, Any]
+) -> Select[Any]:
+    """Return the one-row SELECT of ``aggregate(**aggregates)`` over the query's rows."""
+    probe = _resolver(model, state)
+    _annotate(state, probe)
+    if (
+        state.limit is not None
+        or state.offset is not None
+        or state.distinct
+        or state.group_by
+        or probe.aggregate_annotations
+    ):
+        return _aggregate_over_subquery(model, state, aggregates)
+    many = [
+        name
+        for name, agg in aggregates.items()
+        if isinstance(agg, Aggregate)
+        and isinstance(agg.expression, str)
+        and agg.expression != "*"
+        and probe.split_many(agg.expression, "aggregate()", lookups=False) is not None
+    ]
+    if many and len(aggregates) > 1:
+        # Joins for two to-many aggregates would multiply each other's rows:
+        # compute each one in its own scalar subquery.
+        return select(
+            *(
+                _aggregate_select(model, state, {name: agg}).scalar_subquery().label(name)
+                for name, agg in aggregates.items()
+            )
+        )
+    return _aggregate_select(model, state, aggregates)
+
+
+def _aggregate_select(
+    model: type[Any], state: QueryState, aggregates: Mapping[str, Any]
+) -> Select[Any]:
+    """Return ``SELECT agg, ... FROM model [joins] WHERE filters`` (no GROUP BY)."""
+    resolver = _resolver(model, state)
+    _annotate(state, resolver)
+    where = _where(state, resolver)
+    resolver.grouping = True  # aggregates over the matching rows, not per row
+    columns = [
+        (expr.resolve(resolver) if isinstance(expr, Expression) else expr).label(name)
+        for name, expr in aggregates.items()
+    ]
+    stmt = resolver.apply_joins(select(*columns).select_from(resolver.entity))
+    if where:
+        stmt = stmt.where(*where)
+    return stmt
+
+
+def _aggregate_over_subquery(
+    model: type[Any], state: QueryState, aggregates: Mapping[str, Any]
+) -> Select[Any]:
+    """Return aggregates over this (sliced, distinct or grouped) query as a subquery."""
+    inner_select, _ = _select(model, state)
+    inner = inner_select.subquery()
+    columns = []
+    for name, agg in aggregates.items():
+        source = agg.expression if isinstance(agg, Aggregate) else None
+        if not isinstance(agg, Aggregate) or agg.filter is not None or not isinstance(source, str):
+            raise TypeError(
+                "aggregate() over a sliced, distinct or grouped QuerySet takes aggregates "
+                f"of its selected fields without filter=, like Sum('views'); got {agg!r}."
+            )
+        if source == "*":
+            columns.append(agg.sql(None, None).label(name))
+            continue
+        if source not in inner.c:
+            raise FieldError(model, source, inner.c.keys(), context="aggregate()")
+        columns.append(agg.sql(inner.c[source], None).label(name))
+    return select(*columns).select_from(inner)
+
+
+# -- UPDATE and DELETE --------------------------------------------------------------
+
+
+def _pk_filter(model: type[Any], state: QueryState, resolver: Resolver) -> list[Any]:
+    """Return WHERE conditions for UPDATE/DELETE (a pk IN subquery when joins are needed)."""
+    pk = getattr(model, pk_name(model))
+    if state.annotations:
+        inner, _ = _select(model, state.clone(kind="tuple", fields=("pk",), order_by=()))
+        return [pk.in_(inner.scalar_subquery())]
+    where = _where(state, resolver)
+    needs_subquery = bool(resolver.joins)
+    if not needs_subquery and any(isinstance(item, ColumnElement) for item in _leaves(state)):
+        # A plain SQLAlchemy condition may name another table (an implicit FROM):
+        # only then is the statement's FROM list worth computing.
+        probe = select(pk).where(*where)
+        needs_subquery = len(probe.get_final_froms()) > 1
+    if not needs_subquery:
+        return where
+    inner = resolver.apply_joins(select(pk)).where(*where)
+    return [pk.in_(inner.scalar_subquery())]
+
+
+def _leaves(state: QueryState) -> Iterable[Any]:
+    stack = list(state.where)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Q):
+            stack.extend(item.children)
+        else:
+            yield item
+
+
+def _refuse_sliced(state: QueryState, method: str) -> None:
+    if state.limit is not None or state.offset is not None:
+        raise TypeError(f"Cannot {method}() a sliced QuerySet; filter it instead.")
+
+
+def update_statement(model: type[Any], state: QueryState, values: Mapping[str, Any]) -> Update:
+    """Return the ``UPDATE`` of ``QuerySet.update(**values)`` (``F()`` values allowed)."""
+    if not values:
+        raise TypeError("update() needs at least one field=value.")
+    _refuse_sliced(state, "update")
+    table = _table(model, "update")
+    resolver = _resolver(model, state)
+    values_resolver = _resolver(model, state)
+    columns = dict(info(model).columns)
+    assignments: dict[Any, Any] = {}
+    for name, value in values.items():
+        key = pk_name(model) if name == "pk" else name
+        if key not in columns:
+            raise FieldError(model, name, [*columns], context="update()")
+        if isinstance(value, Expression):
+            value = value.resolve(values_resolver)
+        assignments[columns[key]] = value
+    if values_resolver.joins or values_resolver.plain_aggregates:
+        raise ValueError(
+            "update() values may use F() on this model's own fields only, not related "
+            "fields or aggregates; use a Subquery() with OuterRef() for those."
+        )
+    return update(table).values(assignments).where(*_pk_filter(model, state, resolver))
+
+
+def delete_statement(model: type[Any], state: QueryState) -> Delete:
+    """Return the ``DELETE`` of ``QuerySet.delete()``."""
+    _refuse_sliced(state, "delete")
+    table = _table(model, "delete")
+    resolver = _resolver(model, state)
+    return delete(table).where(*_pk_filter(model, state, resolver))
+
+
+def _table(model: type[Any], method: str) -> Any:
+    table = info(model).table
+    if table is None:
+        raise TypeError(f"{method}() needs a model mapped to one table, not {model.__name__}.")
+    return table
+
+
+# -- statement templates ----------------------------------------------------------
+
+_TEMPLATE_LOOKUPS = frozenset({"exact", "lt", "lte", "gt", "gte"})
+# Values a lookup binds as they are (see lookups._bound/_wide): their SQL never changes.
+_TEMPLATE_TYPES = frozenset(
+    {int, str, float, bool, Decimal, dt.datetime, dt.date, dt.time, uuid.UUID}
+)
+# Templates kept per model; a model queried in more shapes starts over.
+_TEMPLATE_LIMIT = 256
+
+
+class _Templates:
+    """One model's statement templates, and the integer range of each column."""
+
+    __slots__ = ("attrs", "ranges", "statements")
+
+    def __init__(self, model: type[Any]) -> None:
+        mapper = model.__mapper__
+        self.attrs = mapper.column_attrs
+        self.ranges: dict[str, tuple[int, int] | None] = {
+            prop.key: integer_range(prop.columns[0].type) for prop in mapper.column_attrs
+        }
+        if "pk" not in self.ranges:
+            self.ranges["pk"] = self.ranges[pk_name(model)]
+        self.statements: dict[tuple[Any, ...], Any] = {}
+
+
+_TEMPLATES: weakref.WeakKeyDictionary[type[Any], _Templates] = weakref.WeakKeyDictionary()
+
+
+def _templates(model: type[Any]) -> _Templates:
+    """Return ``model``'s templates (made anew when its mapping changed)."""
+    entry = _TEMPLATES.get(model)
+    if entry is None or entry.attrs is not model.__mapper__.column_attrs:
+        entry = _Templates(model)
+        _TEMPLATES[model] = entry
+    return entry
+
+
+def _where_shape(
+    entry: _Templates, where: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """Return ``(shape, values)`` of filters made of plain lookups on own columns, else None."""
+    ranges = entry.ranges
+    shape: list[Any] = []
+    values: list[Any] = []
+    for item in where:
+        if type(item) is not Q or item.negated or item.connector != Q.AND:
+            return None
+        keys: list[Any] = []
+        for child in item.children:
+            if type(child) is not tuple:
+                return None
+            key, value = child
+            name, _, lookup = key.partition("__")
+            if name not in ranges or (lookup and lookup not in _TEMPLATE_LOOKUPS):
+                return None
+            kind = type(value)
+            if value is None:
+                if lookup not in ("", "exact"):
+                    return None  # an error, raised by the lookup itself
+                keys.append((key, None))
+                continue
+            if kind not in _TEMPLATE_TYPES:
+                return None
+            if kind is int:
+                bounds = ranges[name]
+                if bounds is not None and outside(bounds, value):
+                    return None  # settled before SQL (no match), as the lookup does
+            elif kind is str and "\x00" in value:
+                return None  # refused by the lookup
+            keys.append((key, kind))
+            values.append(value)
+        shape.append(tuple(keys))
+    return tuple(shape), values
+
+
+def _template_where(where: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Return ``where`` with every non-None value replaced by a bound parameter."""
+    result = []
+    index = 0
+    for item in where:
+        q = Q()
+        children = []
+        for key, value in item.children:
+            if value is not None:
+                value = bindparam(f"flash_p{index}")
+                index += 1
+            children.append((key, value))
+        q.children = children
+        result.append(q)
+    return tuple(result)
+
+
+def template(
+    model: type[Any],
+    state: QueryState,
+    terminal: str,
+    build: Callable[[type[Any], QueryState], Any],
+) -> tuple[Any, dict[str, Any] | None]:
+    """Return ``build(model, state)`` and its parameters: a cached template when the shape allows.
+
+    ``terminal`` names what ``build`` makes of the state (the rows, the first
+    row, the count); the result is cached per model and shape.
+    """
+    if (
+        state.annotations
+        or state.group_by
+        or (state.for_update is not None and state.for_update[2])
+        or (state.order_by is not None and any(type(o) is not str for o in state.order_by))
+        or any(type(p) is not str for p in state.prefetch_related)
+    ):
+        return build(model, state), None
+    entry = _templates(model)
+    found = _where_shape(entry, state.where)
+    if found is None:
+        return build(model, state), None
+    shape, values = found
+    key = (
+        terminal,
+        shape,
+        state.order_by,
+        state.reversed,
+        state.limit,
+        state.offset,
+        state.distinct,
+        state.distinct_fields,
+        state.only,
+        state.defer,
+        state.select_related,
+        state.prefetch_related,
+        state.fields,
+        state.kind,
+        state.for_update,
+    )
+    built = entry.statements.get(key)
+    if built is None:
+        built = build(model, state.clone(where=_template_where(state.where)))
+        if len(entry.statements) >= _TEMPLATE_LIMIT:
+            entry.statements.clear()
+        entry.statements[key] = built
+    if not values:
+        return built, None
+    return built, {f"flash_p{i}": value for i, value in enumerate(values)}

@@ -1,0 +1,133 @@
+"""What Flash DB reads off a model's mapping: primary keys, field names, columns and their ranges.
+
+Everything here is a question about a mapped class, answered from SQLAlchemy's
+public mapper API; nothing touches a database or an instance.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, SmallInteger, Table
+from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipDirection, RelationshipProperty
+from sqlalchemy.schema import Column
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "ModelInfo",
+    "field_choices",
+    "info",
+    "integer_range",
+    "local_foreign_key",
+    "pk_name",
+]
+
+
+def pk_name(model: type[Any]) -> str:
+    """Return the attribute name of the model's (first) primary-key column."""
+    return info(model).pk
+
+
+def field_choices(model: type[Any]) -> list[str]:
+    """Return the names a string API accepts on ``model``: columns, relations and ``pk``."""
+    mapper: Mapper[Any] = model.__mapper__
+    names = [prop.key for prop in mapper.attrs if not prop.key.startswith("_")]
+    return sorted({*names, "pk"})
+
+
+def integer_range(type_: Any) -> tuple[int, int] | None:
+    """Return the ``(min, max)`` an integer column type holds on PostgreSQL; None for others."""
+    while isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    if not isinstance(type_, Integer):
+        return None  # Boolean and Enum are not Integer subclasses
+    bits = 16 if isinstance(type_, SmallInteger) else 64 if isinstance(type_, BigInteger) else 32
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def local_foreign_key(rel: RelationshipProperty[Any]) -> Column[Any] | None:
+    """Return the single local foreign-key column of a plain many-to-one relation, or None."""
+    if rel.direction is not RelationshipDirection.MANYTOONE or rel.secondary is not None:
+        return None
+    if not isinstance(rel.primaryjoin, BinaryExpression):
+        return None  # a custom join condition with more criteria needs the join
+    pairs = list(rel.local_remote_pairs or ())
+    if len(pairs) != 1 or not isinstance(pairs[0][0], Column):
+        return None
+    return pairs[0][0]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What Flash DB needs to know about one mapped class, read once per mapping."""
+
+    attrs: object  # mapper.column_attrs when this was read (a new object after a change)
+    pk: str  # the attribute name of the first primary-key column
+    pk_keys: tuple[str, ...]  # attribute names of every primary-key column
+    table: Table | None  # the one table holding every column, when there is one
+    #: (attribute key, column) for every column attribute that is a column of ``table``
+    columns: tuple[tuple[str, Column[Any]], ...]
+    #: attribute key -> the column type's equality (``TypeEngine.compare_values``)
+    compare: dict[str, Callable[[Any, Any], bool]]
+    #: attribute keys of column attributes that are SQL expressions (column_property)
+    expressions: tuple[str, ...]
+    #: relation name -> attribute keys of its local foreign-key columns (many-to-one)
+    foreign_keys: dict[str, tuple[str, ...]]
+
+
+_INFO: weakref.WeakKeyDictionary[Mapper[Any], ModelInfo] = weakref.WeakKeyDictionary()
+
+
+def info(model: type[Any]) -> ModelInfo:
+    """Return ``model``'s :class:`ModelInfo`, read from its mapper on first use."""
+    mapper: Mapper[Any] = model.__mapper__
+    attrs = mapper.column_attrs
+    found = _INFO.get(mapper)
+    if found is not None and found.attrs is attrs:
+        return found
+    found = _read(mapper, attrs)
+    _INFO[mapper] = found
+    return found
+
+
+def _read(mapper: Mapper[Any], attrs: Any) -> ModelInfo:
+    table = mapper.local_table if isinstance(mapper.local_table, Table) else None
+    columns: list[tuple[str, Column[Any]]] = []
+    expressions: list[str] = []
+    for prop in attrs:
+        column = prop.columns[0] if isinstance(prop, ColumnProperty) and prop.columns else None
+        if (
+            isinstance(column, Column)
+            and len(prop.columns) == 1
+            and (table is None or column.table is table)
+        ):
+            columns.append((prop.key, column))
+        else:
+            expressions.append(prop.key)
+    pk_keys = tuple(mapper.get_property_by_column(column).key for column in mapper.primary_key)
+    foreign_keys: dict[str, tuple[str, ...]] = {}
+    for rel in mapper.relationships:
+        if rel.direction is RelationshipDirection.MANYTOONE and rel.secondary is None:
+            keys = []
+            for local, _ in rel.local_remote_pairs or ():
+                try:
+                    keys.append(mapper.get_property_by_column(local).key)
+                except Exception:  # a column of another table (custom primaryjoin)
+                    keys = []
+                    break
+            if keys:
+                foreign_keys[rel.key] = tuple(keys)
+    return ModelInfo(
+        attrs=attrs,
+        pk=pk_keys[0],
+        pk_keys=pk_keys,
+        table=table,
+        columns=tuple(columns),
+        compare={key: column.type.compare_values for key, column in columns},
+        expressions=tuple(expressions),
+        foreign_keys=foreign_keys,
+    )

@@ -1,0 +1,587 @@
+"""The Resolver: ``"__"`` paths (``author__name__icontains``) to columns, joins and conditions.
+
+A :class:`Resolver` is made by the compiler for one statement. It turns field
+paths into columns, keyword lookups into conditions and ``Q`` trees into
+boolean expressions, and remembers the joins it needed so the statement can add
+them. Every value becomes a bound parameter; only names the model declares can
+shape the SQL, and unknown names raise :class:`~flash_db.exceptions.FieldError`
+before any statement exists.
+
+Relations: a to-one hop (``author__name``) is a LEFT OUTER JOIN on an alias,
+reused for the same path within one statement. A to-many hop in a filter
+(``posts__title``) is a correlated ``EXISTS``, so parent rows are never
+duplicated; the conditions of one ``filter()`` call on the same to-many
+relation share one ``EXISTS`` (they must hold for the same related row, as in
+Django). In ``order_by``/``values``/``F`` a to-many hop is a LEFT OUTER JOIN
+(one result per related row, as in Django).
+
+Queries inside queries (``Exists``, ``Subquery``, ``author__in=qs``) are
+compiled by the function the compiler hands to the root resolver
+(``subquery_compiler``): this layer never builds a whole statement itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    DateTime,
+    Select,
+    Time,
+    and_,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import (
+    ColumnProperty,
+    Mapper,
+    QueryableAttribute,
+    RelationshipProperty,
+    aliased,
+)
+from sqlalchemy.sql.elements import ColumnClause
+
+from flash_db.exceptions import FieldError
+from flash_db.expressions import Aggregate, Expression, Q, Queryable
+from flash_db.fields import field_choices, local_foreign_key, pk_name
+from flash_db.lookups import LOOKUP_CHOICES, LOOKUPS, TRANSFORMS, check_nul, plain
+
+__all__ = ["Resolver", "SubqueryCompiler", "correlated"]
+
+#: Compiles a query standing inside another: (query, the resolver to use, ordered, pk only).
+SubqueryCompiler = Callable[[Queryable, "Resolver", bool, bool], Select[Any]]
+
+
+def _is_many(rel: RelationshipProperty[Any]) -> bool:
+    return bool(rel.uselist)
+
+
+def _attr_name(mapper: Mapper[Any], column: Any) -> str:
+    return mapper.get_property_by_column(column).key
+
+
+@dataclass
+class _Path:
+    """A parsed ``"__"`` path: relation hops, then a field (or none), then lookup parts."""
+
+    relations: list[RelationshipProperty[Any]]
+    names: list[str]
+    model: type[Any]
+    field: str | None
+    tail: list[str]
+    annotation: bool = False
+
+    def first_many(self) -> int | None:
+        """Return the index of the first to-many hop, or None."""
+        for i, rel in enumerate(self.relations):
+            if _is_many(rel):
+                return i
+        return None
+
+
+@dataclass
+class _Join:
+    alias: Any
+    onclause: Any
+
+
+@dataclass
+class _Flags:
+    """What resolving one expression touched (to route it to WHERE or HAVING)."""
+
+    aggregate: bool = False
+
+
+class Resolver:
+    """Resolve names on one model for one statement, collecting the joins it needs.
+
+    ``entity`` is the model or an alias of it (inside subqueries); ``outer`` is
+    the resolver of the enclosing query (``OuterRef``); ``base`` resolves
+    ``F()`` values inside a to-many ``EXISTS`` (they name the query's model, as
+    in Django). ``grouping`` makes aggregates plain SQL aggregates (for
+    ``values().annotate()`` and ``aggregate()``) instead of correlated
+    subqueries.
+    """
+
+    def __init__(
+        self,
+        model: type[Any],
+        annotations: dict[str, ColumnElement[Any]] | None = None,
+        *,
+        entity: Any = None,
+        outer: Resolver | None = None,
+        base: Resolver | None = None,
+        grouping: bool = False,
+        subquery_compiler: SubqueryCompiler | None = None,
+    ) -> None:
+        self.model = model
+        self.mapper: Mapper[Any] = model.__mapper__
+        self.entity: Any = model if entity is None else entity
+        self.annotations = annotations if annotations is not None else {}
+        self.aggregate_annotations: set[str] = set()
+        self.outer = outer
+        self.base: Resolver = self if base is None else base
+        self.grouping = grouping
+        self.joins: dict[str, _Join] = {}
+        self.plain_aggregates = 0
+        self.flags = _Flags()
+        self.having: list[ColumnElement[bool]] = []
+        # True while compiling an aggregate's filter=Q(...) over joined rows: a
+        # to-many path then names the joined row, not an EXISTS.
+        self.many_as_join = False
+        # The filter() calls made before the annotation being resolved.
+        self.prior_filters: tuple[Any, ...] = ()
+        if subquery_compiler is None:
+            parent = outer if outer is not None else base
+            subquery_compiler = parent.subquery_compiler if parent is not None else None
+        self.subquery_compiler: SubqueryCompiler | None = subquery_compiler
+
+    # -- names ---------------------------------------------------------------
+
+    def choices(self, model: type[Any] | None = None) -> list[str]:
+        """Return every name valid on ``model`` (default: this resolver's, with annotations)."""
+        if model is None or model is self.model:
+            return sorted({*field_choices(self.model), *self.annotations})
+        return field_choices(model)
+
+    def add_annotation(self, name: str, expression: ColumnElement[Any], plain: bool) -> None:
+        """Make ``name`` resolvable; ``plain`` marks a SQL aggregate (filters go to HAVING)."""
+        self.annotations[name] = expression
+        if plain:
+            self.aggregate_annotations.add(name)
+
+    def parse(self, key: str, *, lookups: bool, context: str = "") -> _Path:
+        """Split ``key`` into relation hops, a field and trailing lookup/transform names."""
+        parts = key.split("__")
+        if parts[0] in self.annotations:
+            return self._check_tail(
+                _Path([], [], self.model, parts[0], parts[1:], True), lookups, context
+            )
+        model = self.model
+        mapper: Mapper[Any] = self.mapper
+        relations: list[RelationshipProperty[Any]] = []
+        names: list[str] = []
+        for i, part in enumerate(parts):
+            name = pk_name(model) if part == "pk" else part
+            prop = mapper.attrs.get(name) if not name.startswith("_") else None
+            if isinstance(prop, RelationshipProperty):
+                relations.append(prop)
+                names.append(name)
+                model = prop.mapper.class_
+                mapper = prop.mapper
+                continue
+            if isinstance(prop, ColumnProperty):
+                path = _Path(relations, names, model, name, parts[i + 1 :])
+                return self._check_tail(path, lookups, context)
+            if relations and part in LOOKUP_CHOICES:
+                # The path ends at a relation (``author=obj``, ``posts__isnull=True``).
+                return self._check_tail(
+                    _Path(relations, names, model, None, parts[i:]), lookups, context
+                )
+            raise FieldError(model, part, self.choices(model), context=context)
+        return _Path(relations, names, model, None, [])
+
+    def _check_tail(self, path: _Path, lookups: bool, context: str) -> _Path:
+        tail = path.tail
+        for i, part in enumerate(tail):
+            last = i == len(tail) - 1
+            if part in TRANSFORMS or (last and lookups and part in LOOKUPS):
+                continue
+            if not lookups:
+                # order_by()/values()/F(): only transforms (``created_at__year``) may follow.
+                choices = sorted(TRANSFORMS)
+                raise FieldError(path.model, part, choices, kind="transform", context=context)
+            raise FieldError(path.model, part, LOOKUP_CHOICES, kind="lookup", context=context)
+        return path
+
+    def column(self, path: str, *, context: str = "") -> ColumnElement[Any]:
+        """Return the column (or annotation) that ``path`` names, joining relations as needed."""
+        parsed = self.parse(path, lookups=False, context=context)
+        column, _ = self._resolve(parsed)
+        return column
+
+    def _resolve(self, path: _Path) -> tuple[ColumnElement[Any], bool]:
+        """Return the column for a parsed path and whether it may be NULL."""
+        if path.annotation:
+            name = path.field or ""  # an annotation path always names one
+            if name in self.aggregate_annotations:
+                self.flags.aggregate = True
+            column = self.annotations[name]
+            nullable = True
+        else:
+            column, nullable = self._field_column(path)
+        for name in path.tail:
+            if name in TRANSFORMS:
+                if not _is_temporal(column):
+                    lookups = sorted(LOOKUPS)
+                    context = f"{path.field}__{name}"
+                    raise FieldError(path.model, name, lookups, kind="lookup", context=context)
+                column = TRANSFORMS[name](column)
+        return column, nullable
+
+    def _field_column(self, path: _Path) -> tuple[ColumnElement[Any], bool]:
+        relations = list(path.relations)
+        field = path.field
+        if relations:
+            last = relations[-1]
+            fk = local_foreign_key(last)
+            target_pk = pk_name(last.mapper.class_)
+            if fk is not None and field in (None, target_pk):
+                # ``author`` / ``author__id`` is the local foreign key: no join needed.
+                entity = self._entity_for(relations[:-1], path.names[:-1])
+                column = getattr(entity, _attr_name(last.parent, fk))
+                joined = len(relations) > 1
+                return column, joined or _nullable(column)
+        entity = self._entity_for(relations, path.names)
+        name = field if field is not None else pk_name(path.model)
+        column = getattr(entity, name)
+        return column, bool(relations) or _nullable(column)
+
+    def _entity_for(self, relations: list[RelationshipProperty[Any]], names: list[str]) -> Any:
+        """Return the model or join alias at the end of ``relations``, joining as needed."""
+        entity = self.entity
+        for i, rel in enumerate(relations):
+            key = "__".join(names[: i + 1])
+            join = self.joins.get(key)
+            if join is None:
+                alias = aliased(rel.mapper.class_)
+                join = _Join(alias, getattr(entity, rel.key).of_type(alias))
+                self.joins[key] = join
+            entity = join.alias
+        return entity
+
+    def join_path(self, relations: list[RelationshipProperty[Any]], names: list[str]) -> Any:
+        """Return the alias at the end of the to-one ``relations``, LEFT OUTER JOINed once."""
+        return self._entity_for(relations, names)
+
+    def apply_joins(self, stmt: Select[Any]) -> Select[Any]:
+        """Return ``stmt`` with the LEFT OUTER JOINs the resolved paths need, in order."""
+        for join in self.joins.values():
+            stmt = stmt.outerjoin(join.alias, join.onclause)
+        return stmt
+
+    # -- to-many subqueries ----------------------------------------------------
+
+    def related_subquery(
+        self, relations: list[RelationshipProperty[Any]], names: list[str], *, grouping: bool
+    ) -> tuple[Resolver, Any, list[ColumnElement[bool]]]:
+        """Return a resolver on the far side of a to-many hop, its FROM and its correlation.
+
+        ``relations`` are to-one hops followed by one to-many hop; the to-one hops
+        are joined in this statement and the subquery is correlated to their end.
+        """
+        parent = self._entity_for(relations[:-1], names[:-1])
+        rel = relations[-1]
+        target_model = rel.mapper.class_
+        target = aliased(target_model)
+        sub = Resolver(target_model, entity=target, outer=self.outer, base=self.base)
+        sub.grouping = grouping
+        # The relationship's own join condition between the two aliases (with an
+        # alias of the secondary table for many-to-many), custom primaryjoins included.
+        correlation = [getattr(parent, rel.key).of_type(target).expression]
+        return sub, target, correlation
+
+    def _exists(self, path: _Path, index: int, items: list[Any]) -> ColumnElement[bool]:
+        """Return ``EXISTS`` over the to-many hop ``path.relations[index]`` with ``items`` in it."""
+        sub, from_, correlation = self.related_subquery(
+            path.relations[: index + 1], path.names[: index + 1], grouping=False
+        )
+        conditions = [sub.compile(item) for item in items]
+        stmt = select(literal(1)).select_from(from_).where(*correlation, *conditions)
+        return correlated(sub.apply_joins(stmt), sub.entity).exists()
+
+    def split_many(
+        self, key: str, context: str = "", *, lookups: bool = True
+    ) -> tuple[_Path, int, str] | None:
+        """Return ``(path, index of the first to-many hop, key relative to it)`` or None."""
+        if self.many_as_join:
+            return None
+        path = self.parse(key, lookups=lookups, context=context)
+        index = path.first_many()
+        if index is None:
+            return None
+        rest = [*path.names[index + 1 :]]
+        if path.field is not None:
+            rest.append(path.field)
+        elif len(path.relations) == index + 1:
+            rest.append("pk")
+        return path, index, "__".join([*rest, *path.tail])
+
+    # -- aggregates ------------------------------------------------------------
+
+    def aggregate(self, agg: Aggregate) -> ColumnElement[Any]:
+        """Return the SQL for ``agg``: a plain aggregate, or a correlated subquery per row."""
+        source = agg.expression
+        context = f"{type(agg).__name__}()"
+        if isinstance(source, str) and source != "*" and not self.grouping:
+            split = self.split_many(source, context, lookups=False)
+            if split is not None:
+                path, index, rest = split
+                names = path.names[: index + 1]
+                sub, from_, correlation = self.related_subquery(
+                    path.relations[: index + 1], names, grouping=True
+                )
+                prefix = "__".join(names)
+                condition = None
+                if agg.filter is not None:
+                    rebased = self._rebase(agg.filter, prefix, path.relations[index])
+                    condition = sub.compile_joined(rebased)
+                call = agg.sql(sub.column(rest, context=context), condition)
+                # As in Django, filter() calls before annotate() on the same
+                # relation restrict the related rows the aggregate sees.
+                prior = [
+                    sub.compile_joined(self._rebase(Q(*leaves), prefix, path.relations[index]))
+                    for leaves in self._prior_leaves(prefix)
+                ]
+                stmt = select(call).select_from(from_).where(*correlation, *prior)
+                stmt = correlated(sub.apply_joins(stmt), sub.entity)
+                result: ColumnElement[Any] = stmt.scalar_subquery()
+                return result
+        column: ColumnElement[Any] | None
+        if isinstance(source, Expression):
+            column = source.resolve(self)
+        elif source == "*":
+            column = None
+        else:
+            column = self.column(source, context=context)
+        condition = None if agg.filter is None else self.compile_joined(agg.filter)
+        self.plain_aggregates += 1
+        return agg.sql(column, condition)
+
+    def _prior_leaves(self, prefix: str) -> list[list[tuple[str, Any]]]:
+        """Return, per earlier filter() call, its ANDed lookups through ``prefix``."""
+        found = []
+        for item in self.prior_filters:
+            if not isinstance(item, Q) or item.negated or item.connector != Q.AND:
+                continue
+            leaves = [
+                child
+                for child in _flatten_and(item)
+                if isinstance(child, tuple) and child[0].startswith(prefix + "__")
+            ]
+            if leaves:
+                found.append(leaves)
+        return found
+
+    def compile_joined(self, item: Any) -> ColumnElement[bool]:
+        """Compile ``item`` with to-many paths as joins (for an aggregate's ``filter=``)."""
+        previous, self.many_as_join = self.many_as_join, True
+        try:
+            return self.compile(item)
+        finally:
+            self.many_as_join = previous
+
+    def _rebase(self, item: Any, prefix: str, rel: RelationshipProperty[Any]) -> Any:
+        """Rewrite a filter Q for a subquery on ``prefix``: its paths lose the prefix.
+
+        Other conditions name the outer row and stay bound to this resolver.
+        """
+        if isinstance(item, Q):
+            q = Q()
+            q.connector = item.connector
+            q.negated = item.negated
+            q.children = [self._rebase(child, prefix, rel) for child in item.children]
+            return q
+        if isinstance(item, tuple):
+            key, value = item
+            if key == prefix:
+                return ("pk", value)
+            if key.startswith(prefix + "__"):
+                rest = key[len(prefix) + 2 :]
+                head = rest.split("__")[0]
+                if head in LOOKUP_CHOICES and head not in rel.mapper.attrs:
+                    rest = f"pk__{rest}"
+                return (rest, value)
+        return _Bound(self, item)
+
+    # -- conditions ----------------------------------------------------------
+
+    def condition(self, key: str, value: Any, *, negated: bool = False) -> ColumnElement[bool]:
+        """Return the condition for one keyword lookup (``name__icontains="jo"``)."""
+        context = f"filter({key}=...)"
+        if (
+            key.endswith("__in")
+            and isinstance(value, Iterable)
+            and not isinstance(value, str | bytes | list | tuple | Expression | ColumnElement)
+            and not isinstance(value, Queryable)
+        ):
+            value = list(value)  # a set or generator: read once, checked below
+        check_nul(key, value)
+        split = self.split_many(key, context)
+        if split is not None:
+            path, index, rest = split
+            if rest == "pk__isnull":
+                # ``posts__isnull=True``: no related row at all.
+                if not isinstance(value, bool):
+                    raise TypeError(f"The 'isnull' lookup takes True or False, got {value!r}.")
+                exists = self._exists(path, index, [])
+                return not_(exists) if value else exists
+            return self._exists(path, index, [(rest, value)])
+        path = self.parse(key, lookups=True, context=context)
+        column, nullable = self._resolve(path)
+        if isinstance(column, QueryableAttribute) and isinstance(column.property, ColumnProperty):
+            # The attribute's column: the same SQL as comparing the attribute, without
+            # the ORM comparator's proxy hops (about 40% of building a lookup).
+            column = column.expression
+        lookup = path.tail[-1] if path.tail and path.tail[-1] in LOOKUPS else "exact"
+        if value is None and lookup not in ("exact", "iexact"):
+            raise ValueError(
+                f"Cannot use None as a value for {key}; use {key.rpartition('__')[0]}"
+                "__isnull=True to match NULL."
+            )
+        if isinstance(value, Expression):
+            value = value.resolve(self.base)
+        elif isinstance(value, Queryable):
+            value = self._in_subquery(value)
+        elif lookup in ("in", "range") and isinstance(value, list | tuple):
+            value = [v.resolve(self.base) if isinstance(v, Expression) else v for v in value]
+        else:
+            value = plain(value)
+        cond = LOOKUPS[lookup](column, value)
+        if negated and lookup != "isnull" and value is not None and nullable:
+            # SQL's NOT (col = x) is NULL, not TRUE, where col IS NULL; Django's
+            # exclude() keeps those rows, so the negated leaf also requires NOT NULL.
+            cond = and_(cond, column.is_not(None))
+        return cond
+
+    def subquery_entity(self, model: type[Any]) -> Any:
+        """Return what a subquery over ``model`` inside this query selects from.
+
+        The model itself, so plain SQLAlchemy conditions on it keep working; an
+        alias when an enclosing query already uses the model's table, which
+        SQLAlchemy would otherwise correlate away.
+        """
+        table = model.__table__
+        resolver: Resolver | None = self
+        while resolver is not None:
+            if resolver.entity is resolver.model and resolver.model.__table__ is table:
+                return aliased(model)
+            resolver = resolver.outer
+        return model
+
+    def subquery(self, query: Queryable, *, ordered: bool, pk_only: bool = False) -> Select[Any]:
+        """Return ``query`` compiled as a SELECT correlated to this statement (and those around it).
+
+        ``ordered=False`` drops its ordering (inside ``EXISTS``); ``pk_only`` selects
+        the primary key of a query of model instances (``author__in=qs``).
+        """
+        if self.subquery_compiler is None:
+            raise TypeError(f"{query!r} cannot be used inside this statement.")
+        inner = Resolver(query.model, entity=self.subquery_entity(query.model), outer=self)
+        stmt = self.subquery_compiler(query, inner, ordered, pk_only)
+        return correlated(stmt, inner.entity)
+
+    def _in_subquery(self, query: Queryable) -> Select[Any]:
+        """Return a QuerySet used as a value (``author__in=qs``) as a correlated SELECT."""
+        stmt = self.base.subquery(query, ordered=True, pk_only=True)
+        if len(stmt.selected_columns) != 1:
+            raise TypeError(
+                f"A QuerySet used as a lookup value must select one column, "
+                f"got {len(stmt.selected_columns)}; use values_list('field', flat=True)."
+            )
+        return stmt
+
+    def compile(self, item: Any, *, negated: bool = False) -> ColumnElement[bool]:
+        """Return the boolean expression for a ``Q``, an expression or a ``(key, value)`` pair."""
+        if isinstance(item, Q):
+            inner_negated = negated ^ item.negated
+            if item.connector == Q.AND:
+                parts = self._compile_and(_flatten_and(item), inner_negated)
+            else:
+                parts = [self.compile(child, negated=inner_negated) for child in item.children]
+            if not parts:
+                combined: ColumnElement[bool] = true()
+            elif len(parts) == 1:
+                combined = parts[0]
+            elif item.connector == Q.AND:
+                combined = and_(*parts)
+            else:
+                combined = or_(*parts)
+            return not_(combined) if item.negated else combined
+        if isinstance(item, tuple):
+            key, value = item
+            return self.condition(key, value, negated=negated)
+        if isinstance(item, Expression):
+            return item.resolve(self)
+        if isinstance(item, ColumnElement):
+            return item
+        if isinstance(item, bool):
+            return true() if item else false()
+        raise TypeError(
+            f"filter() takes SQLAlchemy expressions, Q objects and keyword lookups, got {item!r}."
+        )
+
+    def _compile_and(self, children: list[Any], negated: bool) -> list[ColumnElement[bool]]:
+        """Compile ANDed children; lookups through one to-many relation share one EXISTS."""
+        # A str in ``parts`` marks where a grouped EXISTS goes (keeps the written order).
+        parts: list[ColumnElement[bool] | str] = []
+        groups: dict[str, tuple[_Path, int, list[Any]]] = {}
+        for child in children:
+            if isinstance(child, tuple):
+                key, value = child
+                split = self.split_many(key, f"filter({key}=...)")
+                if split is not None and split[2] != "pk__isnull":
+                    path, index, rest = split
+                    prefix = "__".join(path.names[: index + 1])
+                    group = groups.get(prefix)
+                    if group is None:
+                        groups[prefix] = (path, index, [(rest, value)])
+                        parts.append(prefix)
+                    else:
+                        group[2].append((rest, value))
+                    continue
+            parts.append(self.compile(child, negated=negated))
+        return [self._exists(*groups[part]) if isinstance(part, str) else part for part in parts]
+
+
+class _Bound(Expression):
+    """A condition compiled by a given resolver (an outer-row condition inside a subquery)."""
+
+    def __init__(self, resolver: Resolver, item: Any) -> None:
+        self.resolver = resolver
+        self.item = item
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Compile the condition on the resolver it was bound to."""
+        return self.resolver.compile(self.item)
+
+
+def correlated(stmt: Select[Any], own: Any) -> Select[Any]:
+    """Return ``stmt`` correlated to every enclosing query, not only the nearest one.
+
+    SQLAlchemy auto-correlates a subquery to its immediately enclosing SELECT;
+    an ``OuterRef`` or a path inside a nested EXISTS may name a table two levels
+    up. The subquery's own FROMs are fresh aliases, never in an enclosing query.
+    """
+    return stmt.correlate_except(own)
+
+
+def _flatten_and(q: Q) -> list[Any]:
+    """Return the children of an AND ``Q``, with non-negated AND sub-``Q``s merged in."""
+    children: list[Any] = []
+    for child in q.children:
+        if isinstance(child, Q) and not child.negated and child.connector == Q.AND:
+            children.extend(_flatten_and(child))
+        else:
+            children.append(child)
+    return children
+
+
+def _is_temporal(column: ColumnElement[Any]) -> bool:
+    """Return whether ``column`` holds dates, datetimes or times (date-part transforms apply)."""
+    kind = column.type
+    impl = getattr(kind, "impl", kind)  # a TypeDecorator such as AwareDateTime
+    return isinstance(impl, Date | DateTime | Time)
+
+
+def _nullable(column: ColumnElement[Any]) -> bool:
+    inner = getattr(column, "expression", column)
+    return bool(getattr(inner, "nullable", True)) if isinstance(inner, ColumnClause) else True
