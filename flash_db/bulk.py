@@ -27,12 +27,13 @@ from collections.abc import (
 )
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import ARRAY, Table, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapper
 from sqlalchemy.schema import Column, UniqueConstraint
 
 from flash_db import execution
@@ -41,12 +42,9 @@ from flash_db.fields import info, pk_name
 from flash_db.instances import RELATED, SNAPSHOT, gc_paused, is_stored, set_related, store
 from flash_db.transaction import write_block
 
-if TYPE_CHECKING:
-    from flash_db.models import Model
-
 __all__ = ["bulk_create", "bulk_update"]
 
-M = TypeVar("M", bound="Model")
+M = TypeVar("M")
 
 # Bound parameters per statement: SQLite >= 3.32 allows 32766, asyncpg 32767.
 _MAX_PARAMETERS = 32_000
@@ -60,7 +58,7 @@ _MAX_PARAMETERS = 32_000
 _UPDATE_FORM: dict[str, str] = {"postgresql": "unnest", "sqlite": "executemany"}
 
 
-def _table(model: type[Model], method: str) -> Table:
+def _table(model: type[Any], method: str) -> Table:
     mapper = model.__mapper__
     if mapper.inherits is not None and mapper.local_table is not mapper.inherits.local_table:
         raise TypeError(f"{method}() cannot write multi-table inherited model {model.__name__}.")
@@ -70,12 +68,12 @@ def _table(model: type[Model], method: str) -> Table:
     return table
 
 
-def _columns(model: type[Model]) -> dict[str, Column[Any]]:
+def _columns(model: type[Any]) -> dict[str, Column[Any]]:
     """Return ``{attribute name: column}`` for the model's own table columns."""
     return dict(info(model).columns)
 
 
-def _field(model: type[Model], name: str, columns: Mapping[str, Column[Any]], method: str) -> str:
+def _field(model: type[Any], name: str, columns: Mapping[str, Column[Any]], method: str) -> str:
     key = pk_name(model) if name == "pk" else name
     if key not in columns:
         raise FieldError(model, name, [*columns, "pk"], context=f"{method}()")
@@ -110,7 +108,8 @@ async def _one_transaction(db: AsyncSession, statements: int) -> AsyncIterator[N
 
 
 def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]:
-    relationships = set(model.__mapper__.relationships.keys())
+    mapper: Mapper[Any] = getattr(model, "__mapper__")  # noqa: B009 - typed: M is any mapped class
+    relationships = set(mapper.relationships.keys())
     names = {*_columns(model), *relationships}
     pk = pk_name(model)
     result: list[M] = []
@@ -146,7 +145,7 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
 
 
 def _fill_foreign_keys(
-    obj: Model, relations: Sequence[tuple[str, tuple[str, ...], list[str]]]
+    obj: Any, relations: Sequence[tuple[str, tuple[str, ...], list[str]]]
 ) -> None:
     """Copy primary keys of related objects into foreign-key columns."""
     loaded = obj.__dict__
@@ -183,7 +182,7 @@ def _default(column: Column[Any]) -> tuple[bool, Any]:
 
 
 def _rows(
-    objs: Sequence[Model], columns: Mapping[str, Column[Any]]
+    objs: Sequence[Any], columns: Mapping[str, Column[Any]]
 ) -> tuple[list[dict[str, Any]], list[tuple[tuple[str, ...], Sequence[int] | None]]]:
     """Return each object's ``{column key: value}`` and the groups of rows with the same columns.
 
@@ -359,7 +358,7 @@ def _insert_many(
 
 def _assign(
     table: Table,
-    objs: Sequence[Model],
+    objs: Sequence[Any],
     sent: Sequence[dict[str, Any]],
     returned: Sequence[Sequence[Any]],
     match_on: Sequence[str] | None,
@@ -374,7 +373,7 @@ def _assign(
     """
     position = {column.key: index for index, column in enumerate(table.columns)}
     pk = [position[column.key] for column in table.primary_key.columns]
-    pairs: Iterable[tuple[Model, Sequence[Any] | None]]
+    pairs: Iterable[tuple[Any, Sequence[Any] | None]]
     if match_on:
         at = [position[name] for name in match_on]
         by_key = {tuple([row[i] for i in at]): row for row in returned}
@@ -445,8 +444,8 @@ async def bulk_update(
 
 
 def _update_rows(
-    model: type[Model],
-    objects: Sequence[Model],
+    model: type[Any],
+    objects: Sequence[Any],
     pk: str,
     names: Sequence[str],
     stamp: tuple[Any, ...],
@@ -470,7 +469,7 @@ def _update_rows(
     return rows
 
 
-def _check_loaded(obj: Model, pk: str, names: Sequence[str]) -> NoReturn:
+def _check_loaded(obj: Any, pk: str, names: Sequence[str]) -> NoReturn:
     """Raise the error for an object without a primary key or without a field loaded."""
     loaded = obj.__dict__
     if loaded.get(pk) is None:

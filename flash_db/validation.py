@@ -1,4 +1,4 @@
-"""Model validation: the built-in field checks, ``full_clean`` and ``afull_clean``.
+"""Any validation: the built-in field checks, ``full_clean`` and ``afull_clean``.
 
 ``full_clean(obj)`` runs the field checks (a not-null column without a default
 left empty, a ``String(n)`` value longer than ``n``, a value outside an
@@ -15,7 +15,7 @@ import enum
 import inspect as pyinspect
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Enum, String
 from sqlalchemy.orm import ColumnProperty, Mapper
@@ -25,9 +25,6 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from flash_db.exceptions import ValidationError
 from flash_db.fields import integer_range
 from flash_db.instances import is_related, is_stored
-
-if TYPE_CHECKING:
-    from flash_db.models import Model
 
 __all__ = ["afull_clean", "field_errors", "full_clean"]
 
@@ -56,7 +53,7 @@ def _is_int(column: Column[Any]) -> bool:
         return False
 
 
-def _set_through_relationship(obj: Model, column: Column[Any]) -> bool:
+def _set_through_relationship(obj: Any, column: Column[Any]) -> bool:
     """Return whether a foreign-key column will be filled from a related object by save()."""
     loaded = obj.__dict__
     for relationship in obj.__mapper__.relationships:
@@ -137,7 +134,7 @@ def _checks(mapper: Mapper[Any]) -> tuple[_Check, ...]:
     return result
 
 
-def field_errors(obj: Model, fields: Iterable[str] | None = None) -> dict[str, list[str]]:
+def field_errors(obj: Any, fields: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Return the built-in field checks' messages for ``obj`` (only ``fields`` if given)."""
     loaded = obj.__dict__
     persistent = is_stored(obj)
@@ -198,7 +195,7 @@ def _merge(errors: dict[str, list[str]], error: ValidationError) -> None:
         errors.setdefault(name, []).extend(messages)
 
 
-def full_clean(obj: Model, fields: Iterable[str] | None = None) -> None:
+def full_clean(obj: Any, fields: Iterable[str] | None = None) -> None:
     """Run the field checks and ``obj.clean()``; raise one ``ValidationError`` with all errors.
 
     Raises ``TypeError`` when the model's ``clean`` is async: use ``afull_clean``.
@@ -218,7 +215,7 @@ def full_clean(obj: Model, fields: Iterable[str] | None = None) -> None:
         raise ValidationError(errors)
 
 
-async def afull_clean(obj: Model, fields: Iterable[str] | None = None) -> None:
+async def afull_clean(obj: Any, fields: Iterable[str] | None = None) -> None:
     """Run the field checks and ``obj.clean()`` (awaited when async); raise ``ValidationError``."""
     errors = field_errors(obj, fields)
     try:
