@@ -112,6 +112,7 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
     relationships = set(mapper.relationships.keys())
     names = {*_columns(model), *relationships}
     pk = pk_name(model)
+    new = object.__new__
     result: list[M] = []
     for item in objs:
         if isinstance(item, model):  # first: a Mapping check goes through the ABC machinery
@@ -121,15 +122,17 @@ def _instances(model: type[M], objs: Iterable[M | Mapping[str, Any]]) -> list[M]
                     "(use save() or bulk_update())."
                 )
             result.append(item)
-        elif isinstance(item, Mapping):
+        elif type(item) is dict or isinstance(item, Mapping):  # a dict: no ABC check
             data = dict(item)
             if "pk" in data:
                 data[pk] = data.pop("pk")
-            for name in data:
-                if name not in names:
-                    raise FieldError(model, name, names, context="bulk_create()")
-            related = {n: data.pop(n) for n in list(data) if n in relationships}
-            obj = model(**data)
+            if not names.issuperset(data):
+                unknown = next(name for name in data if name not in names)
+                raise FieldError(model, unknown, names, context="bulk_create()")
+            related = {n: data.pop(n) for n in relationships.intersection(data)}
+            # Made as a loaded row is (no __init__): the INSERT's returned row fills it.
+            obj = new(model)
+            obj.__dict__.update(data)
             for name, value in related.items():
                 # As loading does: no attribute events, so no backref touches the
                 # related object's collection.

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -660,7 +659,7 @@ class _Templates:
         self.statements: dict[tuple[Any, ...], Any] = {}
 
 
-_TEMPLATES: weakref.WeakKeyDictionary[type[Any], _Templates] = weakref.WeakKeyDictionary()
+_TEMPLATES: dict[type[Any], _Templates] = {}
 
 
 def _templates(model: type[Any]) -> _Templates:

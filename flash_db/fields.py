@@ -6,7 +6,6 @@ public mapper API; nothing touches a database or an instance.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +76,13 @@ class ModelInfo:
     expressions: tuple[str, ...]
     #: relation name -> attribute keys of its local foreign-key columns (many-to-one)
     foreign_keys: dict[str, tuple[str, ...]]
+    #: attribute key -> the class attribute, for each column of ``columns``
+    attributes: dict[str, Any]
 
 
-_INFO: weakref.WeakKeyDictionary[Mapper[Any], ModelInfo] = weakref.WeakKeyDictionary()
+# Per mapper, for the life of the process (as SQLAlchemy's registry keeps the classes):
+# a plain dict, since a WeakKeyDictionary lookup makes a weak reference each time.
+_INFO: dict[Mapper[Any], ModelInfo] = {}
 
 
 def info(model: type[Any]) -> ModelInfo:
@@ -130,4 +133,5 @@ def _read(mapper: Mapper[Any], attrs: Any) -> ModelInfo:
         compare={key: column.type.compare_values for key, column in columns},
         expressions=tuple(expressions),
         foreign_keys=foreign_keys,
+        attributes={key: mapper.class_manager[key] for key, _ in columns},
     )

@@ -16,8 +16,18 @@ them; beside them Flash DB keeps two entries of its own:
   ``RelationNotLoaded`` (a to-one relation whose foreign key is NULL reads None).
 
 :class:`Loader` builds instances from rows: one per model and column layout,
-made once, with ``ClassManager.new_instance()`` (an instance without
-``__init__``, as SQLAlchemy's own loading makes them) and the row's values.
+made once. An instance is made without ``__init__`` (as SQLAlchemy's own
+loading makes them) and holds the row's values; its SQLAlchemy state
+(``InstanceState``) is made by SQLAlchemy's ``ClassManager.setup_instance()``
+the first time anything asks for it (:func:`state_on_demand`, the model's
+``__getattr__``): an assignment, ``inspect(obj)``, ``session.add(obj)``.
+Making it for every row would cost about 0.7 µs a row, more than reading the
+row; most loaded objects are read and serialised, never assigned to.
+
+:func:`construct` is the models' ``__init__``: column values given to the
+constructor are stored as the object's values (a new object has no history to
+keep); relations, and columns with attribute listeners (``@validates``), are
+assigned through SQLAlchemy's attributes as usual.
 
 Relationship reads go through :class:`RelationAttribute`, which Flash DB
 installs as the class attribute of every relationship of its models once the
@@ -39,14 +49,14 @@ raises (``init_scalar``).
 from __future__ import annotations
 
 import gc
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.exc import MissingGreenlet, StatementError
 from sqlalchemy.orm import (
+    ClassManager,
     ColumnProperty,
     Mapper,
     PassiveFlag,
@@ -109,44 +119,61 @@ def gc_paused() -> Iterator[None]:
 # -- rows to instances ----------------------------------------------------------------
 
 
+#: The attribute under which SQLAlchemy keeps an instance's state (read with getattr).
+STATE_ATTR = ClassManager.STATE_ATTR
+
+
+def state_on_demand(obj: Any) -> Any:
+    """Make and return the SQLAlchemy state of ``obj``, an object built from a row.
+
+    Called by the model's ``__getattr__``, which Python calls only for a name the
+    object lacks, when SQLAlchemy reads the state
+    (``getattr(obj, ClassManager.STATE_ATTR)``) of an object that holds values.
+    An object being constructed (its ``__dict__`` still empty) gets its state
+    from SQLAlchemy's instrumented ``__init__`` instead, which asks first and
+    then runs its ``init`` event.
+    """
+    mapper: Mapper[Any] = type(obj).__mapper__
+    mapper.class_manager.setup_instance(obj)
+    return instance_state(obj)
+
+
 class Loader:
     """Builds instances of one model from rows holding its columns in one order."""
 
-    __slots__ = ("keys", "model", "new_instance")
+    __slots__ = ("keys", "model")
 
     def __init__(self, model: type[Any], keys: tuple[str, ...]) -> None:
         mapper: Mapper[Any] = model.__mapper__
         mapper.registry.configure()  # instances need configured attributes
         self.model = model
         self.keys = keys
-        self.new_instance = mapper.class_manager.new_instance
 
-    def one(self, row: tuple[Any, ...]) -> Any:
-        """Return the instance of one row (a tuple of the columns, in ``keys`` order)."""
-        obj = self.new_instance()
+    def one(self, row: Sequence[Any]) -> Any:
+        """Return the instance of one row (the columns in ``keys`` order: a tuple or a Row)."""
+        obj = object.__new__(self.model)
         loaded = obj.__dict__
         loaded.update(zip(self.keys, row, strict=True))
         loaded[SNAPSHOT] = (self.keys, row)
         return obj
 
-    def many(self, rows: Iterable[tuple[Any, ...]]) -> list[Any]:
-        """Return the instances of ``rows``."""
-        new_instance = self.new_instance
+    def many(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """Return the instances of ``rows`` (SQLAlchemy Rows are used as they are)."""
+        new = object.__new__
+        model = self.model
         keys = self.keys
         result: list[Any] = []
         append = result.append
         for row in rows:
-            obj = new_instance()
+            obj = new(model)
             loaded = obj.__dict__
-            loaded.update(zip(keys, row, strict=True))
+            loaded.update(zip(keys, row))  # noqa: B905 - the SELECT has exactly these columns
             loaded[SNAPSHOT] = (keys, row)
             append(obj)
         return result
 
 
-_LOADERS: weakref.WeakKeyDictionary[type[Any], dict[tuple[str, ...], Loader]] = (
-    weakref.WeakKeyDictionary()
-)
+_LOADERS: dict[type[Any], dict[tuple[str, ...], Loader]] = {}
 
 
 def loader(model: type[Any], keys: tuple[str, ...]) -> Loader:
@@ -165,7 +192,7 @@ def build(layout: Layout, rows: Sequence[Any]) -> list[Any]:
     base = loader(layout.model, layout.keys)
     width = len(layout.keys)
     if not layout.related and not layout.annotations:
-        return base.many(map(tuple, rows))
+        return base.many(rows)
     related = [(item, loader(item.model, item.keys)) for item in layout.related]
     names = layout.annotations
     first = -len(names) if names else None
@@ -185,6 +212,40 @@ def build(layout: Layout, rows: Sequence[Any]) -> list[Any]:
             obj.__dict__.update(zip(names, row[first:], strict=True))
         result.append(obj)
     return result
+
+
+# Per class: the column attributes a constructor argument is stored into directly
+# (those with no "set" listener when the class made its first object).
+_PLAIN: dict[type[Any], frozenset[str]] = {}
+
+
+def construct(obj: Any, values: dict[str, Any]) -> None:
+    """Set the constructor's keyword arguments on the new ``obj`` (a model's ``__init__``).
+
+    Column values are stored as they are; relations, and columns with a ``set``
+    listener when the class made its first object (``@validates``, Flash DB's
+    foreign-key listener), are assigned through SQLAlchemy's attributes.
+    """
+    cls = type(obj)
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        attributes = info(cls).attributes
+        plain = frozenset(key for key, attr in attributes.items() if not attr.dispatch.set)
+        _PLAIN[cls] = plain
+    loaded = obj.__dict__
+    later = None
+    for key, value in values.items():
+        if key in plain:
+            loaded[key] = value
+        elif later is None:
+            later = [(key, value)]
+        else:
+            later.append((key, value))
+    if later:
+        for key, value in later:
+            if not hasattr(cls, key):
+                raise TypeError(f"{key!r} is an invalid keyword argument for {cls.__name__}")
+            setattr(obj, key, value)
 
 
 # -- what is stored, what changed ---------------------------------------------------
@@ -342,12 +403,16 @@ class RelationAttribute:
         key = self.key
         if names is not None and key in names and key in loaded:
             return loaded[key]
-        state = instance_state(instance)
+        state = instance_state(instance)  # made now for a loaded object (state_on_demand)
         if state.key is not None or state.session is not None:
             # An object a SQLAlchemy Session holds (or held): SQLAlchemy's rules.
             try:
                 return self.attribute.__get__(instance, owner)
             except (MissingGreenlet, DetachedInstanceError) as error:
+                raise RelationNotLoaded(owner, key, to_many=self.to_many) from error
+            except StatementError as error:  # the lazy load's SELECT failed to run
+                if not isinstance(error.orig, MissingGreenlet):
+                    raise
                 raise RelationNotLoaded(owner, key, to_many=self.to_many) from error
         if self.foreign_keys and all(loaded.get(fk) is None for fk in self.foreign_keys):
             return None  # no related row to load
@@ -364,7 +429,7 @@ class RelationAttribute:
 # -- installing it on the models ---------------------------------------------------
 
 # (class, attribute key) pairs already instrumented.
-_DONE: weakref.WeakKeyDictionary[type[Any], set[str]] = weakref.WeakKeyDictionary()
+_DONE: dict[type[Any], set[str]] = {}
 
 
 def instrument(models: registry) -> None:

@@ -321,9 +321,9 @@ class Manager(Generic[M]):
         ``ignore_conflicts`` have none). ``update_conflicts=True`` upserts: on a
         conflict over ``unique_fields`` it updates ``update_fields`` (and
         ``updated_at``). No validation and no signals; several batches are one
-        transaction. On instances set foreign keys (``author_id=...``): assigning
-        a related object also appends the new object to that object's collection;
-        dicts may use either.
+        transaction. A related object (``author=user``, in an instance or a dict)
+        sets the foreign key and must be saved. Objects for dicts are made as
+        loaded rows are, without calling ``__init__``: the returned row fills them.
         """
         return await bulk.bulk_create(
             db,

@@ -55,6 +55,7 @@ def _now() -> datetime:
 
 
 T = TypeVar("T", bound="Model")
+_STATE_ATTR = instances.STATE_ATTR
 
 
 def _declares_primary_key(cls: type[Any]) -> bool:
@@ -97,6 +98,22 @@ class Model(DeclarativeBase):
     if TYPE_CHECKING:
         # Typed Any because models may declare their own (e.g. UUID) ``id``.
         id: Mapped[Any]
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Set the attributes named by ``kwargs`` (an unknown name raises ``TypeError``)."""
+        instances.construct(self, kwargs)
+
+    if not TYPE_CHECKING:  # a __getattr__ would make every misspelt attribute Any to mypy
+
+        def __getattr__(self, name: str) -> Any:
+            # Only for names the object lacks. SQLAlchemy's state of an object built
+            # from a row is made when first asked for (flash_db.instances.state_on_demand);
+            # an object being constructed (empty) gets it from SQLAlchemy's __init__.
+            if name == _STATE_ATTR and self.__dict__:
+                return instances.state_on_demand(self)
+            if name == _STATE_ATTR:
+                raise AttributeError(name)  # the cheap answer to SQLAlchemy's hasattr()
+            return object.__getattribute__(self, name)  # the usual AttributeError
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if not cls.__dict__.get("__abstract__", False):

@@ -23,7 +23,7 @@ is dropped: reading it raises ``RelationNotLoaded`` until it is loaded again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, and_, delete, exists, insert, select, tuple_, update
@@ -103,9 +103,13 @@ class RelatedManager(Manager[M]):
             )
 
     def _targets(self, objs: Iterable[Any], method: str) -> list[Any]:
-        """Return ``objs`` checked: stored instances of the related model, each once."""
+        """Return ``objs`` checked: stored instances of the related model, one per row.
+
+        Two objects of one row (no identity map: two queries give two) count once.
+        """
         result: list[Any] = []
-        seen: set[int] = set()
+        seen: set[Any] = set()
+        pk_keys = info(self.model).pk_keys
         for obj in objs:
             if not isinstance(obj, self.model):
                 raise TypeError(
@@ -117,8 +121,9 @@ class RelatedManager(Manager[M]):
                     f"related({self.prop.key!r}).{method}() takes saved objects; {obj!r} "
                     "is not saved yet (save it first, or use create())."
                 )
-            if id(obj) not in seen:
-                seen.add(id(obj))
+            key = tuple(obj.__dict__.get(name) for name in pk_keys)
+            if key not in seen:
+                seen.add(key)
                 result.append(obj)
         return result
 
@@ -188,16 +193,111 @@ class RelatedManager(Manager[M]):
         """Create a related object: its foreign key set, or its link added (one transaction)."""
         self._writable("create")
         if self.prop.secondary is None:
-            for column, value in self._parent_values:
-                key = self.model.__mapper__.get_property_by_column(column).key
-                fields.setdefault(key, value)
-            obj = await super().create(db, validate=validate, **fields)
+            obj = await super().create(db, validate=validate, **{**fields, **self._key_fields()})
         else:
             async with write_block(db):
                 obj = await super().create(db, validate=validate, **fields)
                 await self._link(db, [obj])
         self._done()
         return obj
+
+    async def get_or_create(
+        self,
+        db: AsyncSession,
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        validate: bool = True,
+        **lookups: Any,
+    ) -> tuple[M, bool]:
+        """Return ``(obj, created)``: a related row matching ``lookups``, or a new related one.
+
+        As ``Manager.get_or_create``, scoped to the related rows; a new object gets
+        the foreign key (one-to-many) or its link (many-to-many), in one transaction.
+        """
+        self._writable("get_or_create")
+        if self.prop.secondary is None:
+            obj, created = await super().get_or_create(
+                db, defaults, validate=validate, **lookups, **self._key_fields()
+            )
+            self._done()
+            return obj, created
+        async with write_block(db):
+            obj, created = await super().get_or_create(db, defaults, validate=validate, **lookups)
+            if created:
+                await self._link(db, [obj])
+        self._done()
+        return obj, created
+
+    async def update_or_create(
+        self,
+        db: AsyncSession,
+        defaults: Mapping[str, Any] | None = None,
+        create_defaults: Mapping[str, Any] | None = None,
+        *,
+        validate: bool = True,
+        **lookups: Any,
+    ) -> tuple[M, bool]:
+        """Update a related row matching ``lookups``, or create a related one; ``(obj, created)``.
+
+        As ``Manager.update_or_create``, scoped to the related rows (see :meth:`get_or_create`).
+        """
+        self._writable("update_or_create")
+        if self.prop.secondary is None:
+            obj, created = await super().update_or_create(
+                db, defaults, create_defaults, validate=validate, **lookups, **self._key_fields()
+            )
+            self._done()
+            return obj, created
+        async with write_block(db):
+            obj, created = await super().update_or_create(
+                db, defaults, create_defaults, validate=validate, **lookups
+            )
+            if created:
+                await self._link(db, [obj])
+        self._done()
+        return obj, created
+
+    async def bulk_create(
+        self,
+        db: AsyncSession,
+        objs: Iterable[M | Mapping[str, Any]],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Sequence[str] | None = None,
+        unique_fields: Sequence[str] | None = None,
+    ) -> list[M]:
+        """Insert related objects with their foreign key set (one-to-many relations only)."""
+        self._writable("bulk_create")
+        if self.prop.secondary is not None:
+            raise TypeError(
+                f"related({self.prop.key!r}).bulk_create() is for one-to-many relations; "
+                "bulk_create() the objects, then add() them."
+            )
+        keys = self._key_fields()
+        items: list[Any] = []
+        for obj in objs:
+            if isinstance(obj, Mapping):
+                items.append({**obj, **keys})
+            else:
+                for key, value in keys.items():
+                    setattr(obj, key, value)
+                items.append(obj)
+        created = await super().bulk_create(
+            db,
+            items,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            update_fields=update_fields,
+            unique_fields=unique_fields,
+        )
+        self._done()
+        return created
+
+    def _key_fields(self) -> dict[str, Any]:
+        """Return the related model's foreign-key fields and the object's values for them."""
+        return {key: value for key, _, value in self._foreign_keys()}
 
     # -- many-to-many -------------------------------------------------------------
 
@@ -298,9 +398,12 @@ class RelatedManager(Manager[M]):
         stmt = stmt.values({column: (value if to_parent else None) for _, column, value in foreign})
         await execution.write_statement(db, stmt)
         for obj in targets:
+            loaded = obj.__dict__
+            if not to_parent and any(loaded.get(key) != value for key, _, value in foreign):
+                continue  # another object's row: the UPDATE did not touch it
             for key, _, value in foreign:
                 new = value if to_parent else None
-                if obj.__dict__.get(key) != new:
+                if loaded.get(key) != new:
                     setattr(obj, key, new)  # drops a loaded relation that points elsewhere
             store(obj, [key for key, _, _ in foreign])
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import inspect as pyinspect
-import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -96,9 +95,7 @@ class _Check(NamedTuple):
 
 
 # Per mapper: its ``column_attrs`` when the checks were computed, and the checks.
-_CHECKS: weakref.WeakKeyDictionary[Mapper[Any], tuple[object, tuple[_Check, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
+_CHECKS: dict[Mapper[Any], tuple[object, tuple[_Check, ...]]] = {}
 
 
 def _checks(mapper: Mapper[Any]) -> tuple[_Check, ...]:

@@ -159,3 +159,15 @@ def test_a_synchronous_engine_keeps_lazy_loading(tmp_path: Path) -> None:
             assert [post.title for post in user.posts] == ["a1"]  # SQLAlchemy's lazy load
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_a_lazy_load_of_a_sqlalchemy_object_in_async_code_raises_relation_not_loaded(
+    database: flash_db.Database, db: AsyncSession
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("on SQLite the refused load leaves the driver's coroutine unawaited")
+    await _seed(database)
+    company = (await db.execute(select(Company))).scalars().one()  # SQLAlchemy's own object
+    with pytest.raises(RelationNotLoaded, match=r"Company\.users"):
+        _ = company.users

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -362,3 +362,49 @@ async def test_delete_in_rolled_back_savepoint_keeps_the_row(
         again.name = "b"
         await again.save(db)
     assert await user_names(database) == ["b"]
+
+
+async def test_saving_a_deleted_object_inserts_it_again_with_a_generated_key(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.create(db, name="first", email="f@x")
+    user = await User.objects.create(db, name="a", email="a@x")
+    await user.delete(db)
+    assert user.id is None
+    await user.save(db)  # the key is generated, not sent as NULL
+    assert user.id is not None
+    assert (await User.objects.get(db, pk=user.id)).name == "a"
+    assert await User.objects.count(db) == 2
+
+
+async def test_deleting_an_object_of_a_sqlalchemy_session_takes_it_out_of_it(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.create(db, name="a", email="a@x")
+    user = (await db.execute(select(User))).scalars().one()  # SQLAlchemy's own object
+    await user.delete(db)
+    assert user not in db
+    assert user.id is None
+    async with atomic(db):  # settles the session: nothing of the deleted object is flushed
+        await User.objects.create(db, name="b", email="b@x")
+    assert await user_names(database) == ["b"]
+
+
+async def test_loaded_objects_get_sqlalchemy_state_when_asked_for(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    await User.objects.create(db, name="a", email="a@x")
+    user, other = [await User.objects.get(db, name="a") for _ in range(2)]
+    state = inspect(user)  # made now, by SQLAlchemy's ClassManager.setup_instance()
+    assert state.transient
+    assert state is inspect(user)
+    user.name = "b"  # an assignment makes it too, and SQLAlchemy records the change
+    assert inspect(user).attrs.name.history.added == ["b"]
+    other.age = 7
+    await other.save(db)
+    db.add(user)  # a SQLAlchemy Session may take an object Flash DB loaded
+    assert user in db
+    db.expunge(user)
+    with pytest.raises(AttributeError, match="no attribute 'nmae'"):
+        _ = user.nmae  # type: ignore[attr-defined]  # the usual error for a missing name
+    assert await User.objects.values_list("age", flat=True).fetch(db) == [7]
