@@ -168,3 +168,32 @@ class Gauge(Model):
     small: Mapped[int | None] = mapped_column(SmallInteger, default=None)
     big: Mapped[int | None] = mapped_column(BigInteger, default=None)
     level: Mapped[int | None] = mapped_column(Level, default=None)
+
+
+class Board(Model):
+    """A board: related managers over soft-deleted children and an association model's table."""
+
+    __tablename__ = "boards"
+    name: Mapped[str] = mapped_column(String(50))
+    pins: Mapped[list[Pin]] = relationship(back_populates="board")
+    watchers: Mapped[list[User]] = relationship(secondary="board_watches")
+
+
+class Pin(Model, SoftDeleteMixin):
+    """A soft-deletable child of a board (``board.related("pins")`` hides deleted pins)."""
+
+    __tablename__ = "pins"
+    text: Mapped[str] = mapped_column(String(50))
+    board_id: Mapped[int] = mapped_column(ForeignKey("boards.id"))
+    board: Mapped[Board] = relationship(back_populates="pins")
+
+
+class BoardWatch(Model):
+    """A mapped association model whose table links boards and users (``Board.watchers``).
+
+    It has an ``id`` primary key and no unique constraint over its two link columns.
+    """
+
+    __tablename__ = "board_watches"
+    board_id: Mapped[int] = mapped_column(ForeignKey("boards.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
