@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import Column
 
 import flash_db
-from flash_db import Model, TimestampMixin, bulk
+from flash_db import Model, TimestampMixin, bulk, execution
 
 PG_ADMIN = os.environ.get(
     "FLASH_BENCH_PG_ADMIN", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -50,8 +50,7 @@ async def _update_values(
         name="_flash_rows",
     ).data(list(rows))  # rows are (primary key, *values of names)
     stmt = bulk.update_from_rows(table, pk_column, columns, names, source)
-    result = await db.execute(stmt)  # inside bulk_update's transaction
-    return int(bulk._cursor_result(result).rowcount)
+    return await execution.write_statement(db, stmt)  # inside bulk_update's transaction
 
 
 async def _update_case(
@@ -69,14 +68,8 @@ async def _update_case(
         column = columns[name]
         whens = {row[0]: cast(literal(row[index], column.type), column.type) for row in rows}
         assignments[column.key] = case(whens, value=pk_column)
-    stmt = (
-        update(table)
-        .where(pk_column.in_([row[0] for row in rows]))
-        .values(assignments)
-        .execution_options(synchronize_session=False)
-    )
-    result = await db.execute(stmt)  # inside bulk_update's transaction
-    return int(bulk._cursor_result(result).rowcount)
+    stmt = update(table).where(pk_column.in_([row[0] for row in rows])).values(assignments)
+    return await execution.write_statement(db, stmt)  # inside bulk_update's transaction
 
 
 bulk._UPDATE_FORMS["case"] = _update_case
