@@ -39,7 +39,7 @@ from sqlalchemy.schema import Column, UniqueConstraint
 from flash_db import execution
 from flash_db.exceptions import FieldError
 from flash_db.fields import info, pk_name
-from flash_db.instances import RELATED, SNAPSHOT, gc_paused, is_stored, set_related, store
+from flash_db.instances import RELATED, SNAPSHOT, gc_paused, is_stored, set_related, store_many
 from flash_db.transaction import write_block
 
 __all__ = ["bulk_create", "bulk_update"]
@@ -211,6 +211,7 @@ def _rows(
         for name, keys in info(model).foreign_keys.items()
     ]
     names = tuple(columns)
+    name_set = frozenset(names)
     values: list[dict[str, Any]] = []
     append = values.append
     reference: Any = None  # the first row's keys
@@ -219,7 +220,10 @@ def _rows(
         if many_to_one:
             _fill_foreign_keys(obj, many_to_one)
         loaded = obj.__dict__
-        row = {name: loaded[name] for name in names if name in loaded}
+        if loaded.keys() <= name_set:  # an object made from a dict: only columns
+            row = dict(loaded)
+        else:
+            row = {name: loaded[name] for name in names if name in loaded}
         if reference is None:
             reference = row.keys()
         elif uniform and row.keys() != reference:
@@ -355,16 +359,14 @@ async def bulk_create(
     return instances
 
 
-def _insert_many(
-    connection: Connection, stmt: Any, rows: Sequence[dict[str, Any]]
-) -> list[tuple[Any, ...]]:
+def _insert_many(connection: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> list[Any]:
     # insertmanyvalues: one INSERT ... VALUES (...), (...) RETURNING per page of rows.
     # SQLAlchemy builds a parameter set per row and the driver a row per result: with
     # the new objects alive, collections would walk them all again and again (measured
     # 4.9 against 2.6 µs a row on PostgreSQL). Other tasks run while this one waits for
     # the database, with collection delayed until the INSERT returns.
     with gc_paused():
-        return list(map(tuple, connection.execute(stmt, rows).all()))
+        return list(connection.execute(stmt, rows).all())  # Rows: read like tuples
 
 
 def _assign(
@@ -405,8 +407,8 @@ def _assign(
     for obj, row in pairs:
         if row is not None:
             loaded = obj.__dict__
-            loaded.update(zip(names, row, strict=True))
-            loaded[SNAPSHOT] = (names, tuple(row))
+            loaded.update(zip(names, row))  # noqa: B905 - RETURNING gives table.columns
+            loaded[SNAPSHOT] = (names, row)
 
 
 # -- bulk_update ----------------------------------------------------------------------
@@ -447,10 +449,10 @@ async def bulk_update(
         for batch in _batches(rows, size):
             count += await form(db, table, columns, pk, written, batch)
     with gc_paused():
-        for obj in objects:
-            if timestamped:
+        if timestamped:
+            for obj in objects:
                 obj.__dict__["updated_at"] = now
-            store(obj, written)
+        store_many(objects, written)
     return count
 
 

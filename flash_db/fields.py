@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Integer, SmallInteger, Table
 from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipDirection, RelationshipProperty
+from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.schema import Column
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.types import TypeDecorator
@@ -119,7 +120,7 @@ def _read(mapper: Mapper[Any], attrs: Any) -> ModelInfo:
             for local, _ in rel.local_remote_pairs or ():
                 try:
                     keys.append(mapper.get_property_by_column(local).key)
-                except Exception:  # a column of another table (custom primaryjoin)
+                except UnmappedColumnError:  # a column of another table (custom primaryjoin)
                     keys = []
                     break
             if keys:
