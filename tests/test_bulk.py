@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import flash_db
 from flash_db import FieldError, atomic
 from flash_db.testing import assert_num_queries, capture_queries
-from tests.models import Company, Note, Post, Product, Status, Tag, User
+from tests.models import Company, Gadget, Note, Post, Product, Status, Tag, User
 
 
 def _inserts(statements: list[str]) -> list[str]:
@@ -300,3 +300,40 @@ async def test_bulk_create_upsert_on_the_primary_key(
     async with database.session() as fresh:
         stored = await Product.objects.order_by("code").values_list("code", "price").fetch(fresh)
     assert stored == [("A", Decimal("5")), ("Z", Decimal("9"))]
+
+
+async def test_bulk_create_of_many_column_types_stores_what_was_given(
+    db: AsyncSession, database: flash_db.Database
+) -> None:
+    author = await User.objects.create(db, name="a", email="a@x")
+    async with capture_queries(db) as captured:
+        posts = await Post.objects.bulk_create(
+            db,
+            [
+                {"title": "t1", "author_id": author.id, "status": Status.PUBLISHED},
+                {"title": "t2", "author_id": author.id, "published": True, "views": 7},
+            ],
+        )
+        gadgets = await Gadget.objects.bulk_create(db, [Gadget(label=f"g{i}") for i in range(3)])
+        products = await Product.objects.bulk_create(
+            db, [Product(code="p1", price=Decimal("1.50")), {"code": "p2", "price": Decimal("2")}]
+        )
+    if database.backend == "postgresql":
+        # One INSERT ... SELECT FROM unnest(arrays) per call: the rows travel as arrays.
+        assert all("unnest(" in sql for sql in captured.statements)
+    assert len(captured) == 3
+    async with database.session() as fresh:
+        stored = await Post.objects.order_by("title").fetch(fresh)
+        assert [(p.title, p.status, p.published, p.views, p.body) for p in stored] == [
+            ("t1", Status.PUBLISHED, False, 0, ""),
+            ("t2", Status.DRAFT, True, 7, ""),
+        ]
+        assert [p.id for p in posts] == [p.id for p in stored]
+        assert stored[0].created_at.tzinfo is not None  # the Python default, per row
+        ids = await Gadget.objects.values_list("id", flat=True).fetch(fresh)
+        assert sorted(ids) == sorted(g.id for g in gadgets)
+        assert len(set(ids)) == 3  # uuid4 computed for each row, not once
+        assert await Product.objects.order_by("code").values_list("price", flat=True).fetch(
+            fresh
+        ) == [Decimal("1.50"), Decimal("2.00")]
+    assert [p.code for p in products] == ["p1", "p2"]
