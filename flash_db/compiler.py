@@ -54,6 +54,7 @@ __all__ = [
     "Layout",
     "QueryState",
     "RelatedLayout",
+    "ResultKind",
     "aggregate_statement",
     "check_backend",
     "count_statement",

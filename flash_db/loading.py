@@ -28,7 +28,6 @@ from flash_db.transaction import in_atomic
 __all__ = [
     "Prefetch",
     "fetch",
-    "prefetch",
     "prefetch_related_objects",
     "rows",
     "stream",
@@ -70,11 +69,6 @@ class Prefetch:
         self.queryset = queryset
         self.to_attr = to_attr
 
-    @property
-    def is_custom(self) -> bool:
-        """Whether this item loads with a queryset of its own or into a ``to_attr``."""
-        return self.queryset is not None or self.to_attr is not None
-
     def __repr__(self) -> str:
         return f"Prefetch({self.lookup!r}, queryset={self.queryset!r}, to_attr={self.to_attr!r})"
 
@@ -112,12 +106,6 @@ async def fetch(
     if state.kind == "model" and state.prefetch_related and results:
         await prefetch_related_objects(db, results, *state.prefetch_related)
     return results
-
-
-async def prefetch(db: AsyncSession, objects: Sequence[Any], state: QueryState) -> None:
-    """Run the ``prefetch_related`` items of ``state`` for ``objects``."""
-    if objects and state.prefetch_related and state.kind == "model":
-        await prefetch_related_objects(db, objects, *state.prefetch_related)
 
 
 async def prefetch_related_objects(

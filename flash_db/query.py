@@ -26,6 +26,7 @@ from flash_db.compiler import (
     MAX_ROWS,
     Layout,
     QueryState,
+    ResultKind,
     aggregate_statement,
     check_backend,
     delete_statement,
@@ -48,7 +49,6 @@ __all__ = ["MAX_ROWS", "QuerySet"]
 M = TypeVar("M", bound="Model")
 R = TypeVar("R", default=M)
 
-_ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
 # Primary keys per "pk IN (...)" statement when deleting loaded rows (bound-parameter limits).
 _PK_CHUNK = 10_000
 
@@ -259,7 +259,7 @@ class QuerySet(Queryable, Generic[M, R]):
             raise TypeError(
                 f"values_list(flat=True) takes exactly one field, got {len(fields)}: {fields!r}."
             )
-        kind: _ResultKind = "flat" if flat else "named" if named else "tuple"
+        kind: ResultKind = "flat" if flat else "named" if named else "tuple"
         qs = self._clone(fields=tuple(fields), kind=kind)
         return cast("QuerySet[M, Any]", qs)  # only the result type changes
 
