@@ -77,10 +77,11 @@ class Outcome:
 class System(Protocol):
     """One system under test; every method times only the work the workload names.
 
-    Single-row and per-query operations each open their own session (or
-    connection) inside the timed block, as a web request does; fetch_all and
-    values open one per pass; create_in_tx, bulk_create and bulk_update use one
-    session for the timed call.
+    Single-row and per-query operations (the QuerySet writes update_qs and
+    delete_qs among them) each open their own session (or connection) inside
+    the timed block, as a web request does; fetch_all and values open one per
+    pass; create_in_tx, bulk_create and bulk_update use one session for the
+    timed call.
     """
 
     name: str
@@ -115,6 +116,13 @@ class System(Protocol):
     async def update_one(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
         """Load the objects (untimed), then set ``level`` and save each in its own session."""
 
+    async def update_qs(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
+        """Per (pk, level), in its own session: ``UPDATE ... SET level WHERE id = pk``, no load.
+
+        The QuerySet form (``filter(pk=pk).update(level=level)``); result: the
+        number of rows each statement matched (or None where not reported).
+        """
+
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome | None:
         """Load the objects (untimed), then set ``level`` on each and update them in one call."""
 
@@ -123,3 +131,10 @@ class System(Protocol):
 
     async def delete_one(self, pks: Sequence[int]) -> Outcome:
         """Load the objects (untimed), then delete each in its own session, each committed."""
+
+    async def delete_qs(self, pks: Sequence[int]) -> Outcome:
+        """Per pk, in its own session: ``DELETE ... WHERE id = pk``, no load.
+
+        The QuerySet form (``filter(pk=pk).delete()``); result: the number of rows
+        each statement deleted (or None where not reported).
+        """

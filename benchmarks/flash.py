@@ -2,14 +2,17 @@
 
 Used as a web request uses it: every single-row or per-query operation
 (``create_autocommit``, ``filter_limit``, ``get_pk``, ``count``, ``update_one``,
-``delete_one``) opens its own ``async with database.session() as db:`` inside
-the timed block, so the pool checkout (and the PostgreSQL ``pool_pre_ping``)
-and the session's set-up and close are paid per operation; ``fetch_all`` and
-``values`` open one per pass. ``create_in_tx``, ``bulk_create`` and
-``bulk_update`` are one transaction or one call: one session for the timed
-call. The objects ``update_one`` and ``delete_one`` change are loaded
-beforehand (untimed) in a session of their own; Flash DB objects are not tied
-to a session, so each is then saved or deleted in a fresh one.
+``update_qs``, ``delete_one``, ``delete_qs``) opens its own ``async with
+database.session() as db:`` inside the timed block, so the pool checkout (and
+the PostgreSQL ``pool_pre_ping``) and the session's set-up and close are paid
+per operation; ``fetch_all`` and ``values`` open one per pass.
+``create_in_tx``, ``bulk_create`` and ``bulk_update`` are one transaction or
+one call: one session for the timed call. The objects ``update_one`` and
+``delete_one`` change are loaded beforehand (untimed) in a session of their
+own; Flash DB objects are not tied to a session, so each is then saved or
+deleted in a fresh one. ``update_qs`` and ``delete_qs`` load nothing:
+``filter(pk=pk).update(db, ...)`` and ``filter(pk=pk).delete(db)`` each send
+one statement.
 """
 
 from __future__ import annotations
@@ -162,6 +165,15 @@ class Flash:
                     await obj.save(db)
         return Outcome(clock.elapsed)
 
+    async def update_qs(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
+        """``filter(pk=pk).update(db, level=level)`` for each pair, each in its own session."""
+        out = []
+        with Clock() as clock:
+            for pk, level in zip(pks, levels, strict=True):
+                async with self._db.session() as db:
+                    out.append(await BenchItem.objects.filter(pk=pk).update(db, level=level))
+        return Outcome(clock.elapsed, out)
+
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome | None:
         """Set ``level`` on every loaded object and ``bulk_update`` them (None until it exists).
 
@@ -198,3 +210,12 @@ class Flash:
                 async with self._db.session() as db:
                     await by_pk[pk].delete(db)
         return Outcome(clock.elapsed)
+
+    async def delete_qs(self, pks: Sequence[int]) -> Outcome:
+        """``filter(pk=pk).delete(db)`` for each pk, each in its own session."""
+        out = []
+        with Clock() as clock:
+            for pk in pks:
+                async with self._db.session() as db:
+                    out.append(await BenchItem.objects.filter(pk=pk).delete(db))
+        return Outcome(clock.elapsed, out)

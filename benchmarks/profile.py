@@ -48,11 +48,13 @@ async def main() -> None:
         "get_pk": lambda: system.get_pk(sample),
         "values": lambda: system.values(sizes.repeat),
         "update_one": lambda: system.update_one(sample, [100 + pk % 7 for pk in sample]),
+        "update_qs": lambda: system.update_qs(sample, [100 + pk % 7 for pk in sample]),
         "bulk_update": lambda: system.bulk_update(
             list(range(1, sizes.bulk_update + 1)), [7] * sizes.bulk_update
         ),
         "count": lambda: system.count(levels),
         "delete_one": lambda: system.delete_one(sample),
+        "delete_qs": lambda: system.delete_qs(sample),
     }
     if args.workload.startswith("create") or args.workload == "bulk_create":
         await fixture.reset()

@@ -11,15 +11,19 @@ to hand-written SQLAlchemy Core.
 
 Every system is used as a web request uses it: each single-row or per-query
 operation (create_autocommit, filter_limit, get_pk, count, update_one,
-delete_one) opens its own session or connection inside the timed block, so
-the pool checkout and the session's set-up and close are part of what is
-measured; fetch_all and values open one per pass; create_in_tx, bulk_create
-and bulk_update are one transaction or one call in one session. The objects
-update_one, bulk_update and delete_one change are loaded beforehand, untimed
-(each system's module says how). bulk_create gives every system the same
-input, the rows as dicts (Tortoise and the SA ORM build their objects from
-them, timed); bulk_create_objects times building model objects first where a
-system can take either (Flash DB), and is bulk_create for the others.
+update_qs, delete_one, delete_qs) opens its own session or connection inside
+the timed block, so the pool checkout and the session's set-up and close are
+part of what is measured; fetch_all and values open one per pass;
+create_in_tx, bulk_create and bulk_update are one transaction or one call in
+one session. The objects update_one, bulk_update and delete_one change are
+loaded beforehand, untimed (each system's module says how); update_qs and
+delete_qs write the same rows as statements (the QuerySet form,
+``filter(pk=pk).update(...)``/``.delete()``), nothing loaded. bulk_create
+gives every system the same input, the rows as dicts (Tortoise and the SA ORM
+build their objects from them, timed); bulk_create_objects times building
+model objects first where a system can take either (Flash DB), and is
+bulk_create for the others. After the tables, the report gives Flash DB's
+ratio to every peer and the targets of issue 13 (``benchmarks.targets``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from benchmarks import targets
 from benchmarks.common import TABLE, Clock, Outcome, RowTuple, Sizes, System, as_tuple, make_row
 from benchmarks.sa_core import items, metadata
 
@@ -54,6 +59,8 @@ RESULTS = Path(__file__).parent / "results"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/flash_bench"
 SYSTEM_NAMES = ("Flash DB", "SA Core", "SA ORM", "Tortoise")
 BASELINE = "SA Core"
+#: The issue whose targets the report checks (benchmarks.targets).
+TARGETS_ISSUE = 13
 
 #: workload -> (unit shown in the table, what the unit counts)
 WORKLOADS: dict[str, tuple[str, str]] = {
@@ -66,9 +73,11 @@ WORKLOADS: dict[str, tuple[str, str]] = {
     "get_pk": ("gets/s", "ops"),
     "values": ("rows/s", "rows_x"),
     "update_one": ("updates/s", "ops"),
+    "update_qs": ("updates/s", "ops"),
     "bulk_update": ("rows/s", "bulk"),
     "count": ("queries/s", "ops"),
     "delete_one": ("deletes/s", "ops"),
+    "delete_qs": ("deletes/s", "ops"),
 }
 
 
@@ -175,6 +184,13 @@ def _check(condition: bool, message: str) -> None:
         raise VerificationError(message)
 
 
+def _check_matched(workload: str, counts: Sequence[int | None], ops: int) -> None:
+    """Check that each of ``ops`` single-row statements reported one row (where it reports)."""
+    _check(len(counts) == ops, f"{workload}: {len(counts)} results for {ops} statements")
+    wrong = [c for c in counts if c is not None and c != 1]
+    _check(not wrong, f"{workload}: statements reported {wrong[:5]} rows, expected 1 each")
+
+
 def seeded(n: int) -> list[RowTuple]:
     """Return the rows :meth:`Fixture.seed` inserts."""
     return [as_tuple(i, make_row(i)) for i in range(1, n + 1)]
@@ -274,8 +290,8 @@ async def run_one(
         _check(list(outcome.result) == [per_level[k] for k in plan.levels], "count: counts differ")
         return outcome.seconds, sizes.ops
 
-    if workload in ("update_one", "bulk_update"):
-        if workload == "update_one":
+    if workload in ("update_one", "update_qs", "bulk_update"):
+        if workload != "bulk_update":
             pks, units = plan.sample, sizes.ops
         else:
             pks, units = list(range(1, sizes.bulk_update + 1)), sizes.bulk_update
@@ -286,18 +302,22 @@ async def run_one(
             return None
         if workload == "bulk_update" and outcome.result is not None:
             _check(outcome.result == units, f"bulk_update: reported {outcome.result} rows")
+        if workload == "update_qs":
+            _check_matched(workload, outcome.result, units)
         new_level = dict(zip(pks, levels, strict=True))
         want = [(i, nm, new_level.get(i, lv), sc) for (i, nm, lv, sc) in expected_all]
         _check(await fixture.rows() == want, f"{workload}: stored rows differ")
         return outcome.seconds, units
 
-    if workload == "delete_one":
+    if workload in ("delete_one", "delete_qs"):
         await fixture.seed(n)
-        outcome = await timed(lambda: system.delete_one(plan.sample))
+        outcome = await timed(lambda: getattr(system, workload)(plan.sample))
         assert outcome is not None
+        if workload == "delete_qs":
+            _check_matched(workload, outcome.result, sizes.ops)
         gone = set(plan.sample)
         want = [r for r in expected_all if r[0] not in gone]
-        _check(await fixture.rows() == want, "delete_one: stored rows differ")
+        _check(await fixture.rows() == want, f"{workload}: stored rows differ")
         return outcome.seconds, sizes.ops
 
     raise ValueError(f"Unknown workload {workload!r}; choices are {', '.join(WORKLOADS)}.")
@@ -612,6 +632,16 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 if cell.status == "FAILED":
                     failures.append(f"- {backend} {workload} {name}: {cell.error}")
                 retries += [f"- {backend} {workload} {name}: {e}" for e in cell.retried]
+    raw = {
+        "date": started.isoformat(),
+        "rounds": args.rounds,
+        "scale": args.scale,
+        "versions": info,
+        "servers": servers,
+        "results": {backend: _dump(cells) for backend, cells in results.items()},
+    }
+    if "Flash DB" in names:
+        body += ["", "## Ratios and targets", "", targets.report(raw, issue=TARGETS_ISSUE).rstrip()]
     if failures:
         body += ["", "## Failures", "", *failures]
     if retries:
@@ -621,14 +651,6 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.tag}.md").write_text(text_out)
-    raw = {
-        "date": started.isoformat(),
-        "rounds": args.rounds,
-        "scale": args.scale,
-        "versions": info,
-        "servers": servers,
-        "results": {backend: _dump(cells) for backend, cells in results.items()},
-    }
     (args.out / f"{args.tag}.json").write_text(json.dumps(raw, indent=1) + "\n")
     if not args.no_plot:
         plot(results, names, args.out / f"{args.tag}.png")

@@ -3,15 +3,17 @@
 Written the way the SQLAlchemy docs show it, on an engine in the default
 (non-autocommit) mode, used as a web request uses it: every single-row or
 per-query operation (``create_autocommit``, ``filter_limit``, ``get_pk``,
-``count``, ``update_one``, ``delete_one``) takes its own ``async with
-engine.connect() as conn:`` inside the timed block, with ``commit()`` after a
-write; a read is not committed (closing the connection ends its transaction,
-the pool's reset-on-return ROLLBACK). ``fetch_all`` and ``values`` take one
-connection per pass. ``create_in_tx``, ``bulk_create`` and ``bulk_update`` are
-one transaction or one call on one connection: ``insert().returning()`` with
-``insertmanyvalues`` for the bulk insert, an executemany ``UPDATE ... WHERE
-id = :b_id`` for the bulk update. The rows ``update_one`` and ``delete_one``
-change are loaded beforehand (untimed) on a connection of their own.
+``count``, ``update_one``, ``update_qs``, ``delete_one``, ``delete_qs``) takes
+its own ``async with engine.connect() as conn:`` inside the timed block, with
+``commit()`` after a write; a read is not committed (closing the connection
+ends its transaction, the pool's reset-on-return ROLLBACK). ``fetch_all`` and
+``values`` take one connection per pass. ``create_in_tx``, ``bulk_create`` and
+``bulk_update`` are one transaction or one call on one connection:
+``insert().returning()`` with ``insertmanyvalues`` for the bulk insert, an
+executemany ``UPDATE ... WHERE id = :b_id`` for the bulk update. The rows
+``update_one`` and ``delete_one`` change are loaded beforehand (untimed) on a
+connection of their own; ``update_qs`` and ``delete_qs`` send the same
+``UPDATE``/``DELETE ... WHERE id = :pk`` with nothing loaded.
 """
 
 from __future__ import annotations
@@ -149,6 +151,18 @@ class SACore:
                     await conn.commit()
         return Outcome(clock.elapsed)
 
+    async def update_qs(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
+        """``UPDATE ... WHERE id = :pk`` for each pair on its own connection, committed."""
+        out = []
+        stmt = items.update().where(items.c.id == bindparam("pk"))
+        with Clock() as clock:
+            for pk, level in zip(pks, levels, strict=True):
+                async with self._engine.connect() as conn:
+                    result = await conn.execute(stmt, {"pk": pk, "level": level})
+                    await conn.commit()
+                    out.append(result.rowcount)
+        return Outcome(clock.elapsed, out)
+
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
         """Update every loaded row with one executemany UPDATE (one connection)."""
         stmt = (
@@ -188,6 +202,18 @@ class SACore:
                     await conn.execute(stmt, {"pk": by_pk[pk].id})
                     await conn.commit()
         return Outcome(clock.elapsed)
+
+    async def delete_qs(self, pks: Sequence[int]) -> Outcome:
+        """``DELETE ... WHERE id = :pk`` for each pk on its own connection, committed."""
+        out = []
+        stmt = items.delete().where(items.c.id == bindparam("pk"))
+        with Clock() as clock:
+            for pk in pks:
+                async with self._engine.connect() as conn:
+                    result = await conn.execute(stmt, {"pk": pk})
+                    await conn.commit()
+                    out.append(result.rowcount)
+        return Outcome(clock.elapsed, out)
 
 
 class SACoreAutocommit(SACore):

@@ -3,9 +3,10 @@
 SQLAlchemy's defaults (``expire_on_commit=False`` as the asyncio docs
 recommend), used as a web request uses it: every single-row or per-query
 operation (``create_autocommit``, ``filter_limit``, ``get_pk``, ``count``,
-``update_one``, ``delete_one``) opens its own ``async with sessionmaker() as
-session:`` inside the timed block, with ``session.commit()`` after a write; a
-read is not committed (closing the session ends its transaction). ``fetch_all``
+``update_one``, ``update_qs``, ``delete_one``, ``delete_qs``) opens its own
+``async with sessionmaker() as session:`` inside the timed block, with
+``session.commit()`` after a write; a read is not committed (closing the
+session ends its transaction). ``fetch_all``
 and ``values`` open one session per pass. ``create_in_tx``, ``bulk_create``
 and ``bulk_update`` are one transaction or one call in one session: ``add_all``
 + commit for the bulk insert, changed attributes flushed by one commit for the
@@ -18,14 +19,21 @@ operation re-attaches its object to a fresh session (``session.add`` /
 timed work is the one UPDATE or DELETE and its commit, as for Flash DB's
 ``save``/``delete`` of an object loaded elsewhere; a request that loads by pk,
 changes and saves would pay one SELECT more.
+
+``update_qs`` and ``delete_qs`` load nothing: an ORM-enabled
+``update(Item).where(Item.id == pk)`` (or ``delete``) run by
+``session.execute`` and committed, SQLAlchemy's form of a QuerySet write
+(with its default ``synchronize_session``, which has no objects to match in a
+fresh session).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Float, Integer, String, func, select
+from sqlalchemy import Float, Integer, String, delete, func, select, update
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -53,6 +61,11 @@ class Item(Base):
 
 def _t(obj: Item) -> RowTuple:
     return (obj.id, obj.name, obj.level, obj.score)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Return the rows an ORM-enabled UPDATE/DELETE matched (a ``CursorResult`` at runtime)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class SAORM:
@@ -173,6 +186,18 @@ class SAORM:
                     await session.commit()
         return Outcome(clock.elapsed)
 
+    async def update_qs(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
+        """``session.execute(update(Item)...)`` for each pair in its own session, committed."""
+        out = []
+        with Clock() as clock:
+            for pk, level in zip(pks, levels, strict=True):
+                async with self._session() as session:
+                    stmt = update(Item).where(Item.id == pk).values(level=level)
+                    result = await session.execute(stmt)
+                    await session.commit()
+                    out.append(_rowcount(result))
+        return Outcome(clock.elapsed, out)
+
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
         """Set ``level`` on every loaded object and commit once (one session, loaded untimed)."""
         async with self._session() as session:
@@ -208,3 +233,14 @@ class SAORM:
                     await session.delete(by_pk[pk])
                     await session.commit()
         return Outcome(clock.elapsed)
+
+    async def delete_qs(self, pks: Sequence[int]) -> Outcome:
+        """``session.execute(delete(Item)...)`` for each pk in its own session, committed."""
+        out = []
+        with Clock() as clock:
+            for pk in pks:
+                async with self._session() as session:
+                    result = await session.execute(delete(Item).where(Item.id == pk))
+                    await session.commit()
+                    out.append(_rowcount(result))
+        return Outcome(clock.elapsed, out)

@@ -8,7 +8,9 @@ SQLite Tortoise keeps one aiosqlite connection for its lifetime and each query
 takes it under a lock (it has no pool there). ``in_transaction()`` holds one
 connection for the whole ``create_in_tx`` block; ``bulk_create`` and
 ``bulk_update`` are one call. The objects ``update_one``, ``bulk_update`` and
-``delete_one`` change are loaded beforehand, untimed.
+``delete_one`` change are loaded beforehand, untimed; ``update_qs`` and
+``delete_qs`` load nothing (``TItem.filter(id=pk).update(...)``/``.delete()``,
+one statement each).
 """
 
 from __future__ import annotations
@@ -122,6 +124,15 @@ class TortoiseORM:
                 await obj.save()
         return Outcome(clock.elapsed)
 
+    async def update_qs(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
+        """``filter(id=pk).update(level=level)`` for each pair."""
+        with Clock() as clock:
+            out = [
+                await TItem.filter(id=pk).update(level=level)
+                for pk, level in zip(pks, levels, strict=True)
+            ]
+        return Outcome(clock.elapsed, out)
+
     async def bulk_update(self, pks: Sequence[int], levels: Sequence[int]) -> Outcome:
         """Set ``level`` on every loaded object and ``bulk_update`` them."""
         by_pk = await self._load(pks)
@@ -147,3 +158,9 @@ class TortoiseORM:
             for pk in pks:
                 await by_pk[pk].delete()
         return Outcome(clock.elapsed)
+
+    async def delete_qs(self, pks: Sequence[int]) -> Outcome:
+        """``filter(id=pk).delete()`` for each pk."""
+        with Clock() as clock:
+            out = [await TItem.filter(id=pk).delete() for pk in pks]
+        return Outcome(clock.elapsed, out)

@@ -28,7 +28,9 @@ def test_benchmark_harness_runs_and_verifies_one_tiny_round(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     table = (tmp_path / "smoke.md").read_text()
     assert "FAILED" not in table
-    for workload in ("create_autocommit", "get_pk", "fetch_all", "values", "delete_one"):
+    workloads = ["create_autocommit", "get_pk", "fetch_all", "values"]
+    for workload in [*workloads, "update_qs", "delete_one", "delete_qs"]:
         row = next(line for line in table.splitlines() if line.startswith(f"| {workload} |"))
         assert row.count("(") == len(systems) - 1, row  # a measured ratio for every peer
+    assert "## Ratios and targets" in table
     assert (tmp_path / "smoke.json").exists()
