@@ -736,7 +736,9 @@ def template(
     """Return ``build(model, state)`` and its parameters: a cached template when the shape allows.
 
     ``terminal`` names what ``build`` makes of the state (the rows, the first
-    row, the count); the result is cached per model and shape.
+    row, the count); the result is cached per model and shape. The parameters
+    are a dict (maybe empty) for a template and None for a statement built for
+    this call only: ``flash_db.execution`` runs templates on the driver.
     """
     if (
         state.annotations
@@ -774,6 +776,4 @@ def template(
         if len(entry.statements) >= _TEMPLATE_LIMIT:
             entry.statements.clear()
         entry.statements[key] = built
-    if not values:
-        return built, None
     return built, {f"flash_p{i}": value for i, value in enumerate(values)}

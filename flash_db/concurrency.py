@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db.exceptions import SessionBusy, TransactionError
 
-__all__ = ["FAILED_KEY", "FlashAsyncSession", "enter_block", "hold_session"]
+__all__ = ["FAILED_KEY", "FlashAsyncSession", "check_usable", "enter_block", "hold_session"]
 
 #: The atomic blocks (their markers) that code running in this context belongs to.
 #: Tasks started inside a block (``asyncio.gather`` in it) inherit a copy.
@@ -48,16 +48,7 @@ def _guarded(method: F) -> F:
 
     @functools.wraps(method)
     async def guarded(self: FlashAsyncSession, *args: Any, **kwargs: Any) -> Any:
-        block = self._flash_block
-        if block is not None and block not in _blocks.get():
-            raise SessionBusy("transaction")
-        if refusable and FAILED_KEY in self.sync_session.info:
-            raise TransactionError(
-                "A write failed inside the current atomic block and its error was caught "
-                "inside the block, so the block can only roll back: no statement runs "
-                "until it ends. Wrap a write that may fail in its own nested atomic "
-                "block to go on after it."
-            )
+        _check_block(self, refusable)
         owner = self._flash_owner
         task = current_task()
         if owner is None:
@@ -73,6 +64,31 @@ def _guarded(method: F) -> F:
         return await method(self, *args, **kwargs)
 
     return cast(F, guarded)  # same signature as the wrapped method
+
+
+def _check_block(db: FlashAsyncSession, refusable: bool = True) -> None:
+    """Refuse a statement from outside the session's open block, or after its failed write."""
+    block = db._flash_block
+    if block is not None and block not in _blocks.get():
+        raise SessionBusy("transaction")
+    if refusable and FAILED_KEY in db.sync_session.info:
+        raise TransactionError(
+            "A write failed inside the current atomic block and its error was caught "
+            "inside the block, so the block can only roll back: no statement runs "
+            "until it ends. Wrap a write that may fail in its own nested atomic "
+            "block to go on after it."
+        )
+
+
+def check_usable(db: AsyncSession) -> None:
+    """Raise what a guarded session method raises before its statement, if anything.
+
+    For statements Flash DB sends without a session method (``flash_db.driver``):
+    ``SessionBusy`` for another task's open block, ``TransactionError`` after a
+    failed write in the current block.
+    """
+    if isinstance(db, FlashAsyncSession):
+        _check_block(db)
 
 
 class FlashAsyncSession(AsyncSession):

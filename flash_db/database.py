@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -43,6 +44,7 @@ from flash_db.schema import metadata
 
 __all__ = [
     "AUTOCOMMIT_KEY",
+    "DRIVER_KEY",
     "ISOLATION_KEY",
     "ISOLATION_LEVELS",
     "Database",
@@ -70,6 +72,9 @@ ISOLATION_KEY = "flash_db.isolation_level"
 AUTOCOMMIT_KEY = "flash_db.autocommit"
 #: ``Session.info`` key of the atomic blocks open on the session (a list).
 STACK_KEY = "flash_db.atomic"
+#: ``Session.info`` key: whether Flash DB's templates run on the driver connection
+#: (``flash_db.driver``; True until the session's first such statement links it).
+DRIVER_KEY = "flash_db.driver"
 #: ``Session.info`` key set while Flash DB itself commits an atomic block.
 COMMITTING_KEY = "flash_db.committing"
 
@@ -127,9 +132,12 @@ class Database:
         *,
         echo: bool = False,
         isolation_level: str | None = None,
+        driver_path: bool = True,
         **engine_kwargs: Any,
     ) -> None:
         self.url = normalize_url(url)
+        #: Whether statement templates run on the driver connection (``flash_db.driver``).
+        self.driver_path = driver_path
         self.backend = self.url.get_backend_name()
         #: The level ``atomic`` blocks begin at (None: the database's default).
         self.isolation_level = (
@@ -137,9 +145,12 @@ class Database:
             if isolation_level is None
             else check_isolation_level(self.backend, isolation_level, "init_db()")
         )
-        if self.backend == "postgresql":
-            engine_kwargs.setdefault("pool_pre_ping", True)
-        elif self.backend == "sqlite":
+        # Outside atomic() a connection is in AUTOCOMMIT mode: there is nothing to
+        # roll back when it returns to the pool (on SQLite the rollback is a hand-off
+        # to aiosqlite's thread per request). A connection returned inside a
+        # transaction is still rolled back.
+        engine_kwargs.setdefault("skip_autocommit_rollback", True)
+        if self.backend == "sqlite":
             # SQLite has one writer at a time; atomic() takes the write lock with
             # BEGIN IMMEDIATE, and other writers wait for it. Python's default wait
             # (5 s) is short under a burst of writers: wait up to 30 s.
@@ -152,6 +163,8 @@ class Database:
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        elif self.engine.dialect.driver == "asyncpg" and not engine_kwargs.get("pool_pre_ping"):
+            event.listen(self.engine.sync_engine, "checkout", _asyncpg_alive)
         self._closed = False
 
     def new_session(self, connection: AsyncConnection) -> AsyncSession:
@@ -163,6 +176,7 @@ class Database:
         )
         db.info[AUTOCOMMIT_KEY] = True
         db.info[ISOLATION_KEY] = self.isolation_level
+        db.info[DRIVER_KEY] = self.driver_path
         return db
 
     @asynccontextmanager
@@ -216,6 +230,22 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolE
         dbapi_connection.create_function(name, arity, function, deterministic=True)
 
 
+def _asyncpg_alive(
+    dbapi_connection: Any, connection_record: ConnectionPoolEntry, proxy: Any
+) -> None:
+    """Replace a pooled asyncpg connection whose server closed it, at checkout, with no round trip.
+
+    asyncpg notices a closed socket as soon as the event loop reads it (a
+    terminated backend sends its error and closes): ``is_closed()`` is then
+    true, and raising ``DisconnectionError`` makes the pool connect afresh (its
+    documented protocol for checkout listeners). ``pool_pre_ping=True`` adds a
+    round trip per checkout for the rest (a server gone without a word).
+    """
+    driver = connection_record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
 def _sqlite_begin(connection: Connection) -> None:
     """Begin a real transaction on SQLite when the connection is not in AUTOCOMMIT mode.
 
@@ -246,19 +276,28 @@ def init_db(
     *,
     echo: bool = False,
     isolation_level: str | None = None,
+    driver_path: bool = True,
     **engine_kwargs: Any,
 ) -> Database:
     """Configure the default database; ``url`` defaults to ``$DATABASE_URL``.
 
     ``isolation_level`` is the level ``atomic`` blocks begin at (outside a block
     every statement autocommits at the database's default level).
+    ``driver_path=False`` sends every statement through SQLAlchemy's
+    ``Connection.execute()`` (see ``flash_db.driver``: what its engine events see).
     """
     global _default
     if url is None:
         url = os.environ.get("DATABASE_URL")
         if not url:
             raise FlashDBError("init_db() needs a URL, or the DATABASE_URL environment variable.")
-    _default = Database(url, echo=echo, isolation_level=isolation_level, **engine_kwargs)
+    _default = Database(
+        url,
+        echo=echo,
+        isolation_level=isolation_level,
+        driver_path=driver_path,
+        **engine_kwargs,
+    )
     return _default
 
 

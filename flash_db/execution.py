@@ -19,19 +19,20 @@ block (:func:`flash_db.transaction.marking_failure`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from flash_db import driver
 from flash_db.concurrency import hold_session
 from flash_db.exceptions import SessionBusy
 from flash_db.instances import gc_paused
 from flash_db.transaction import OUTER_KEY, Atomic, in_atomic, marking_failure
 
-__all__ = ["execute", "fetch", "run", "write", "write_statement"]
+__all__ = ["Build", "execute", "fetch", "run", "scalar", "write", "write_statement"]
 
 T = TypeVar("T")
 
@@ -60,15 +61,48 @@ async def run(db: AsyncSession, work: Callable[..., T], *args: Any, operation: s
         raise
 
 
-def _fetch(connection: Connection, stmt: Any, params: Any, build: Callable[[Result[Any]], T]) -> T:
+#: Builds a SELECT's results from its rows and column names.
+Build = Callable[[Sequence[Any], Sequence[str]], T]
+
+
+def _fetch(connection: Connection, stmt: Any, params: Any, build: Build[T]) -> T:
     result = connection.execute(stmt, params)
     with gc_paused():
-        return build(result)
+        return build(result.all(), list(result.keys()))
 
 
-async def fetch(db: AsyncSession, stmt: Any, params: Any, build: Callable[[Result[Any]], T]) -> T:
-    """Run a SELECT and return ``build(result)``, built as soon as the rows arrive."""
+async def fetch(
+    db: AsyncSession, stmt: Any, params: Any, build: Build[T], *, on_driver: bool = True
+) -> T:
+    """Run a SELECT and return ``build(rows, keys)``, built as soon as the rows arrive.
+
+    ``params`` is None for a statement built for this call; a dict (maybe empty)
+    marks a statement template (``flash_db.compiler.template``), which runs on
+    the driver connection when it can (``flash_db.driver``): its rows are then
+    plain tuples, not SQLAlchemy ``Row`` objects (``on_driver=False`` keeps those).
+    """
+    if params is not None and on_driver:
+        sent = await driver.rows(db, stmt, params)
+        if sent is not None:
+            prepared, found = sent
+            with gc_paused():
+                return build(prepared.process(found), prepared.keys)
     return await run(db, _fetch, stmt, params, build)
+
+
+def _scalar(connection: Connection, stmt: Any, params: Any) -> Any:
+    return connection.execute(stmt, params).scalar()
+
+
+async def scalar(db: AsyncSession, stmt: Any, params: Any = None) -> Any:
+    """Run a SELECT of one value (a count, EXISTS) and return it (templates: see :func:`fetch`)."""
+    if params is not None:
+        sent = await driver.rows(db, stmt, params)
+        if sent is not None:
+            prepared, found = sent
+            processed = prepared.process(found)
+            return processed[0][0] if processed else None
+    return await run(db, _scalar, stmt, params)
 
 
 def _execute(connection: Connection, stmt: Any, params: Any) -> CursorResult[Any]:
@@ -77,7 +111,7 @@ def _execute(connection: Connection, stmt: Any, params: Any) -> CursorResult[Any
 
 
 async def execute(db: AsyncSession, stmt: Any, params: Any = None) -> CursorResult[Any]:
-    """Run one statement whose result is small (a count, an aggregate) and return it."""
+    """Run one statement whose result is small (an aggregate) and return it."""
     return await run(db, _execute, stmt, params)
 
 
@@ -99,6 +133,25 @@ def _rowcount(connection: Connection, stmt: Any, params: Any) -> int:
     return int(result.rowcount)
 
 
-async def write_statement(db: AsyncSession, stmt: Any, params: Any = None) -> int:
-    """Run one UPDATE/DELETE/INSERT as a write and return the number of rows it matched."""
+async def write_statement(
+    db: AsyncSession, stmt: Any, params: Any = None, counted: Any = None
+) -> int:
+    """Run one UPDATE/DELETE/INSERT as a write and return the number of rows it matched.
+
+    A template (``params`` not None) runs on the driver connection when it can;
+    ``counted`` is the template with ``RETURNING`` a constant, which SQLite's
+    driver needs to count the rows (see :func:`flash_db.driver.rowcount`).
+    """
+    if params is not None:
+        if not in_atomic(db) and db.sync_session.info.get(OUTER_KEY):
+            async with Atomic(db):
+                return await _write_template(db, stmt, params, counted)
+        return await _write_template(db, stmt, params, counted)
     return await write(db, _rowcount, stmt, params)
+
+
+async def _write_template(db: AsyncSession, stmt: Any, params: Any, counted: Any) -> int:
+    count = await driver.rowcount(db, stmt, params, counted)
+    if count is not None:
+        return count
+    return await run(db, _rowcount, stmt, params, operation="write")

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Select, tuple_
-from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapper, RelationshipProperty
 
 from flash_db import execution
 from flash_db.compiler import Layout, QueryState, prefetch_paths, select_statement
 from flash_db.concurrency import hold_session
+from flash_db.execution import Build
 from flash_db.expressions import Queryable
 from flash_db.instances import build, gc_paused, is_related, set_related
 from flash_db.transaction import in_atomic
@@ -73,36 +73,42 @@ class Prefetch:
         return f"Prefetch({self.lookup!r}, queryset={self.queryset!r}, to_attr={self.to_attr!r})"
 
 
-def rows(layout: Layout | None, kind: str) -> Any:
-    """Return the function that turns a SELECT's result into the results of ``kind``."""
+def rows(layout: Layout | None, kind: str) -> Build[list[Any]]:
+    """Return the function that makes results of ``kind`` from a SELECT's rows and column names."""
     if kind == "model":
         assert layout is not None  # a model SELECT always has one
 
-        def models(result: Result[Any]) -> list[Any]:
-            return build(layout, result.all())
+        def models(found: Sequence[Any], keys: Sequence[str]) -> list[Any]:
+            return build(layout, found)
 
         return models
     if kind == "dict":
 
-        def dicts(result: Result[Any]) -> list[Any]:
+        def dicts(found: Sequence[Any], keys: Sequence[str]) -> list[Any]:
             # dict(zip()) over rows made plain tuples first (map(tuple) iterates each
             # Row in C): 0.4 µs a row, against 0.65-1.5 zipping the Row itself.
-            keys = list(result.keys())
-            return [dict(zip(keys, row, strict=True)) for row in map(tuple, result.all())]
+            return [dict(zip(keys, row, strict=True)) for row in map(tuple, found)]
 
         return dicts
     if kind == "flat":
-        return lambda result: list(result.scalars().all())
+        return lambda found, keys: [row[0] for row in found]
     if kind == "named":
-        return lambda result: list(result.all())
-    return lambda result: list(map(tuple, result.all()))
+        return lambda found, keys: list(found)
+    return lambda found, keys: list(map(tuple, found))
 
 
 async def fetch(
     db: AsyncSession, stmt: Any, params: Any, layout: Layout | None, state: QueryState
 ) -> list[Any]:
     """Run a SELECT and return its results (instances, dicts, tuples), prefetches done."""
-    results: list[Any] = await execution.fetch(db, stmt, params, rows(layout, state.kind))
+    results: list[Any] = await execution.fetch(
+        # Named rows are SQLAlchemy's Row objects: not from the driver.
+        db,
+        stmt,
+        params,
+        rows(layout, state.kind),
+        on_driver=state.kind != "named",
+    )
     if state.kind == "model" and state.prefetch_related and results:
         await prefetch_related_objects(db, results, *state.prefetch_related)
     return results
@@ -213,8 +219,10 @@ async def _load_relation(
 def _with_keys(layout: Layout, width: int) -> Any:
     """Return a result builder for rows of ``layout`` followed by ``width`` key columns."""
 
-    def objects_and_keys(result: Result[Any]) -> list[tuple[Any, tuple[Any, ...]]]:
-        rows = [tuple(row) for row in result.all()]
+    def objects_and_keys(
+        found: Sequence[Any], keys: Sequence[str]
+    ) -> list[tuple[Any, tuple[Any, ...]]]:
+        rows = [tuple(row) for row in found]
         objects = build(layout, [row[:-width] for row in rows])
         return [(obj, row[-width:]) for obj, row in zip(objects, rows, strict=True)]
 
@@ -269,28 +277,9 @@ async def _chunks(
         keys = list(result.keys())
         async for partition in result.partitions(chunk_size):
             with gc_paused():
-                chunk = build_rows(_Partition(partition, keys))
+                chunk = build_rows(partition, keys)
             if state.kind == "model" and state.prefetch_related:
                 await prefetch_related_objects(db, chunk, *state.prefetch_related)
             yield chunk
     finally:
         await result.close()
-
-
-class _Partition:
-    """A list of rows that answers like the ``Result`` the row builders take."""
-
-    __slots__ = ("_keys", "_rows")
-
-    def __init__(self, rows: Sequence[Any], keys: list[str]) -> None:
-        self._rows = rows
-        self._keys = keys
-
-    def all(self) -> Sequence[Any]:
-        return self._rows
-
-    def keys(self) -> list[str]:
-        return self._keys
-
-    def scalars(self) -> _Partition:
-        return _Partition([row[0] for row in self._rows], self._keys[:1])

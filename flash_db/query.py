@@ -319,13 +319,13 @@ class QuerySet(Queryable, Generic[M, R]):
         """Return the number of rows (``SELECT count(*)``; no rows are loaded)."""
         self._check_backend(db)
         stmt, params = template(self.model, self.state, "count", _build_count)
-        return int((await execution.execute(db, stmt, params)).scalar_one())
+        return int(await execution.scalar(db, stmt, params))
 
     async def exists(self, db: AsyncSession) -> bool:
         """Return whether any row matches (``SELECT EXISTS``; no rows are loaded)."""
         self._check_backend(db)
         stmt, params = template(self.model, self.state, "exists", _build_exists)
-        return bool((await execution.execute(db, stmt, params)).scalar())
+        return bool(await execution.scalar(db, stmt, params))
 
     async def in_bulk(
         self, db: AsyncSession, ids: Iterable[Any] | None = None, *, field_name: str = "pk"

@@ -60,8 +60,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from flash_db import driver
 from flash_db.concurrency import FlashAsyncSession
-from flash_db.database import ISOLATION_KEY, Database, FlashSession, get_database
+from flash_db.database import DRIVER_KEY, ISOLATION_KEY, Database, FlashSession, get_database
 from flash_db.transaction import OUTER_KEY
 
 __all__ = ["CapturedQueries", "assert_num_queries", "capture_queries", "rollback_session"]
@@ -112,10 +113,17 @@ async def capture_queries(db: AsyncSession) -> AsyncIterator[CapturedQueries]:
         if not _TRANSACTION_CONTROL.match(statement):
             captured.statements.append(statement)
 
+    def driver_statement(conn: Connection, statement: str) -> None:
+        # A statement template Flash DB sent on the driver (flash_db.driver).
+        if conn.engine is engine and (connection is None or conn is connection):
+            captured.statements.append(statement)
+
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    driver.observers.append(driver_statement)
     try:
         yield captured
     finally:
+        driver.observers.remove(driver_statement)
         event.remove(engine, "before_cursor_execute", before_cursor_execute)
 
 
@@ -156,6 +164,7 @@ async def rollback_session(database: Database | None = None) -> AsyncIterator[As
         )
         db.info[OUTER_KEY] = True
         db.info[ISOLATION_KEY] = database.isolation_level
+        db.info[DRIVER_KEY] = database.driver_path
         try:
             yield db
         finally:

@@ -154,10 +154,10 @@ class Atomic:
                         f"outermost block runs at {stack[0].isolation_level!r}, this one "
                         f"asked for {level!r}."
                     )
-            stack.append(_Block(savepoint=await db.begin_nested()))
+            stack.append(await _savepoint(db))
             return
         if _in_outer_transaction(db):
-            stack.append(_Block(savepoint=await db.begin_nested()))
+            stack.append(await _savepoint(db))
             return
         level = self._level(db)
         if db.in_transaction():
@@ -234,6 +234,21 @@ class Atomic:
             # connection so the session reconnects on its next use.
             await _invalidate(db)
         await _autocommit_again(db)
+
+
+async def _savepoint(db: AsyncSession) -> _Block:
+    """Begin a nested block's SAVEPOINT now, not at the block's first SQLAlchemy statement.
+
+    Statements Flash DB sends on the driver (``flash_db.driver``) must land
+    after it, so that a failure inside the block rolls back to it.
+    """
+    savepoint = await db.begin_nested()
+    try:
+        await db.connection()
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    return _Block(savepoint=savepoint)
 
 
 async def _autocommit_again(db: AsyncSession) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -77,11 +79,35 @@ async def test_foreign_keys_are_enforced(db: AsyncSession) -> None:
     assert await Post.objects.count(db) == 0
 
 
-def test_pool_pre_ping_on_postgres_unless_overridden() -> None:
-    database = flash_db.Database("postgresql://postgres@127.0.0.1/test")
-    assert database.engine.pool._pre_ping
-    database = flash_db.Database("postgresql://postgres@127.0.0.1/test", pool_pre_ping=False)
-    assert not database.engine.pool._pre_ping
+async def _backend_pid(database: flash_db.Database) -> int:
+    async with database.session() as db:
+        return int((await db.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+@pytest.mark.parametrize("pre_ping", [False, True])
+async def test_a_pooled_connection_whose_backend_was_terminated_is_replaced_at_checkout(
+    postgresql_url: str, pre_ping: bool
+) -> None:
+    # Without pool_pre_ping, asyncpg's own report (is_closed(), no round trip) is checked.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True} if pre_ping else {}
+    database = flash_db.Database(postgresql_url, pool_size=1, max_overflow=0, **kwargs)
+    try:
+        pid = await _backend_pid(database)
+        assert await _backend_pid(database) == pid  # the pool hands the same one back
+        admin = flash_db.Database(postgresql_url)
+        try:
+            async with admin.session() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await admin.close()
+        for _ in range(100):  # the server closes the socket; the event loop reads it
+            await asyncio.sleep(0.01)
+        async with database.session() as db:
+            assert await User.objects.count(db) >= 0  # no error: a fresh connection
+            new_pid = int((await db.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        assert new_pid != pid
+    finally:
+        await database.close()
 
 
 def test_isolation_level_sets_atomic_blocks_and_is_checked() -> None:

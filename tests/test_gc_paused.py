@@ -40,9 +40,9 @@ async def test_building_many_objects_runs_no_collection(
     def counting_rows(layout: Any, kind: str) -> Any:
         build = rows(layout, kind)
 
-        def counted(result: Any) -> Any:
+        def counted(found: Any, keys: Any) -> Any:
             before = _collections()
-            built = build(result)
+            built = build(found, keys)
             during.append(_collections() - before)
             return built
 
