@@ -1,10 +1,16 @@
 """The app the HTTP benchmark serves: Flash DB's CRUDRouter next to a hand-written equivalent.
 
-``/items`` is ``CRUDRouter(BenchItem)`` (the router the example app uses);
-``/raw/items`` is the same list and get written by hand with FastAPI and the
-SQLAlchemy ORM, the way FastAPI's docs show it: a session dependency, the
-query, a Pydantic response model. Both read the same table of the same database
-(``$BENCH_DATABASE_URL``) in the same process.
+``/items`` is ``CRUDRouter(BenchItem)`` (the router the example app uses: list,
+get, create, update, replace, delete); ``/raw/items`` is the same list and get
+written by hand with FastAPI and the SQLAlchemy ORM, the way FastAPI's docs
+show it: a session dependency, the query, a Pydantic response model. Both read
+the same table of the same database (``$BENCH_DATABASE_URL``) in the same
+process, each with its own engine. The Tortoise ORM equivalent is
+``benchmarks.http_tortoise``, served by a process of its own.
+
+``$BENCH_POOL_SIZE`` gives both engines a pool of that many connections at
+most on PostgreSQL (``pool_size=N, max_overflow=0``; SQLAlchemy's default,
+5 + 10 overflow, when unset), as ``benchmarks.http_tortoise`` gives Tortoise's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from benchmarks.flash import BenchItem
@@ -28,7 +35,11 @@ URL = os.environ.get("BENCH_DATABASE_URL", "sqlite+aiosqlite:///bench_http.sqlit
 # default); BENCH_PRE_PING=0 turns that off, =1 turns it on for both sides.
 PRE_PING = os.environ.get("BENCH_PRE_PING")
 FLASH_OPTIONS: dict[str, Any] = {} if PRE_PING is None else {"pool_pre_ping": PRE_PING == "1"}
-RAW_OPTIONS = {"pool_pre_ping": PRE_PING == "1"}
+RAW_OPTIONS: dict[str, Any] = {"pool_pre_ping": PRE_PING == "1"}
+POOL_SIZE = os.environ.get("BENCH_POOL_SIZE")
+if POOL_SIZE and make_url(URL).get_backend_name() == "postgresql":
+    for options in (FLASH_OPTIONS, RAW_OPTIONS):
+        options.update(pool_size=int(POOL_SIZE), max_overflow=0)
 
 engine = create_async_engine(URL, **RAW_OPTIONS)
 sessions = async_sessionmaker(engine, expire_on_commit=False)

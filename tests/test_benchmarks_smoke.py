@@ -1,11 +1,14 @@
-"""A smoke test of the benchmark harness: one tiny round on SQLite, every result verified."""
+"""Smoke tests of the benchmark harnesses: one tiny round on SQLite, every result verified."""
 
 from __future__ import annotations
 
 import importlib.util
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +37,40 @@ def test_benchmark_harness_runs_and_verifies_one_tiny_round(tmp_path: Path) -> N
         assert row.count("(") == len(systems) - 1, row  # a measured ratio for every peer
     assert "## Ratios and targets" in table
     assert (tmp_path / "smoke.json").exists()
+
+
+def _free_port_pair() -> int:
+    """Return a port p such that p and p + 1 are free on 127.0.0.1 (the two HTTP servers)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def test_http_benchmark_checks_answers_and_loads_every_endpoint(tmp_path: Path) -> None:
+    if importlib.util.find_spec("tortoise") is None:  # only in the bench extra
+        pytest.skip("the HTTP benchmark's Tortoise app needs tortoise-orm (the bench extra)")
+    args = ["--backend", "sqlite", "--rounds", "1", "--duration", "0.3", "--warmup", "0.2"]
+    args += ["--concurrency", "8", "--delete-supply", "2000", "--port", str(_free_port_pair())]
+    args += ["--out", str(tmp_path), "--tag", "smoke"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = (tmp_path / "http-smoke.md").read_text()
+    for endpoint in ("list", "get", "create", "update", "delete"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {endpoint} |"))
+        assert row.endswith("| 0 |"), row  # no failed request
+    assert "Failures" not in table
