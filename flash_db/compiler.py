@@ -35,6 +35,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal_column,
     select,
     update,
 )
@@ -45,7 +46,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
-from flash_db.fields import info, integer_range, pk_name
+from flash_db.fields import PYTHON_ONLY, column_value, info, integer_range, pk_name
 from flash_db.lookups import outside
 from flash_db.resolver import Resolver
 
@@ -65,6 +66,7 @@ __all__ = [
     "select_statement",
     "template",
     "update_statement",
+    "write_template",
 ]
 
 ResultKind = Literal["model", "dict", "tuple", "flat", "named"]
@@ -777,3 +779,105 @@ def template(
             entry.statements.clear()
         entry.statements[key] = built
     return built, {f"flash_p{i}": value for i, value in enumerate(values)}
+
+
+class _WriteTemplate:
+    """A QuerySet ``update()``/``delete()`` template: the statement and what each call adds."""
+
+    __slots__ = ("counted", "onupdates", "stmt")
+
+    def __init__(self, stmt: Any, onupdates: tuple[tuple[str, Callable[[], Any]], ...]) -> None:
+        self.stmt = stmt
+        # The same statement returning a constant per row: SQLite's driver counts rows.
+        self.counted = stmt.returning(literal_column("1"))
+        self.onupdates = onupdates  # (parameter name, function) of Python onupdate values
+
+
+def _value_shape(entry: _Templates, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Return the shape of ``update(**values)``: plain values on own columns, else None."""
+    shape = []
+    for name, value in values.items():
+        if name not in entry.ranges:
+            return None
+        kind = type(value)
+        if value is not None:
+            if kind not in _TEMPLATE_TYPES:
+                return None  # expressions, F(), lists: built per call
+            if kind is int:
+                bounds = entry.ranges[name]
+                if bounds is not None and outside(bounds, value):
+                    return None
+            elif kind is str and "\x00" in value:
+                return None
+        shape.append((name, None if value is None else kind))
+    return tuple(shape)
+
+
+def _build_write(
+    model: type[Any], state: QueryState, values: Mapping[str, Any] | None
+) -> _WriteTemplate | None:
+    """Build the template of ``update(**values)`` (``delete()`` when None) for a shape."""
+    state = state.clone(where=_template_where(state.where))
+    if values is None:
+        return _WriteTemplate(delete_statement(model, state), ())
+    columns = dict(info(model).columns)
+    assignments: dict[str, Any] = {}
+    for index, name in enumerate(values):
+        column = columns[pk_name(model) if name == "pk" else name]
+        assignments[name] = bindparam(f"flash_v{index}", type_=column.type)
+    onupdates: list[tuple[str, Callable[[], Any]]] = []
+    sent = {columns[pk_name(model) if name == "pk" else name].key for name in values}
+    for key, column in columns.items():
+        compute = column_value(column.onupdate)
+        if compute is None or column.key in sent:
+            continue
+        if compute is PYTHON_ONLY:
+            return None  # only SQLAlchemy's execution can compute it
+        name = f"flash_u{len(onupdates)}"
+        assignments[key] = bindparam(name, type_=column.type)
+        onupdates.append((name, compute))
+    return _WriteTemplate(update_statement(model, state, assignments), tuple(onupdates))
+
+
+def write_template(
+    model: type[Any], state: QueryState, values: Mapping[str, Any] | None
+) -> tuple[Any, Any, dict[str, Any]] | None:
+    """Return ``(statement, counted, params)`` of ``update(**values)``/``delete()`` from a template.
+
+    ``values`` None means ``delete()``. The template is cached per model and
+    shape as :func:`template`'s are (plain keyword filters on own columns, plain
+    values); Python ``onupdate`` values (``updated_at``) are computed here, per
+    call. None when the shape has no template: build the statement instead.
+    """
+    if (
+        state.annotations
+        or state.group_by
+        or state.limit is not None
+        or state.offset is not None
+        or (values is not None and not values)
+    ):
+        return None
+    entry = _templates(model)
+    found = _where_shape(entry, state.where)
+    if found is None:
+        return None
+    shape, where_values = found
+    value_shape = None if values is None else _value_shape(entry, values)
+    if values is not None and value_shape is None:
+        return None
+    key = ("update" if values is not None else "delete", shape, value_shape)
+    built = entry.statements.get(key)
+    if built is None:
+        # False: this shape is built per call (an onupdate needs SQLAlchemy's execution).
+        built = _build_write(model, state, values) or False
+        if len(entry.statements) >= _TEMPLATE_LIMIT:
+            entry.statements.clear()
+        entry.statements[key] = built
+    if not isinstance(built, _WriteTemplate):
+        return None
+    params = {f"flash_p{i}": value for i, value in enumerate(where_values)}
+    if values is not None:
+        params.update({f"flash_v{i}": value for i, value in enumerate(values.values())})
+        for name, compute in built.onupdates:
+            params[name] = compute()
+    return built.stmt, built.counted, params

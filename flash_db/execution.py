@@ -32,7 +32,16 @@ from flash_db.exceptions import SessionBusy
 from flash_db.instances import gc_paused
 from flash_db.transaction import OUTER_KEY, Atomic, in_atomic, marking_failure
 
-__all__ = ["Build", "execute", "fetch", "run", "scalar", "write", "write_statement"]
+__all__ = [
+    "Build",
+    "execute",
+    "fetch",
+    "run",
+    "scalar",
+    "write",
+    "write_returning",
+    "write_statement",
+]
 
 T = TypeVar("T")
 
@@ -126,6 +135,31 @@ async def write(db: AsyncSession, work: Callable[..., T], *args: Any) -> T:
         async with Atomic(db):
             return await run(db, work, *args, operation="write")
     return await run(db, work, *args, operation="write")
+
+
+def _returned(connection: Connection, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in connection.execute(stmt, params).all()]
+
+
+async def write_returning(db: AsyncSession, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    """Run a templated INSERT/UPDATE ``RETURNING`` as one write; return its rows as tuples.
+
+    On the driver connection when it can (``flash_db.driver``), else through
+    SQLAlchemy; a savepoint of its own inside the testing kit's transaction, as
+    :func:`write` gives.
+    """
+    if not in_atomic(db) and db.sync_session.info.get(OUTER_KEY):
+        async with Atomic(db):
+            return await _write_returning(db, stmt, params)
+    return await _write_returning(db, stmt, params)
+
+
+async def _write_returning(db: AsyncSession, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    sent = await driver.rows(db, stmt, params, "write")
+    if sent is not None:
+        prepared, found = sent
+        return prepared.process(found)
+    return await run(db, _returned, stmt, params, operation="write")
 
 
 def _rowcount(connection: Connection, stmt: Any, params: Any) -> int:

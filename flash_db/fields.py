@@ -18,7 +18,9 @@ from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "PYTHON_ONLY",
     "ModelInfo",
+    "column_value",
     "field_choices",
     "info",
     "integer_range",
@@ -47,6 +49,36 @@ def integer_range(type_: Any) -> tuple[int, int] | None:
         return None  # Boolean and Enum are not Integer subclasses
     bits = 16 if isinstance(type_, SmallInteger) else 64 if isinstance(type_, BigInteger) else 32
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _needs_context() -> Any:
+    raise TypeError("This column default takes SQLAlchemy's execution context.")
+
+
+#: :func:`column_value` of a default that needs SQLAlchemy's execution context.
+PYTHON_ONLY: Callable[[], Any] = _needs_context
+
+
+def column_value(default: Any) -> Callable[[], Any] | None:
+    """Return a zero-argument function computing a column default's (or onupdate's) value.
+
+    A scalar gives itself; a callable SQLAlchemy calls without an execution
+    context (a function of no arguments, which SQLAlchemy wraps: its
+    ``__wrapped__``) gives that function. Returns None when the database computes
+    it (no default, a SQL expression, a sequence) and :data:`PYTHON_ONLY` for a
+    function that takes SQLAlchemy's execution context: only SQLAlchemy's
+    execution can call it.
+    """
+    if default is None or default.is_clause_element or default.is_sequence:
+        return None
+    if default.is_scalar:
+        value = default.arg
+        return lambda: value
+    if default.is_callable:
+        wrapped = getattr(default.arg, "__wrapped__", None)
+        if callable(wrapped):
+            return wrapped  # type: ignore[no-any-return]
+    return PYTHON_ONLY
 
 
 def local_foreign_key(rel: RelationshipProperty[Any]) -> Column[Any] | None:

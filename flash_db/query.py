@@ -33,6 +33,7 @@ from flash_db.compiler import (
     select_statement,
     template,
     update_statement,
+    write_template,
 )
 from flash_db.exceptions import FieldError
 from flash_db.expressions import Expression, Q, Queryable
@@ -396,6 +397,10 @@ class QuerySet(Queryable, Generic[M, R]):
         set on ``TimestampMixin`` models); validation does not run, and objects
         already loaded keep the values they were loaded with, as in Django.
         """
+        found = write_template(self.model, self.state, values)
+        if found is not None:
+            stmt, counted, params = found
+            return await execution.write_statement(db, stmt, params, counted)
         stmt = update_statement(self.model, self.state, values)
         return await execution.write_statement(db, stmt)
 
@@ -446,6 +451,10 @@ class QuerySet(Queryable, Generic[M, R]):
         """Send the one DELETE (or, given ``deleted_at``, the soft-delete UPDATE)."""
         if deleted_at is not None:
             return await self.update(db, deleted_at=deleted_at)
+        found = write_template(self.model, self.state, None)
+        if found is not None:
+            stmt, counted, params = found
+            return await execution.write_statement(db, stmt, params, counted)
         return await execution.write_statement(db, delete_statement(self.model, self.state))
 
     async def restore(self, db: AsyncSession) -> int:

@@ -85,8 +85,14 @@ class CapturedQueries:
         return f"<CapturedQueries {len(self.statements)}>"
 
 
-def _engine_and_connection(db: AsyncSession) -> tuple[Engine, Connection | None]:
-    bind = db.bind
+def _engine_and_connection(
+    target: AsyncSession | Database | AsyncEngine,
+) -> tuple[Engine, Connection | None]:
+    if isinstance(target, Database):
+        return target.engine.sync_engine, None
+    if isinstance(target, AsyncEngine):
+        return target.sync_engine, None
+    bind = target.bind
     if isinstance(bind, AsyncConnection):
         return bind.sync_engine, bind.sync_connection
     if isinstance(bind, AsyncEngine):
@@ -95,9 +101,18 @@ def _engine_and_connection(db: AsyncSession) -> tuple[Engine, Connection | None]
 
 
 @asynccontextmanager
-async def capture_queries(db: AsyncSession) -> AsyncIterator[CapturedQueries]:
-    """Record the SQL statements ``db`` sends inside the block."""
-    engine, connection = _engine_and_connection(db)
+async def capture_queries(
+    target: AsyncSession | Database | AsyncEngine, *, transaction_control: bool = False
+) -> AsyncIterator[CapturedQueries]:
+    """Record the SQL statements sent inside the block.
+
+    ``target`` is a session (its statements only), or a ``Database``/``AsyncEngine``
+    (every session's). Both the statements SQLAlchemy executes and the templates
+    Flash DB sends on the driver (``flash_db.driver``) are recorded; transaction
+    control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) only with
+    ``transaction_control=True``.
+    """
+    engine, connection = _engine_and_connection(target)
     captured = CapturedQueries()
 
     def before_cursor_execute(
@@ -110,7 +125,7 @@ async def capture_queries(db: AsyncSession) -> AsyncIterator[CapturedQueries]:
     ) -> None:
         if connection is not None and conn is not connection:
             return
-        if not _TRANSACTION_CONTROL.match(statement):
+        if transaction_control or not _TRANSACTION_CONTROL.match(statement):
             captured.statements.append(statement)
 
     def driver_statement(conn: Connection, statement: str) -> None:

@@ -22,11 +22,11 @@ object is refused with ``ValueError`` (Django's message).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
@@ -35,7 +35,7 @@ from sqlalchemy.schema import Column
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from flash_db import execution
-from flash_db.fields import info
+from flash_db.fields import PYTHON_ONLY, column_value, info
 from flash_db.instances import (
     RELATED,
     forget_stored,
@@ -45,6 +45,10 @@ from flash_db.instances import (
 )
 
 __all__ = ["delete_one", "deleted", "insert_one", "refresh", "sync_foreign_keys", "update_one"]
+
+
+#: (attribute key, column, function computing its value) of a Python default or onupdate.
+_Computed = tuple[str, Column[Any], Callable[[], Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,31 @@ class _Plan:
     insert: Insert
     update: Update
     delete: Delete
+    delete_counted: Any  # the DELETE returning a constant per row (SQLite's row count)
+    # Python defaults and onupdates computed here, so that each INSERT/UPDATE is a
+    # template naming every value it sends (None: one takes SQLAlchemy's execution
+    # context, so the statements above run through SQLAlchemy).
+    defaults: tuple[_Computed, ...] | None
+    onupdates: tuple[_Computed, ...] | None
+    inserts: dict[tuple[str, ...], Insert] = field(default_factory=dict)
+    updates: dict[tuple[str, ...], tuple[Update, Any]] = field(default_factory=dict)
+
+
+def _computed(
+    columns: Sequence[tuple[str, Column[Any]]], attr: str
+) -> tuple[_Computed, ...] | None:
+    """Return the columns' Python defaults (``attr="default"``) or onupdates.
+
+    None when one of them takes SQLAlchemy's execution context.
+    """
+    found = []
+    for key, column in columns:
+        compute = column_value(getattr(column, attr))
+        if compute is PYTHON_ONLY:
+            return None
+        if compute is not None:
+            found.append((key, column, compute))
+    return tuple(found)
 
 
 _PLANS: dict[Mapper[Any], _Plan] = {}
@@ -105,6 +134,9 @@ def _plan(model: type[Any]) -> _Plan:
         insert=insert(table).returning(*(column for _, column in columns)),
         update=update(table).where(*where),
         delete=delete(table).where(*where),
+        delete_counted=delete(table).where(*where).returning(literal_column("1")),
+        defaults=_computed(columns, "default"),
+        onupdates=_computed(columns, "onupdate"),
     )
     _PLANS[mapper] = found
     return found
@@ -155,9 +187,24 @@ async def insert_one(db: AsyncSession, obj: Any) -> None:
         if value is None and (key not in loaded or key in plan.has_default):
             continue  # the column default (or NULL) applies
         params[column.key] = value
-    row = await execution.write(db, _insert, plan, params)
+    sent = frozenset(params)  # the rest is read back (RETURNING every column)
+    if plan.defaults is None:
+        row = await execution.write(db, _insert, plan, params)
+    else:
+        for _, column, compute in plan.defaults:
+            if column.key not in params:
+                params[column.key] = compute()
+        keys = tuple(params)
+        stmt = plan.inserts.get(keys)
+        if stmt is None:
+            stmt = plan.inserts[keys] = (
+                insert(plan.table)
+                .values({key: bindparam(key, type_=plan.table.c[key].type) for key in keys})
+                .returning(*(column for _, column in plan.columns))
+            )
+        row = (await execution.write_returning(db, stmt, params))[0]
     for index, (key, column) in enumerate(plan.columns):
-        if column.key not in params:
+        if column.key not in sent:
             loaded[key] = row[index]
     store(obj)
 
@@ -178,19 +225,40 @@ async def update_one(db: AsyncSession, obj: Any, fields: Sequence[str]) -> None:
     loaded = obj.__dict__
     columns = dict(plan.columns)
     params = {columns[key].key: loaded.get(key) for key in fields}
-    params.update(_pk_params(stored_pk(obj)))
-    result = await execution.write(db, _update, plan, params)
     written = list(fields)
-    if result is None:
+    if plan.onupdates is None:
+        params.update(_pk_params(stored_pk(obj)))
+        result = await execution.write(db, _update, plan, params)
+        matched = result is not None
+        for key, column_key in plan.onupdate:
+            if result is not None and column_key not in params and column_key in result:
+                loaded[key] = result[column_key]
+                written.append(key)
+    else:
+        computed = []
+        for key, column, compute in plan.onupdates:
+            if column.key not in params:
+                params[column.key] = compute()
+                computed.append((key, column.key))
+        keys = tuple(params)
+        statements = plan.updates.get(keys)
+        if statements is None:
+            stmt = plan.update.values(
+                {key: bindparam(key, type_=plan.table.c[key].type) for key in keys}
+            )
+            statements = plan.updates[keys] = (stmt, stmt.returning(literal_column("1")))
+        params.update(_pk_params(stored_pk(obj)))
+        matched = await execution.write_statement(db, statements[0], params, statements[1]) > 0
+        if matched:
+            for key, column_key in computed:
+                loaded[key] = params[column_key]
+                written.append(key)
+    if not matched:
         model = cast(Any, type(obj))
         raise model.DoesNotExist(
             f"save() found no {type(obj).__name__} row with pk={obj.pk!r} to update; "
             "it was deleted."
         )
-    for key, column_key in plan.onupdate:
-        if column_key not in params and column_key in result:
-            loaded[key] = result[column_key]
-            written.append(key)
     store(obj, written)
 
 
@@ -208,7 +276,8 @@ def _update(connection: Connection, plan: _Plan, params: dict[str, Any]) -> dict
 async def delete_one(db: AsyncSession, obj: Any) -> int:
     """DELETE ``obj``'s row and return the number of rows deleted (see :func:`deleted`)."""
     plan = _plan(type(obj))
-    return await execution.write(db, _delete, plan, _pk_params(stored_pk(obj)))
+    params = _pk_params(stored_pk(obj))
+    return await execution.write_statement(db, plan.delete, params, plan.delete_counted)
 
 
 def deleted(obj: Any) -> None:
@@ -222,11 +291,6 @@ def deleted(obj: Any) -> None:
     forget_stored(obj)
     for key in info(type(obj)).pk_keys:
         setattr(obj, key, None)
-
-
-def _delete(connection: Connection, plan: _Plan, params: dict[str, Any]) -> int:
-    result: CursorResult[Any] = connection.execute(plan.delete, params)
-    return int(result.rowcount)
 
 
 # -- reading one row back ---------------------------------------------------------

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
+    Date,
+    DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     Numeric,
     SmallInteger,
     String,
     Table,
     Text,
+    Time,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -197,3 +205,38 @@ class BoardWatch(Model):
     __tablename__ = "board_watches"
     board_id: Mapped[int] = mapped_column(ForeignKey("boards.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class Scaled(TypeDecorator[int]):
+    """Stores tenths: a TypeDecorator whose Python-side conversion must run both ways."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> int | None:
+        return None if value is None else value * 10
+
+    def process_result_value(self, value: int | None, dialect: Any) -> int | None:
+        return None if value is None else value // 10
+
+
+class Sample(Model):
+    """One column of each common type (values written and read on the driver connection)."""
+
+    __tablename__ = "samples"
+    label: Mapped[str] = mapped_column(String(50))
+    at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    naive: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    day: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    clock: Mapped[dt.time | None] = mapped_column(Time, default=None)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(10, 2), default=None)
+    ratio: Mapped[float | None] = mapped_column(Float, default=None)
+    flag: Mapped[bool | None] = mapped_column(default=None)
+    status: Mapped[Status | None] = mapped_column(Enum(Status), default=None)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    token: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    scaled: Mapped[int | None] = mapped_column(Scaled, default=None)
+    created: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
+    )

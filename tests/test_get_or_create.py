@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any, assert_type
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
 from flash_db import FieldError, ValidationError, atomic
 from flash_db.signals import pre_save
-from flash_db.testing import assert_num_queries
+from flash_db.testing import CapturedQueries, assert_num_queries, capture_queries
 from tests.models import Tag, User
 
 TASKS = 50
@@ -39,16 +38,9 @@ async def wide_database(
         await wide.close()
 
 
-class InsertCounter:
-    """Counts INSERT statements sent through an engine (to prove the race happened)."""
-
-    def __init__(self, database: flash_db.Database) -> None:
-        self.count = 0
-        event.listen(database.engine.sync_engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            self.count += 1
+def _inserts(captured: CapturedQueries) -> int:
+    """Count the INSERT statements sent (to prove the race happened)."""
+    return sum(sql.lstrip().upper().startswith("INSERT") for sql in captured.statements)
 
 
 async def _race(database: flash_db.Database, call: Any) -> list[tuple[User, bool] | BaseException]:
@@ -138,12 +130,11 @@ async def test_get_or_create_conflict_inside_atomic_keeps_the_transaction(
 async def test_get_or_create_race_returns_one_row_to_everyone(
     database: flash_db.Database, wide_database: flash_db.Database
 ) -> None:
-    inserts = InsertCounter(wide_database)
-
     async def call(db: AsyncSession, i: int) -> tuple[User, bool]:
         return await User.objects.get_or_create(db, email="race@x", defaults={"name": f"t{i}"})
 
-    results = await _race(wide_database, call)
+    async with capture_queries(wide_database) as captured:
+        results = await _race(wide_database, call)
     errors = [r for r in results if isinstance(r, BaseException)]
     assert errors == []
     pairs = [r for r in results if not isinstance(r, BaseException)]
@@ -152,21 +143,20 @@ async def test_get_or_create_race_returns_one_row_to_everyone(
     assert len({user.pk for user, _ in pairs}) == 1
     async with database.session() as fresh:
         assert await User.objects.filter(email="race@x").count(fresh) == 1
-    assert inserts.count >= 1
-    print(f"[{database.backend}] get_or_create race: {inserts.count} INSERTs for 1 row")
+    assert _inserts(captured) >= 1
+    print(f"[{database.backend}] get_or_create race: {_inserts(captured)} INSERTs for 1 row")
 
 
 async def test_update_or_create_race_returns_one_row_to_everyone(
     database: flash_db.Database, wide_database: flash_db.Database
 ) -> None:
-    inserts = InsertCounter(wide_database)
-
     async def call(db: AsyncSession, i: int) -> tuple[User, bool]:
         return await User.objects.update_or_create(
             db, email="race@x", defaults={"age": i}, create_defaults={"name": "first", "age": i}
         )
 
-    results = await _race(wide_database, call)
+    async with capture_queries(wide_database) as captured:
+        results = await _race(wide_database, call)
     errors = [r for r in results if isinstance(r, BaseException)]
     assert errors == []
     pairs = [r for r in results if not isinstance(r, BaseException)]
@@ -177,7 +167,8 @@ async def test_update_or_create_race_returns_one_row_to_everyone(
         stored = await User.objects.get(fresh, email="race@x")
     assert stored.name == "first"
     assert stored.age in range(TASKS)
-    print(f"[{database.backend}] update_or_create race: {inserts.count} INSERTs for 1 row")
+    assert _inserts(captured) >= 1
+    print(f"[{database.backend}] update_or_create race: {_inserts(captured)} INSERTs for 1 row")
 
 
 async def test_update_or_create_updates_only_defaults(

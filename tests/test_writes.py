@@ -13,37 +13,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
 from flash_db import atomic
-from flash_db.testing import rollback_session
+from flash_db.testing import capture_queries, rollback_session
 from tests.models import Gadget, Post, Status, User
 
 
 @asynccontextmanager
 async def sent(db: AsyncSession) -> AsyncIterator[list[str]]:
     """Record the SQL of every statement on ``db``'s connection (transaction control included)."""
-    bind = db.bind
-    assert isinstance(bind, AsyncConnection)
-    connection = bind.sync_connection
-    records: list[str] = []
-
-    def record(
-        conn: Connection, cursor: Any, sql: str, params: Any, context: Any, many: bool
-    ) -> None:
-        if conn is connection:
-            records.append(sql.strip())
-
-    engine = bind.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield records
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    async with capture_queries(db, transaction_control=True) as captured:
+        yield captured.statements
 
 
 async def user_names(database: flash_db.Database) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from openapi_spec_validator import validate
-from sqlalchemy import event, inspect
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from example_app.app import MIGRATIONS, create_app
@@ -22,6 +22,7 @@ from example_app.models import (
     post_tags,
 )
 from example_app.routes import OUTBOX
+from flash_db.testing import capture_queries
 from tests.fastapi.conftest import Serve
 
 
@@ -112,23 +113,16 @@ async def test_detail_loads_relations_in_three_queries(
     backend_url: str, db: AsyncSession, serve: Serve
 ) -> None:
     app = create_app(backend_url, prepare_schema=False)
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     async with serve(app) as client:
         post_id = (await _ids(db))["Notes on the Analytical Engine"]
-        engine = app.state.flash_db.database.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", record)
-        detail = await client.get(f"/posts/{post_id}/detail")
-        event.remove(engine, "before_cursor_execute", record)
+        async with capture_queries(app.state.flash_db.database) as captured:
+            detail = await client.get(f"/posts/{post_id}/detail")
         missing = await client.get("/posts/424242/detail")
     body = detail.json()
     assert body["author"]["name"] == "Ada Lovelace"
     assert sorted(tag["name"] for tag in body["tags"]) == ["history", "math"]
     assert [c["text"] for c in body["comments"]] == ["Lovely.", "Still relevant."]
-    assert len(statements) == 3
+    assert len(captured) == 3
     assert missing.status_code == 404
 
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI, Header, HTTPException
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flash_db.testing import capture_queries
 from flash_db_fastapi import CRUDRouter, flash_lifespan, model_schema
 from tests.fastapi.conftest import Serve
 from tests.fastapi.models import Everything, Wallet
@@ -238,25 +238,17 @@ async def test_unknown_parameters_and_non_allow_listed_filters_are_400(
 ) -> None:
     router = _users_router(filter_fields=["name"])
     app = _app(backend_url, router)
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    async with serve(app) as client:
-        engine = app.state.flash_db.database.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", record)
+    async with serve(app) as client, capture_queries(app.state.flash_db.database) as captured:
         email = await client.get("/users", params={"email": "a@example.com"})
         unknown = await client.get("/users", params={"colour": "red"})
         lookup = await client.get("/users", params={"name__gt": "A"})
         path = await client.get("/users", params={"company__name": "Acme"})
-        event.remove(engine, "before_cursor_execute", record)
     for response in (email, unknown, lookup, path):
         assert response.status_code == 400
     assert email.json()["detail"].startswith("Unknown query parameter 'email'.")
     assert "filters on name" in email.json()["detail"]
     assert lookup.json()["detail"].startswith("Unsupported lookup 'gt' on 'name'.")
-    assert statements == []  # refused before any SQL
+    assert captured.statements == []  # refused before any SQL
 
 
 async def test_relation_paths_only_when_allow_listed(
