@@ -23,7 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db.exceptions import SessionBusy, TransactionError
 
-__all__ = ["FAILED_KEY", "FlashAsyncSession", "check_usable", "enter_block", "hold_session"]
+__all__ = [
+    "FAILED_KEY",
+    "FlashAsyncSession",
+    "check_usable",
+    "claim",
+    "enter_block",
+    "hold_session",
+    "release",
+]
 
 #: The atomic blocks (their markers) that code running in this context belongs to.
 #: Tasks started inside a block (``asyncio.gather`` in it) inherit a copy.
@@ -167,6 +175,31 @@ def _nothing() -> None:
     return None
 
 
+def claim(db: AsyncSession, operation: str) -> bool:
+    """Claim ``db`` for the current task; return whether this call claimed it (then ``release``).
+
+    Raises ``SessionBusy`` when another task is inside the session. False when
+    the current task already holds it (or ``db`` is a plain ``AsyncSession``).
+    """
+    if not isinstance(db, FlashAsyncSession):
+        return False
+    owner = db._flash_owner
+    task = current_task()
+    if owner is not None:
+        if owner is not task:
+            raise SessionBusy(db._flash_operation)
+        return False
+    db._flash_owner = task
+    db._flash_operation = operation
+    return True
+
+
+def release(db: AsyncSession) -> None:
+    """Release a session :func:`claim` claimed."""
+    if isinstance(db, FlashAsyncSession):
+        db._flash_owner = None
+
+
 @contextmanager
 def hold_session(db: AsyncSession, operation: str = "stream") -> Iterator[None]:
     """Keep ``db`` claimed by the current task for the block (other tasks get ``SessionBusy``).
@@ -174,19 +207,9 @@ def hold_session(db: AsyncSession, operation: str = "stream") -> Iterator[None]:
     Used while a server-side cursor is open on the session's connection, between
     the session calls that read its chunks. A no-op for plain ``AsyncSession``s.
     """
-    if not isinstance(db, FlashAsyncSession):
-        yield
-        return
-    owner = db._flash_owner
-    task = current_task()
-    if owner is not None and owner is not task:
-        raise SessionBusy(db._flash_operation)
-    if owner is task:
-        yield
-        return
-    db._flash_owner = task
-    db._flash_operation = operation
+    claimed = claim(db, operation)
     try:
         yield
     finally:
-        db._flash_owner = None
+        if claimed:
+            release(db)

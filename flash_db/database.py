@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import event
@@ -179,19 +179,12 @@ class Database:
         db.info[DRIVER_KEY] = self.driver_path
         return db
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """Yield a new session holding one pooled connection; always close both."""
-        self._check_open()
-        connection = await self.engine.connect()
-        db = self.new_session(connection)
-        try:
-            yield db
-        finally:
-            try:
-                await db.close()
-            finally:
-                await connection.close()
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """Return an async context manager: a new session holding one pooled connection.
+
+        Both are closed when the block exits.
+        """
+        return _SessionBlock(self)
 
     async def get_db(self) -> AsyncIterator[AsyncSession]:
         """Yield a new session (the generator form of :meth:`session`)."""
@@ -219,6 +212,32 @@ class Database:
     def _check_open(self) -> None:
         if self._closed:
             raise FlashDBError("This database was closed with close_db(); call init_db() again.")
+
+
+class _SessionBlock:
+    """``async with database.session() as db``: check a connection out, bind a session to it."""
+
+    __slots__ = ("connection", "database", "db")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def __aenter__(self) -> AsyncSession:
+        database = self.database
+        database._check_open()
+        self.connection = await database.engine.connect()
+        self.db = database.new_session(self.connection)
+        return self.db
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        db = self.db
+        try:
+            # A session SQLAlchemy never began a transaction on, holding no objects,
+            # has nothing to close (Flash DB's own statements leave it so).
+            if db.in_transaction() or db.identity_map or db.new:
+                await db.close()
+        finally:
+            await self.connection.close()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:

@@ -15,12 +15,12 @@ and ``result_processor()`` of each type's dialect implementation), so every
 type reads and writes as it does through SQLAlchemy. Parameters are always
 bound, never rendered into the SQL.
 
-The driver connection is the one the session holds (``AsyncConnection.
-get_raw_connection().driver_connection``), in the transaction state SQLAlchemy
-put it in: a statement goes to the driver only when the driver's own
-transaction state is the one Flash DB expects (in ``AUTOCOMMIT`` outside
-``atomic``; inside a begun transaction in an ``atomic`` block or the testing
-kit's transaction), else through SQLAlchemy, which begins what is missing
+The driver connection is the one the session holds (its pooled DB-API
+connection's ``driver_connection``), in the transaction state SQLAlchemy put
+it in: a statement goes to the driver only when the driver's own transaction
+state is the one Flash DB expects (in ``AUTOCOMMIT`` outside ``atomic``; inside
+a begun transaction in an ``atomic`` block or the testing kit's transaction),
+else through SQLAlchemy, which begins what is missing
 (asyncpg's transaction starts lazily on SQLAlchemy's first statement).
 
 Errors are SQLAlchemy's: a driver error is raised as the ``sqlalchemy.exc``
@@ -40,8 +40,7 @@ What does not see these statements: SQLAlchemy's ``before_cursor_execute`` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -49,9 +48,9 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 
-from flash_db.concurrency import check_usable, hold_session
+from flash_db.concurrency import check_usable, claim, release
 from flash_db.database import DRIVER_KEY, STACK_KEY
-from flash_db.transaction import OUTER_KEY, marking_failure
+from flash_db.transaction import OUTER_KEY, mark_failed
 
 __all__ = ["Link", "Prepared", "observers", "prepared", "rowcount", "rows"]
 
@@ -185,7 +184,7 @@ def prepared(stmt: Any, dialect: Dialect) -> Prepared | None:
     return found
 
 
-async def _route(db: AsyncSession) -> Link | None:
+def _route(db: AsyncSession) -> Link | None:
     """Return the session's :class:`Link` if this statement may go to the driver now."""
     info = db.sync_session.info
     link = info.get(DRIVER_KEY)
@@ -201,27 +200,16 @@ async def _route(db: AsyncSession) -> Link | None:
     raw = link.raw
     if raw is None or not raw.is_valid:
         bind = link.bind
-        if bind.closed or bind.invalidated:
+        if bind.closed or bind.invalidated or bind.sync_connection is None:
             return None  # SQLAlchemy reconnects (or raises) on its next statement
-        raw = await bind.get_raw_connection()
-        link.raw = raw
+        # Connection.connection is the pooled DB-API connection; it is there (no I/O)
+        # while the connection is valid, which was checked above.
+        raw = link.raw = bind.sync_connection.connection
         link.driver = raw.driver_connection
     expected = bool(info.get(STACK_KEY)) or bool(info.get(OUTER_KEY))
     if link.in_transaction() is not expected:
         return None  # SQLAlchemy begins the transaction (asyncpg: on its first statement)
     return link
-
-
-@contextmanager
-def _guard(db: AsyncSession, operation: str) -> Iterator[None]:
-    """What ``AsyncSession``'s guarded methods check, and the failure marking of ``atomic``."""
-    check_usable(db)
-    if db.sync_session.info.get(STACK_KEY):
-        with marking_failure(db), hold_session(db, operation):
-            yield
-    else:
-        with hold_session(db, operation):
-            yield
 
 
 def _announce(link: Link, sql: str, args: Sequence[Any]) -> None:
@@ -234,6 +222,46 @@ def _announce(link: Link, sql: str, args: Sequence[Any]) -> None:
         _log.info("[driver] %r", tuple(args))
 
 
+_ROWS, _STATUS = 0, 1
+
+
+async def _send(
+    db: AsyncSession, link: Link, found: Prepared, args: list[Any], operation: str, want: int
+) -> Any:
+    """Send one statement on the driver as a session method would: claimed, marked, settled.
+
+    ``want`` is ``_ROWS`` (the rows) or ``_STATUS`` (asyncpg's command status).
+    """
+    check_usable(db)
+    claimed = claim(db, operation)
+    try:
+        if observers or _log.isEnabledFor(logging.INFO):
+            _announce(link, found.sql, args)
+        driver = link.driver
+        if not link.postgres:
+            result = await driver.execute_fetchall(found.sql, args)
+            if found.processors is None:
+                found.resolve(link.dialect, None)
+            return result
+        if want == _STATUS:
+            return await driver.execute(found.sql, *args)
+        if found.processors is None:
+            statement = await driver.prepare(found.sql)
+            found.resolve(link.dialect, [a.type.oid for a in statement.get_attributes()])
+            return await statement.fetch(*args)
+        return await driver.fetch(found.sql, *args)
+    except BaseException as error:
+        if db.sync_session.info.get(STACK_KEY):
+            mark_failed(db)
+        failure = await _failed(db, link, found.sql, args, error)
+        if failure is error:
+            raise
+        raise failure from error
+    finally:
+        if claimed:
+            release(db)
+
+
 async def rows(
     db: AsyncSession, stmt: Any, params: Mapping[str, Any], operation: str = "query"
 ) -> tuple[Prepared, Sequence[Any]] | None:
@@ -242,34 +270,13 @@ async def rows(
     Returns the prepared statement and the driver's rows: ``Prepared.process()``
     makes them tuples of Python values, ``Prepared.keys`` names their columns.
     """
-    link = await _route(db)
+    link = _route(db)
     if link is None:
         return None
     found = prepared(stmt, link.dialect)
     if found is None:
         return None
-    args = found.arguments(params)
-    driver = link.driver
-    with _guard(db, operation):
-        if observers or _log.isEnabledFor(logging.INFO):
-            _announce(link, found.sql, args)
-        try:
-            if not link.postgres:
-                result = await driver.execute_fetchall(found.sql, args)
-                if found.processors is None:
-                    found.resolve(link.dialect, None)
-            elif found.processors is None:
-                statement = await driver.prepare(found.sql)
-                found.resolve(link.dialect, [a.type.oid for a in statement.get_attributes()])
-                result = await statement.fetch(*args)
-            else:
-                result = await driver.fetch(found.sql, *args)
-        except BaseException as error:
-            failure = await _failed(db, link, found.sql, args, error)
-            if failure is error:
-                raise
-            raise failure from error
-    return found, result
+    return found, await _send(db, link, found, found.arguments(params), operation, _ROWS)
 
 
 async def rowcount(
@@ -281,7 +288,7 @@ async def rowcount(
     count, ``counted`` is the same statement with ``RETURNING`` a constant: its
     rows are counted.
     """
-    link = await _route(db)
+    link = _route(db)
     if link is None:
         return None
     if not link.postgres:
@@ -292,17 +299,7 @@ async def rowcount(
     found = prepared(stmt, link.dialect)
     if found is None:
         return None
-    args = found.arguments(params)
-    with _guard(db, "write"):
-        if observers or _log.isEnabledFor(logging.INFO):
-            _announce(link, found.sql, args)
-        try:
-            status = await link.driver.execute(found.sql, *args)
-        except BaseException as error:
-            failure = await _failed(db, link, found.sql, args, error)
-            if failure is error:
-                raise
-            raise failure from error
+    status = await _send(db, link, found, found.arguments(params), "write", _STATUS)
     return int(status.rpartition(" ")[2] or 0)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "Atomic",
     "atomic",
     "in_atomic",
+    "mark_failed",
     "marking_failure",
     "on_commit",
     "write_block",
@@ -291,11 +292,16 @@ def marking_failure(db: AsyncSession) -> Iterator[None]:
     except SessionBusy:
         raise
     except BaseException:
-        stack = _stack(db)
-        if stack:
-            stack[-1].failed = True
-            db.sync_session.info[FAILED_KEY] = stack[-1]
+        mark_failed(db)
         raise
+
+
+def mark_failed(db: AsyncSession) -> None:
+    """Mark the innermost open block of ``db`` as failed (see :func:`marking_failure`)."""
+    stack = _stack(db)
+    if stack:
+        stack[-1].failed = True
+        db.sync_session.info[FAILED_KEY] = stack[-1]
 
 
 @contextlib.asynccontextmanager
