@@ -612,11 +612,21 @@ class CRUDRouter(APIRouter):
     def _add_delete(self, dependencies: list[params.Depends]) -> None:
         router = self
 
+        # A model that keeps Model.delete() is deleted with one statement
+        # (QuerySet.delete(): the same soft delete and signals); an overridden
+        # delete() runs on the loaded object.
+        one_statement = router.model.delete is Model.delete
+
         async def delete_object(**kwargs: Any) -> Response:
             db: AsyncSession = kwargs["db"]
-            obj = await router._get_object(db, kwargs[router.pk_name])
             try:
-                await obj.delete(db)
+                if one_statement:
+                    pk = kwargs[router.pk_name]
+                    if not await router.model.objects.filter(pk=pk).delete(db):
+                        raise HTTPException(404, f"{router.model.__name__} not found.")
+                else:
+                    obj = await router._get_object(db, kwargs[router.pk_name])
+                    await obj.delete(db)
             except IntegrityError:
                 # Whether the database refused the DELETE (a foreign key) or the UPDATE
                 # that SQLAlchemy sends to detach children (NOT NULL), the row is in use.

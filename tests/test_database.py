@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import QueuePool
 
 import flash_db
 from flash_db import FlashDBError
 from flash_db.database import normalize_url
-from tests.models import Post, User
+from tests.models import Company, Post, User
 
 
 def test_normalize_url_adds_async_drivers() -> None:
@@ -77,6 +79,27 @@ async def test_foreign_keys_are_enforced(db: AsyncSession) -> None:
     with pytest.raises(IntegrityError):
         await Post.objects.create(db, title="orphan", author_id=999_999)
     assert await Post.objects.count(db) == 0
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+async def test_sqlite_memory_databases_work_with_their_single_connection(url: str) -> None:
+    database = flash_db.Database(url)
+    try:
+        await database.create_all()
+        async with database.session() as db:
+            await Company.objects.create(db, name="acme")
+            assert await Company.objects.count(db) == 1
+    finally:
+        await database.close()
+
+
+def test_a_sqlite_file_gets_five_pooled_connections_and_no_overflow(tmp_path: Path) -> None:
+    pool = flash_db.Database(f"sqlite:///{tmp_path / 'x.db'}").engine.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.size(), pool.overflow()) == (5, -5)  # overflow() counts down from -size
+    pool = flash_db.Database(f"sqlite:///{tmp_path / 'x.db'}", pool_size=2).engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.size() == 2
 
 
 async def _backend_pid(database: flash_db.Database) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Time,
     Uuid,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flash_db import AwareDateTime, Model, TimestampMixin, ValidationError
@@ -83,3 +84,16 @@ class Everything(Model):
     data: Mapped[Any] = mapped_column(JSON)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     maybe: Mapped[str | None] = mapped_column(String(10))
+
+
+class Ledger(Model):
+    """A model whose delete() is its own (archives instead): the CRUDRouter must call it."""
+
+    __tablename__ = "api_ledgers"
+    name: Mapped[str] = mapped_column(String(50))
+    archived: Mapped[bool] = mapped_column(default=False)
+
+    async def delete(self, db: AsyncSession) -> None:
+        """Archive the row instead of deleting it."""
+        self.archived = True
+        await self.save(db)

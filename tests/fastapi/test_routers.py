@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flash_db.testing import capture_queries
 from flash_db_fastapi import CRUDRouter, flash_lifespan, model_schema
 from tests.fastapi.conftest import Serve
-from tests.fastapi.models import Everything, Wallet
+from tests.fastapi.models import Everything, Ledger, Wallet
 from tests.models import Gadget, Post, Product, User
 
 
@@ -123,6 +123,23 @@ async def test_delete_204_then_404(backend_url: str, db: AsyncSession, serve: Se
     assert deleted.content == b""
     assert again.status_code == 404
     assert not await User.objects.filter(id=ann.id).exists(db)
+
+
+async def test_delete_is_one_statement_unless_the_model_has_its_own_delete(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    (ann,) = await _users(db, ("Ann", 30))
+    ledger = await Ledger.objects.create(db, name="kept")
+    ledgers = CRUDRouter(Ledger, prefix="/ledgers")
+    app = _app(backend_url, _users_router(), ledgers)
+    async with serve(app) as client:
+        async with capture_queries(app.state.flash_db.database) as captured:
+            deleted = await client.delete(f"/users/{ann.id}")
+        archived = await client.delete(f"/ledgers/{ledger.id}")
+    assert deleted.status_code == archived.status_code == 204
+    assert [sql.split()[0] for sql in captured.statements] == ["DELETE"]
+    stored = await Ledger.objects.get(db, pk=ledger.id)
+    assert stored.archived  # Ledger.delete() ran: the row is kept
 
 
 async def test_unique_and_foreign_key_violations_are_409(
