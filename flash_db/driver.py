@@ -129,11 +129,15 @@ class Prepared:
                 found.append((index, process))
         self.processors = found
 
-    def process(self, rows: Sequence[Any]) -> list[Any]:
-        """Return ``rows`` as tuples of Python values (SQLAlchemy's result processing)."""
+    def process(self, rows: Sequence[Any], tuples: bool = True) -> Sequence[Any]:
+        """Return ``rows`` with Python values (SQLAlchemy's result processing).
+
+        As tuples, or (``tuples=False``, when nothing needs converting) the
+        driver's own rows, which index and iterate like tuples.
+        """
         processors = self.processors
         if not processors:
-            return list(map(tuple, rows))
+            return list(map(tuple, rows)) if tuples else rows
         out = []
         for row in rows:
             values = list(row)
@@ -294,11 +298,12 @@ async def rowcount(
     if not link.postgres:
         if counted is None:
             return None
-        returned = await rows(db, counted, params, "write")
-        return None if returned is None else len(returned[1])
+        stmt = counted
     found = prepared(stmt, link.dialect)
     if found is None:
         return None
+    if not link.postgres:
+        return len(await _send(db, link, found, found.arguments(params), "write", _ROWS))
     status = await _send(db, link, found, found.arguments(params), "write", _STATUS)
     return int(status.rpartition(" ")[2] or 0)
 

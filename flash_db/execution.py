@@ -81,21 +81,28 @@ def _fetch(connection: Connection, stmt: Any, params: Any, build: Build[T]) -> T
 
 
 async def fetch(
-    db: AsyncSession, stmt: Any, params: Any, build: Build[T], *, on_driver: bool = True
+    db: AsyncSession,
+    stmt: Any,
+    params: Any,
+    build: Build[T],
+    *,
+    on_driver: bool = True,
+    tuples: bool = True,
 ) -> T:
     """Run a SELECT and return ``build(rows, keys)``, built as soon as the rows arrive.
 
     ``params`` is None for a statement built for this call; a dict (maybe empty)
     marks a statement template (``flash_db.compiler.template``), which runs on
     the driver connection when it can (``flash_db.driver``): its rows are then
-    plain tuples, not SQLAlchemy ``Row`` objects (``on_driver=False`` keeps those).
+    plain tuples, not SQLAlchemy ``Row`` objects (``on_driver=False`` keeps those;
+    ``tuples=False`` lets a builder that keeps no row take the driver's rows).
     """
     if params is not None and on_driver:
         sent = await driver.rows(db, stmt, params)
         if sent is not None:
             prepared, found = sent
             with gc_paused():
-                return build(prepared.process(found), prepared.keys)
+                return build(prepared.process(found, tuples), prepared.keys)
     return await run(db, _fetch, stmt, params, build)
 
 
@@ -158,7 +165,7 @@ async def _write_returning(db: AsyncSession, stmt: Any, params: Any) -> list[tup
     sent = await driver.rows(db, stmt, params, "write")
     if sent is not None:
         prepared, found = sent
-        return prepared.process(found)
+        return list(prepared.process(found))
     return await run(db, _returned, stmt, params, operation="write")
 
 

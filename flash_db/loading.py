@@ -87,7 +87,8 @@ def rows(layout: Layout | None, kind: str) -> Build[list[Any]]:
         def dicts(found: Sequence[Any], keys: Sequence[str]) -> list[Any]:
             # dict(zip()) over rows made plain tuples first (map(tuple) iterates each
             # Row in C): 0.4 µs a row, against 0.65-1.5 zipping the Row itself.
-            return [dict(zip(keys, row, strict=True)) for row in map(tuple, found)]
+            # Not strict: the SELECT has exactly these columns (0.15 µs a row).
+            return [dict(zip(keys, row)) for row in map(tuple, found)]  # noqa: B905
 
         return dicts
     if kind == "flat":
@@ -102,12 +103,12 @@ async def fetch(
 ) -> list[Any]:
     """Run a SELECT and return its results (instances, dicts, tuples), prefetches done."""
     results: list[Any] = await execution.fetch(
-        # Named rows are SQLAlchemy's Row objects: not from the driver.
         db,
         stmt,
         params,
         rows(layout, state.kind),
-        on_driver=state.kind != "named",
+        on_driver=state.kind != "named",  # named rows are SQLAlchemy's Row objects
+        tuples=state.kind == "model",  # objects keep their row as their snapshot
     )
     if state.kind == "model" and state.prefetch_related and results:
         await prefetch_related_objects(db, results, *state.prefetch_related)

@@ -268,7 +268,8 @@ class QuerySet(Queryable, Generic[M, R]):
 
     def _check_backend(self, db: AsyncSession) -> None:
         """Refuse what the session's database cannot do, before any SQL is sent."""
-        check_backend(self.state, db.get_bind().dialect.name)
+        if self.state.distinct_fields:  # the one backend-specific feature (DISTINCT ON)
+            check_backend(self.state, db.get_bind().dialect.name)
 
     async def _fetch(self, db: AsyncSession, terminal: str, build: Any) -> list[R]:
         self._check_backend(db)
