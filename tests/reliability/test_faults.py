@@ -1,7 +1,8 @@
 """Faults: PostgreSQL backends killed (and, in the full form, the server restarted) under load.
 
 Only requests in flight at a fault may fail; every request that starts after it
-succeeds (``pool_pre_ping`` replaces dead pooled connections), and the sum of
+succeeds (the pool's checkout listener replaces connections asyncpg reports
+closed, with no ping per request), and the sum of
 balances written by ``atomic`` transfers holds after every fault.
 """
 
