@@ -588,8 +588,8 @@ async def main() -> int:
             f"{os.getloadavg()[0]:.1f} at the end; client CPU "
             f"{_median(client_cpu) or 0:,.0f} µs per request (median).",
             "Statements per request: the CRUDRouter sends list 2 (count, page), get 1, "
-            "create 1, update 2 (SELECT, UPDATE), delete 2 (SELECT, DELETE), plus its ping "
-            "per request on PostgreSQL; the Tortoise app, as Tortoise's FastAPI example, "
+            "create 1, update 2 (SELECT, UPDATE), delete 1 (DELETE; no liveness round trip "
+            "on checkout); the Tortoise app, as Tortoise's FastAPI example, "
             "list 2, get 1, create 1, update 2 (UPDATE, SELECT), delete 1 (DELETE).",
             *sections,
             *(["", "## Failures and notes", "", *failures] if failures else []),
