@@ -74,3 +74,23 @@ def test_http_benchmark_checks_answers_and_loads_every_endpoint(tmp_path: Path) 
         row = next(line for line in table.splitlines() if line.startswith(f"| {endpoint} |"))
         assert row.endswith("| 0 |"), row  # no failed request
     assert "Failures" not in table
+
+
+def test_in_process_http_probe_prints_every_route() -> None:
+    if importlib.util.find_spec("tortoise") is None:  # only in the bench extra
+        pytest.skip("the in-process probe drives the Tortoise app too (the bench extra)")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http_inprocess", "--requests", "20", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    assert len(rows) == 8, done.stdout  # the header and seven routes
+    for line in rows[1:]:
+        assert float(line.rsplit("|", 2)[1].replace(",", "")) > 0, line
