@@ -7,9 +7,11 @@
     ├── MultipleObjectsReturned (also ValueError) Model.MultipleObjectsReturned subclasses it
     ├── ValidationError (also ValueError)
     ├── FieldError
+    ├── InvalidValue (also ValueError)
     ├── RelationNotLoaded
     ├── SessionBusy
-    └── TransactionError
+    ├── TransactionError
+    └── DatabaseUnavailable
 
 Database errors (``sqlalchemy.exc.IntegrityError`` and friends) are not wrapped:
 they pass through unchanged.
@@ -21,9 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "DatabaseUnavailable",
     "DoesNotExist",
     "FieldError",
     "FlashDBError",
+    "InvalidValue",
     "MultipleObjectsReturned",
     "RelationNotLoaded",
     "SessionBusy",
@@ -89,6 +93,34 @@ class FieldError(FlashDBError):
                 f"Cannot resolve keyword {name!r} into {kind}{where} on {model.__name__}. "
                 f"Choices are: {', '.join(self.choices)}."
             )
+        super().__init__(message)
+
+
+class InvalidValue(FlashDBError, ValueError):
+    """A value no column of the field's type could hold (``filter(age="abc")`` on an integer).
+
+    Raised before any SQL is sent; names the model, the field and what it takes.
+    """
+
+    def __init__(self, model: type[Any], field: str, value: Any, expected: str) -> None:
+        self.model = model
+        self.field = field
+        self.value = value
+        self.expected = expected
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        super().__init__(f"Field {model.__name__}.{field} expected {expected}, got {shown}.")
+
+
+class DatabaseUnavailable(FlashDBError):
+    """No connection could be had: the server is down, the pool timed out, SQLite stayed busy.
+
+    ``retry_after`` is a hint in seconds (the HTTP layer sends it as ``Retry-After``).
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
         super().__init__(message)
 
 
