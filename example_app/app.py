@@ -36,7 +36,7 @@ from example_app.schemas import (
 )
 from example_app.seed import seed
 from flash_db import Database, get_database
-from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan
+from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan, offline_docs
 
 __all__ = ["DEFAULT_URL", "MIGRATIONS", "app", "create_app", "prepare_database"]
 
@@ -107,6 +107,7 @@ def create_app(
         lifespan=flash_lifespan(target, lifespan=startup, **_engine_options()),
     )
     add_exception_handlers(app)
+    offline_docs(app)  # /docs and /redoc with their assets served from here: no CDN
     # Hand-written routes first: /posts/search must not be taken for /posts/{id}.
     app.include_router(blog_router)
     app.include_router(

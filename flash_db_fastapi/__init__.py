@@ -1,6 +1,7 @@
 """FastAPI integration for Flash DB: lifespan, sessions, schemas, errors, CRUD routers."""
 
 from flash_db_fastapi.dependencies import Session, get_db
+from flash_db_fastapi.docs import offline_docs
 from flash_db_fastapi.errors import add_exception_handlers, exception_handlers
 from flash_db_fastapi.lifespan import flash_lifespan
 from flash_db_fastapi.routers import CRUDRouter
@@ -14,4 +15,5 @@ __all__ = [
     "flash_lifespan",
     "get_db",
     "model_schema",
+    "offline_docs",
 ]
