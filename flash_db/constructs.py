@@ -37,10 +37,11 @@ __all__ = [
 
 
 class Fold(FunctionElement[str]):
-    """``lower(x)``; on SQLite a Unicode-aware Python ``lower``."""
+    """``upper(x)``, as Django's case-insensitive lookups on PostgreSQL; on SQLite a
+    Unicode-aware Python ``upper`` (one character for one, as PostgreSQL's)."""
 
     type = String()
-    name = "lower"
+    name = "upper"
     inherit_cache = True
 
 
@@ -54,7 +55,7 @@ class Like(FunctionElement[bool]):
 
 
 class ILike(Like):
-    """``value ILIKE pattern ESCAPE '\\'`` with Unicode case folding."""
+    """``upper(value) LIKE upper(pattern) ESCAPE '\\'`` (Unicode case folding on SQLite too)."""
 
     name = "flash_ilike"
     inherit_cache = True
@@ -168,19 +169,22 @@ def _is_aware(element: FunctionElement[Any]) -> bool:
 
 @compiles(Fold)
 def _fold_default(element: Fold, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower({_text_args(element, compiler, **kw)[0]})"
+    return f"upper({_text_args(element, compiler, **kw)[0]})"
 
 
 @compiles(Fold, "sqlite")
 def _fold_sqlite(element: Fold, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"flash_lower({_args(element, compiler, **kw)[0]})"
+    return f"flash_upper({_args(element, compiler, **kw)[0]})"
 
 
 @compiles(Like)
 def _like_default(element: Like, compiler: SQLCompiler, **kw: Any) -> str:
     value, pattern = _text_args(element, compiler, **kw)
-    op = "ILIKE" if element.case_insensitive else "LIKE"
-    return f"({value} {op} {pattern} ESCAPE '\\')"
+    if element.case_insensitive:
+        # As Django: upper() on both sides (ILIKE folds to lower case, so the final
+        # sigma 'ς' would not match 'Σ').
+        return f"(upper({value}) LIKE upper({pattern}) ESCAPE '\\')"
+    return f"({value} LIKE {pattern} ESCAPE '\\')"
 
 
 @compiles(Like, "sqlite")
@@ -188,7 +192,7 @@ def _like_sqlite(element: Like, compiler: SQLCompiler, **kw: Any) -> str:
     value, pattern = _args(element, compiler, **kw)
     if element.case_insensitive:
         # Both sides folded in Python, so SQLite's ASCII-only LIKE folding is moot.
-        return f"(flash_lower({value}) LIKE flash_lower({pattern}) ESCAPE '\\')"
+        return f"(flash_upper({value}) LIKE flash_upper({pattern}) ESCAPE '\\')"
     # SQLite's LIKE ignores ASCII case; a Python LIKE keeps it, as PostgreSQL does.
     # The native LIKE (a superset of the matches) runs first, so SQLite calls the
     # Python function only for its candidates (CASE is lazy where AND, compared

@@ -27,10 +27,13 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Enum,
     Numeric,
     Select,
     String,
+    cast,
     false,
+    func,
     literal,
 )
 from sqlalchemy.orm import Mapper
@@ -61,11 +64,35 @@ def _text(value: Any) -> ColumnElement[str]:
     return literal(str(value), String())
 
 
+def _escape_like_sql(value: ColumnElement[Any]) -> ColumnElement[str]:
+    """Return an expression's text with LIKE's wildcards escaped, in SQL (``contains=F(...)``).
+
+    As Django: the referenced column's ``\\``, ``%`` and ``_`` match themselves.
+    """
+    text: ColumnElement[str] = value if _is_text(value) else cast(value, String())
+    for char in ("\\", "%", "_"):
+        text = func.replace(text, literal(char, String()), literal("\\" + char, String()))
+    return text
+
+
+def _is_text(value: ColumnElement[Any]) -> bool:
+    kind = getattr(value.type, "impl", value.type)
+    return isinstance(kind, String) and not isinstance(kind, Enum)
+
+
 def _like(pattern: str, *, ci: bool) -> LookupFn:
     def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
-        text = pattern.format(_escape_like(value))
         construct = constructs.ILike if ci else constructs.Like
-        return construct(col, _text(text))
+        if isinstance(value, ColumnElement):
+            # An expression (F("name")): its value, escaped, between the wildcards.
+            before, _, after = pattern.partition("{}")
+            sql = _escape_like_sql(value)
+            if before:
+                sql = literal(before, String()) + sql  # || on both databases
+            if after:
+                sql = sql + literal(after, String())
+            return construct(col, sql)
+        return construct(col, _text(pattern.format(_escape_like(value))))
 
     return lookup
 
@@ -73,7 +100,8 @@ def _like(pattern: str, *, ci: bool) -> LookupFn:
 def _iexact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     if value is None:
         return col.is_(None)
-    result: ColumnElement[bool] = constructs.Fold(col) == constructs.Fold(_text(value))
+    other = value if isinstance(value, ColumnElement) else _text(value)
+    result: ColumnElement[bool] = constructs.Fold(col) == constructs.Fold(other)
     return result
 
 
@@ -165,7 +193,8 @@ def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         return col.in_(value)
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise TypeError(f"The 'in' lookup takes an iterable of values, got {value!r}.")
-    items = [plain(item) for item in value]
+    # As Django: None equals nothing, so it is left out (exclude(x__in=[None]) keeps every row).
+    items = [plain(item) for item in value if item is not None]
     bounds = _column_range(col)
     if bounds is None:
         return col.in_([_wide(col, item) for item in items])
@@ -209,6 +238,8 @@ def _isnull(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
 
 def _pattern(value: Any, lookup: str, flags: int = 0) -> ColumnElement[str]:
     """Return a regular expression as a bound parameter, after checking Python can compile it."""
+    if isinstance(value, ColumnElement):
+        return value  # an expression (F("pattern")): the database reads it
     text = str(value)
     try:
         re.compile(text, flags)

@@ -50,7 +50,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.elements import ColumnClause
 
 from flash_db.exceptions import FieldError
-from flash_db.expressions import Aggregate, Expression, Q, Queryable
+from flash_db.expressions import Aggregate, Expression, F, Q, Queryable
 from flash_db.fields import field_choices, local_foreign_key, pk_name
 from flash_db.lookups import LOOKUP_CHOICES, LOOKUPS, TRANSFORMS, check_nul, plain
 
@@ -298,6 +298,20 @@ class Resolver:
         stmt = select(literal(1)).select_from(from_).where(*correlation, *conditions)
         return correlated(sub.apply_joins(stmt), sub.entity).exists()
 
+    def _many(self, path: _Path, index: int, items: list[Any]) -> ColumnElement[bool]:
+        """Return the condition of lookups through a to-many hop (one ``EXISTS``).
+
+        A lone lookup that matches NULL (``reviews=None``, ``tags__name=None``,
+        ``tags__name__isnull=True``) also matches a row with no related row at
+        all, as Django's LEFT OUTER JOIN does.
+        """
+        if len(items) == 1 and _matches_null(*items[0]):
+            none = not_(self._exists(path, index, []))
+            if items[0][0].split("__")[0] == "pk":
+                return none  # a related row's key is never NULL
+            return or_(none, self._exists(path, index, items))
+        return self._exists(path, index, items)
+
     def split_many(
         self, key: str, context: str = "", *, lookups: bool = True
     ) -> tuple[_Path, int, str] | None:
@@ -424,7 +438,7 @@ class Resolver:
                     raise TypeError(f"The 'isnull' lookup takes True or False, got {value!r}.")
                 exists = self._exists(path, index, [])
                 return not_(exists) if value else exists
-            return self._exists(path, index, [(rest, value)])
+            return self._many(path, index, [(rest, value)])
         path = self.parse(key, lookups=True, context=context)
         column, nullable = self._resolve(path)
         if isinstance(column, QueryableAttribute) and isinstance(column.property, ColumnProperty):
@@ -437,8 +451,15 @@ class Resolver:
                 f"Cannot use None as a value for {key}; use {key.rpartition('__')[0]}"
                 "__isnull=True to match NULL."
             )
+        value_nullable = False
         if isinstance(value, Expression):
+            reference = value
             value = value.resolve(self.base)
+            if isinstance(value, QueryableAttribute):
+                value = value.expression  # a column for the lookups (F("name"))
+            # As Django: exclude(a=F("b")) keeps the rows where b is NULL (a plain
+            # field reference only, not an annotation or an expression of fields).
+            value_nullable = negated and self.base._nullable_field(reference, value)
         elif isinstance(value, Queryable):
             value = self._in_subquery(value)
         elif lookup in ("in", "range") and isinstance(value, list | tuple):
@@ -446,11 +467,23 @@ class Resolver:
         else:
             value = plain(value)
         cond = LOOKUPS[lookup](column, value)
-        if negated and lookup != "isnull" and value is not None and nullable:
+        if negated and lookup != "isnull" and value is not None:
             # SQL's NOT (col = x) is NULL, not TRUE, where col IS NULL; Django's
-            # exclude() keeps those rows, so the negated leaf also requires NOT NULL.
-            cond = and_(cond, column.is_not(None))
+            # exclude() keeps those rows, so the negated leaf also requires NOT NULL
+            # of a nullable field (not of an annotation: Django leaves those alone),
+            # and of a nullable field the value refers to.
+            if nullable and not path.annotation:
+                cond = and_(cond, column.is_not(None))
+            if value_nullable:
+                cond = and_(cond, value.is_not(None))
         return cond
+
+    def _nullable_field(self, reference: Expression, column: Any) -> bool:
+        """Return whether ``reference`` is a plain ``F()`` of a nullable field."""
+        if type(reference) is not F:
+            return False
+        path = self.parse(reference.name, lookups=False, context="F()")
+        return not path.annotation and not path.tail and _nullable(column)
 
     def subquery_entity(self, model: type[Any]) -> Any:
         """Return what a subquery over ``model`` inside this query selects from.
@@ -539,7 +572,7 @@ class Resolver:
                         group[2].append((rest, value))
                     continue
             parts.append(self.compile(child, negated=negated))
-        return [self._exists(*groups[part]) if isinstance(part, str) else part for part in parts]
+        return [self._many(*groups[part]) if isinstance(part, str) else part for part in parts]
 
 
 class _Bound(Expression):
@@ -562,6 +595,14 @@ def correlated(stmt: Select[Any], own: Any) -> Select[Any]:
     up. The subquery's own FROMs are fresh aliases, never in an enclosing query.
     """
     return stmt.correlate_except(own)
+
+
+def _matches_null(key: str, value: Any) -> bool:
+    """Return whether the lookup ``key=value`` is true for NULL (``x=None``, ``x__isnull=True``)."""
+    last = key.rpartition("__")[2]
+    if last == "isnull":
+        return value is True
+    return value is None and (last in ("exact", "iexact") or last not in LOOKUPS)
 
 
 def _flatten_and(q: Q) -> list[Any]:

@@ -40,6 +40,17 @@ def _sqlite_lower(value: Any) -> Any:
     return str(value).lower()
 
 
+def _sqlite_upper(value: Any) -> Any:
+    if value is None or isinstance(value, bytes):
+        return value
+    text = str(value)
+    upper = text.upper()
+    if len(upper) == len(text):
+        return upper
+    # PostgreSQL maps one character to one ('ß' stays 'ß'); Python's 'ß'.upper() is 'SS'.
+    return "".join(c if len(u := c.upper()) != 1 else u for c in text)
+
+
 def _sqlite_like(value: Any, pattern: Any) -> bool | None:
     if value is None or pattern is None:
         return None
@@ -61,6 +72,7 @@ def _sqlite_iregexp(value: Any, pattern: Any) -> bool | None:
 #: Functions registered on every SQLite connection: name -> (number of arguments, function).
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "flash_lower": (1, _sqlite_lower),
+    "flash_upper": (1, _sqlite_upper),
     "flash_like": (2, _sqlite_like),
     "flash_regexp": (2, _sqlite_regexp),
     "flash_iregexp": (2, _sqlite_iregexp),

@@ -1,0 +1,157 @@
+"""Issue 14's wrong answers and crashes, each pinned to the answer Django gives.
+
+Every expectation is derived from the rows the test creates (or the shared
+data set of ``tests/query_data.py``), the way Django answers the query; the
+comments say which Django rule gives it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flash_db import F, Q
+from tests.models import Comment, Gauge, Post, Tag, User
+from tests.query_data import seed
+
+
+async def user_names(db: AsyncSession, qs: Any) -> list[str]:
+    """Return the sorted names of the users ``qs`` selects."""
+    return sorted(await qs.values_list("name", flat=True).fetch(db))
+
+
+async def post_titles(db: AsyncSession, qs: Any) -> list[str]:
+    """Return the sorted titles of the posts ``qs`` selects."""
+    return sorted(await qs.values_list("title", flat=True).fetch(db))
+
+
+# -- 1. F() as the value of a text lookup ------------------------------------------------
+
+
+async def test_text_lookups_with_f_compare_with_the_column(db: AsyncSession) -> None:
+    data = await seed(db)
+    # Every tag's name equals itself, whatever the case (was: the text "tags.name").
+    assert await Tag.objects.filter(name__iexact=F("name")).count(db) == 2
+    rows = [
+        ("Al", "alice@y"),  # istartswith: yes; contains: no (case)
+        ("a_c", "abc@y"),  # "_" in the name is a plain character: no match
+        ("b%", "bxx@y"),  # "%" likewise
+        ("x_y", "1x_y@y"),  # the literal "x_y" is there: match
+        ("z\\", "z\\@y"),  # a backslash matches itself
+    ]
+    for name, email in rows:
+        await User.objects.create(db, name=name, email=email)
+    contains = User.objects.filter(email__contains=F("name")).exclude(age__gte=0)
+    assert await user_names(db, contains) == ["x_y", "z\\"]
+    istarts = User.objects.filter(email__istartswith=F("name")).exclude(age__gte=0)
+    assert await user_names(db, istarts) == ["Al", "Bob", "z\\"]
+    iends = User.objects.filter(email__iendswith=F("name"))
+    assert await user_names(db, iends) == []
+    # The referenced column through a relation, and an integer column's text.
+    by_author = Post.objects.filter(title__icontains=F("author__name"))
+    assert await post_titles(db, by_author) == []
+    views = Post.objects.filter(title__contains=F("views"))
+    assert await post_titles(db, views) == []  # no title holds its views' digits
+    await Post.objects.filter(pk=data.p3.pk).update(db, views=100)
+    assert await post_titles(db, views) == ["SQL 100% fun_stuff"]
+
+
+# -- 2. None inside __in --------------------------------------------------------------
+
+
+async def test_none_in_an_in_list_equals_nothing(db: AsyncSession) -> None:
+    await seed(db)  # ages: Alice 30, Bob None, Carol 25, Émile 40
+    everyone = ["Alice", "Bob", "Carol", "Émile"]
+    assert await user_names(db, User.objects.filter(age__in=[None])) == []
+    assert await user_names(db, User.objects.exclude(age__in=[None])) == everyone
+    assert await user_names(db, User.objects.filter(~Q(age__in=[None]))) == everyone
+    assert await user_names(db, User.objects.filter(age__in=[None, 30])) == ["Alice"]
+    # NOT (age IN (30)) keeps the NULL age, as Django's exclude() does.
+    assert await user_names(db, User.objects.exclude(age__in=[None, 30])) == [
+        "Bob",
+        "Carol",
+        "Émile",
+    ]
+
+
+# -- 3. Negated comparisons with a nullable F() ---------------------------------------
+
+
+async def test_exclude_with_a_nullable_f_keeps_null_rows(db: AsyncSession) -> None:
+    pairs = [(1, 1), (1, 2), (None, 1), (1, None), (None, None), (3, 2)]
+    for small, big in pairs:
+        await Gauge.objects.create(db, small=small, big=big)
+
+    async def pairs_of(qs: Any) -> list[tuple[int | None, int | None]]:
+        rows = await qs.values_list("small", "big").fetch(db)
+        return sorted(rows, key=repr)
+
+    def without(*dropped: tuple[int | None, int | None]) -> list[tuple[int | None, int | None]]:
+        return sorted((p for p in pairs if p not in dropped), key=repr)
+
+    # Django: NOT (small = big AND small IS NOT NULL AND big IS NOT NULL).
+    assert await pairs_of(Gauge.objects.exclude(small=F("big"))) == without((1, 1))
+    assert await pairs_of(Gauge.objects.filter(small=F("big"))) == [(1, 1)]
+    assert await pairs_of(Gauge.objects.exclude(small__gt=F("big"))) == without((3, 2))
+    assert await pairs_of(Gauge.objects.filter(~Q(small__lt=F("big")))) == without((1, 2))
+    assert await pairs_of(Gauge.objects.exclude(Q(small__lt=F("big")) | Q(big=2))) == without(
+        (1, 2), (3, 2)
+    )
+
+
+async def test_exclude_with_a_nullable_f_through_a_relation(db: AsyncSession) -> None:
+    await seed(db)
+    # Posts' views 10, 5 (Alice, 30), 7 (Bob, no age), 0 (Émile, 40): only Bob's is kept.
+    assert await post_titles(db, Post.objects.exclude(views__lt=F("author__age"))) == [
+        "SQL 100% fun_stuff"
+    ]
+
+
+# -- 4. A to-many relation compared with None -----------------------------------------
+
+
+async def test_to_many_relation_compared_with_none(db: AsyncSession) -> None:
+    data = await seed(db)
+    # Posts: Alice p1, p2; Bob p3; Émile p4; Carol none. Tags: p1 python+sql, p2 python,
+    # p3 sql, p4 none. Comments: on p1 (by Bob) and p3 (by Alice).
+    assert await user_names(db, User.objects.filter(posts=None)) == ["Carol"]
+    assert await user_names(db, User.objects.exclude(posts=None)) == ["Alice", "Bob", "Émile"]
+    assert await post_titles(db, Post.objects.filter(tags=None)) == ["Über Straße"]
+    assert await post_titles(db, Post.objects.filter(tags__name=None)) == ["Über Straße"]
+    assert await post_titles(db, Post.objects.filter(tags__name__isnull=True)) == ["Über Straße"]
+    assert await post_titles(db, Post.objects.filter(comments=None)) == [
+        "hello again",
+        "Über Straße",
+    ]
+    # Two hops: users with a post without tags, or with no post at all.
+    assert await user_names(db, User.objects.filter(posts__tags=None)) == ["Carol", "Émile"]
+    # A related row whose field is NULL also matches: a comment without an author.
+    await Comment.objects.create(db, text="anon", post_id=data.p2.id)
+    assert await post_titles(db, Post.objects.filter(comments__author=None)) == [
+        "hello again",
+        "Über Straße",
+    ]
+    assert await post_titles(db, Post.objects.filter(comments__author__isnull=True)) == [
+        "hello again",
+        "Über Straße",
+    ]
+    # With a second lookup on the same relation, both hold for one related row.
+    same_row = Post.objects.filter(comments__author=None, comments__text="anon")
+    assert await post_titles(db, same_row) == ["hello again"]
+
+
+# -- 8. Case-insensitive lookups compare upper() -----------------------------------------
+
+
+async def test_case_insensitive_lookups_fold_final_sigma(db: AsyncSession) -> None:
+    data = await seed(db)
+    await Post.objects.create(db, title="Οδος books", author_id=data.carol.id)
+    assert await post_titles(db, Post.objects.filter(title__istartswith="ΟΔΟΣ BOOKS")) == [
+        "Οδος books"
+    ]
+    assert await post_titles(db, Post.objects.filter(title__iexact="ΟΔΟΣ BOOKS")) == ["Οδος books"]
+    assert await post_titles(db, Post.objects.filter(title__icontains="δοσ")) == ["Οδος books"]
+    # One character for one, as PostgreSQL's upper(): 'ß' is not 'SS'.
+    assert await post_titles(db, Post.objects.filter(title__iendswith="STRASSE")) == []
+    assert await post_titles(db, Post.objects.filter(title__iendswith="STRAßE")) == ["Über Straße"]
