@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,9 +46,11 @@ from flash_db.exceptions import SessionBusy, TransactionError
 
 __all__ = [
     "OUTER_KEY",
+    "RETRYABLE_SQLSTATES",
     "Atomic",
     "atomic",
     "in_atomic",
+    "is_retryable",
     "mark_failed",
     "marking_failure",
     "on_commit",
@@ -62,6 +65,16 @@ R = TypeVar("R")
 OUTER_KEY = "flash_db.outer_transaction"
 
 _background: set[asyncio.Task[Any]] = set()
+
+#: The SQLSTATEs ``@atomic(retries=n)`` runs the function again for:
+#: serialization_failure and deadlock_detected.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+#: Backoff between attempts of ``@atomic(retries=n)``: the first wait is about
+#: ``_BACKOFF_BASE`` seconds, doubled per attempt (with +-50% jitter so that
+#: the transactions that collided do not collide again), at most ``_BACKOFF_MAX``.
+_BACKOFF_BASE = 0.01
+_BACKOFF_MAX = 1.0
 
 OnCommitCallback = Callable[[], Any]
 
@@ -322,38 +335,85 @@ async def _run_callbacks(callbacks: list[OnCommitCallback]) -> None:
 
 
 @overload
-def atomic(target: AsyncSession, *, isolation_level: str | None = None) -> Atomic: ...
+def atomic(
+    target: AsyncSession, *, isolation_level: str | None = None, retries: None = None
+) -> Atomic: ...
 
 
 @overload
 def atomic(
-    target: Callable[P, Coroutine[Any, Any, R]], *, isolation_level: str | None = None
+    target: Callable[P, Coroutine[Any, Any, R]],
+    *,
+    isolation_level: str | None = None,
+    retries: int | None = None,
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
 @overload
 def atomic(
-    target: None = None, *, isolation_level: str | None = None
+    target: None = None, *, isolation_level: str | None = None, retries: int | None = None
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]: ...
 
 
-def atomic(target: Any = None, *, isolation_level: str | None = None) -> Any:
+def atomic(
+    target: Any = None, *, isolation_level: str | None = None, retries: int | None = None
+) -> Any:
     """Open a transaction block on a session, or decorate an async function with one.
 
     ``async with atomic(db):`` begins a transaction and commits it at the end
     (rolls it back when the body raises); a nested block is a SAVEPOINT. As a
-    decorator (``@atomic`` or ``@atomic(isolation_level=...)``), the block is
-    opened on the function's ``AsyncSession`` argument.
+    decorator (``@atomic`` or ``@atomic(isolation_level=..., retries=n)``), the
+    block is opened on the function's ``AsyncSession`` argument; with
+    ``retries=n`` the function runs again, at most ``n`` more times, when the
+    database reports a serialization failure or a deadlock (SQLSTATE 40001,
+    40P01). ``retries`` is for decorators only: a ``with`` body cannot run again.
     """
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
+        raise ValueError(f"atomic() got retries={retries!r}; it takes an int >= 0.")
     if isinstance(target, AsyncSession):
+        if retries is not None:
+            raise TypeError(
+                "atomic(db, retries=...) cannot retry an `async with` block: its body "
+                "cannot be run again. Decorate the function that does the work instead: "
+                "@atomic(retries=n) async def work(db, ...): ..."
+            )
         return Atomic(target, isolation_level=isolation_level)
     if target is None:
-        return functools.partial(_decorate, isolation_level=isolation_level)
-    return _decorate(target, isolation_level=isolation_level)
+        return functools.partial(_decorate, isolation_level=isolation_level, retries=retries or 0)
+    return _decorate(target, isolation_level=isolation_level, retries=retries or 0)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Return whether ``error`` (or what it wraps) is a serialization failure or a deadlock.
+
+    The SQLSTATE is read from the error, its DB-API ``orig`` and its causes:
+    SQLAlchemy's errors carry the driver's error as ``orig``, and its asyncpg
+    adapter keeps the SQLSTATE as ``sqlstate``.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if str(getattr(current, "sqlstate", None) or "") in RETRYABLE_SQLSTATES:
+            return True
+        orig = getattr(current, "orig", None)
+        pending.extend([orig if isinstance(orig, BaseException) else None, current.__cause__])
+    return False
+
+
+def _backoff(attempt: int) -> float:
+    """Return the wait before retry number ``attempt`` (1-based), in seconds."""
+    wait: float = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (attempt - 1))
+    return wait * random.uniform(0.5, 1.5)
 
 
 def _decorate(
-    func: Callable[P, Coroutine[Any, Any, R]], *, isolation_level: str | None
+    func: Callable[P, Coroutine[Any, Any, R]], *, isolation_level: str | None, retries: int = 0
 ) -> Callable[P, Coroutine[Any, Any, R]]:
     if not inspect.iscoroutinefunction(func):
         raise TypeError(
@@ -370,8 +430,27 @@ def _decorate(
                 f"@atomic function {func.__qualname__}() was called without an "
                 "AsyncSession argument; pass the session (db) to it."
             )
-        async with Atomic(sessions[0], isolation_level=isolation_level):
-            return await func(*args, **kwargs)
+        db = sessions[0]
+        if retries and in_atomic(db):
+            raise TransactionError(
+                f"@atomic(retries={retries}) function {func.__qualname__}() was called "
+                "inside another atomic() block: only the outermost block can be run "
+                "again (a serialization failure aborts the whole transaction). Call it "
+                "outside atomic(), or move retries= to the outermost function."
+            )
+        # Inside a transaction that is not Flash DB's (the testing kit's), the block
+        # is a savepoint: it runs once, as retrying it could not help.
+        attempts = 1 + (retries if not _in_outer_transaction(db) else 0)
+        attempt = 0
+        while True:
+            try:
+                async with Atomic(db, isolation_level=isolation_level):
+                    return await func(*args, **kwargs)
+            except Exception as error:
+                attempt += 1
+                if attempt >= attempts or not is_retryable(error):
+                    raise
+            await asyncio.sleep(_backoff(attempt))
 
     return wrapper
 

@@ -240,3 +240,11 @@ class Sample(Model):
     created: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
     )
+
+
+class Account(Model):
+    """A balance moved between accounts (serializable transfers and their retries)."""
+
+    __tablename__ = "accounts"
+    owner: Mapped[str] = mapped_column(String(50))
+    balance: Mapped[int] = mapped_column(default=0)
