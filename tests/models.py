@@ -242,9 +242,9 @@ class Sample(Model):
     )
 
 
-class Account(Model):
+class BankAccount(Model):
     """A balance moved between accounts (serializable transfers and their retries)."""
 
-    __tablename__ = "accounts"
+    __tablename__ = "bank_accounts"
     owner: Mapped[str] = mapped_column(String(50))
     balance: Mapped[int] = mapped_column(default=0)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import flash_db
 from flash_db import TransactionError, atomic, on_commit
 from flash_db.testing import assert_num_queries
-from tests.models import Account, User
+from tests.models import BankAccount, User
 
 
 class Transfers:
@@ -34,28 +34,28 @@ class Transfers:
     async def transfer(self, db: AsyncSession, source: int, target: int, amount: int) -> None:
         self.attempts += 1
         first = self.attempts <= 2
-        a = await Account.objects.get(db, pk=source)
-        b = await Account.objects.get(db, pk=target)
+        a = await BankAccount.objects.get(db, pk=source)
+        b = await BankAccount.objects.get(db, pk=target)
         on_commit(db, lambda: self.committed.append(f"{source}->{target}"))
         if first and self.barrier is not None:
             await asyncio.wait_for(self.barrier.wait(), 10)
         # Rows written in key order: the second writer waits for the first, no deadlock.
         new = {source: a.balance - amount, target: b.balance + amount}
         for pk in sorted(new):
-            await Account.objects.filter(pk=pk).update(db, balance=new[pk])
+            await BankAccount.objects.filter(pk=pk).update(db, balance=new[pk])
 
 
 async def _accounts(database: flash_db.Database) -> tuple[int, int]:
     async with database.session() as db:
-        a = await Account.objects.create(db, owner="a", balance=100)
-        b = await Account.objects.create(db, owner="b", balance=100)
+        a = await BankAccount.objects.create(db, owner="a", balance=100)
+        b = await BankAccount.objects.create(db, owner="b", balance=100)
         return a.pk, b.pk
 
 
 async def _balances(database: flash_db.Database) -> list[int]:
     async with database.session() as db:
         return list(
-            await Account.objects.order_by("pk").values_list("balance", flat=True).fetch(db)
+            await BankAccount.objects.order_by("pk").values_list("balance", flat=True).fetch(db)
         )
 
 
