@@ -1,7 +1,8 @@
 """The blog application: ``uvicorn example_app.app:app`` (or ``python -m example_app``).
 
-SQLite file ``blog.sqlite3`` by default, PostgreSQL (or any URL) from
-``$DATABASE_URL``. At startup the schema is migrated when the app ships
+SQLite file ``blog.sqlite3`` by default (``[tool.flash_db] url`` in the
+repository's pyproject.toml, the same database as the ``flash-db`` commands),
+PostgreSQL (or any URL) from ``$DATABASE_URL``. At startup the schema is migrated when the app ships
 migrations (``example_app/migrations``) and created otherwise, and demo data
 is written on the first start.
 """
@@ -38,11 +39,10 @@ from example_app.seed import seed
 from flash_db import Database, get_database
 from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan, offline_docs
 
-__all__ = ["DEFAULT_URL", "MIGRATIONS", "app", "create_app", "prepare_database"]
+__all__ = ["MIGRATIONS", "app", "create_app", "prepare_database"]
 
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE / "migrations"
-DEFAULT_URL = "sqlite+aiosqlite:///blog.sqlite3"
 
 
 async def prepare_database(database: Database) -> None:
@@ -82,7 +82,7 @@ def _engine_options() -> dict[str, Any]:
 def create_app(
     url: str | None = None, *, prepare_schema: bool = True, seed_data: bool = True
 ) -> FastAPI:
-    """Build the blog app on ``url`` (default: ``$DATABASE_URL``, then ``blog.sqlite3``).
+    """Build the blog app on ``url`` (default: :func:`flash_db.database_url`'s, as ``flash-db``'s).
 
     At startup it migrates (or creates) the schema unless ``prepare_schema=False``
     (tests whose database already has the tables), then seeds the demo data
@@ -99,12 +99,11 @@ def create_app(
                 await seed(db)
         yield
 
-    target = url or os.environ.get("DATABASE_URL") or DEFAULT_URL
     app = FastAPI(
         title="Flash DB blog",
         summary="The example app of Flash DB: users, posts, tags and comments.",
         version="0.1.0",
-        lifespan=flash_lifespan(target, lifespan=startup, **_engine_options()),
+        lifespan=flash_lifespan(url, lifespan=startup, **_engine_options()),
     )
     add_exception_handlers(app)
     offline_docs(app)  # /docs and /redoc with their assets served from here: no CDN

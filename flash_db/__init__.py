@@ -1,5 +1,6 @@
 """Flash DB: an async, Django-like ORM on SQLAlchemy 2, made for FastAPI."""
 
+from flash_db.config import database_url
 from flash_db.database import (
     Database,
     close_db,
@@ -76,6 +77,7 @@ __all__ = [
     "atomic",
     "close_db",
     "create_all",
+    "database_url",
     "drop_all",
     "get_database",
     "get_db",

@@ -20,7 +20,6 @@ objects are never in its unit of work (see ``flash_db.instances``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -39,6 +38,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from flash_db import sqlite
 from flash_db.concurrency import FlashAsyncSession
+from flash_db.config import database_url
 from flash_db.exceptions import FlashDBError, TransactionError
 from flash_db.schema import metadata
 
@@ -310,7 +310,7 @@ def init_db(
     driver_path: bool = True,
     **engine_kwargs: Any,
 ) -> Database:
-    """Configure the default database; ``url`` defaults to ``$DATABASE_URL``.
+    """Configure the default database; ``url`` defaults to :func:`flash_db.database_url`'s.
 
     ``isolation_level`` is the level ``atomic`` blocks begin at (outside a block
     every statement autocommits at the database's default level).
@@ -319,9 +319,7 @@ def init_db(
     """
     global _default
     if url is None:
-        url = os.environ.get("DATABASE_URL")
-        if not url:
-            raise FlashDBError("init_db() needs a URL, or the DATABASE_URL environment variable.")
+        url = database_url()  # $DATABASE_URL, [tool.flash_db] url, then db.sqlite3
     _default = Database(
         url,
         echo=echo,

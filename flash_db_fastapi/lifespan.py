@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -12,12 +11,10 @@ from sqlalchemy.engine import URL
 from starlette.applications import Starlette
 
 import flash_db
-from flash_db import Database, FlashDBError
+from flash_db import Database, FlashDBError, database_url
+from flash_db.config import DEFAULT_URL
 
 __all__ = ["DEFAULT_URL", "STATE_KEY", "FlashState", "flash_lifespan"]
-
-DEFAULT_URL = "sqlite+aiosqlite:///db.sqlite3"
-"""The database used when neither ``url`` nor ``$DATABASE_URL`` is given: a local SQLite file."""
 
 STATE_KEY = "flash_db"
 """The key of :class:`FlashState` in the lifespan state (``request.state.flash_db``)."""
@@ -43,8 +40,10 @@ def flash_lifespan(
 ) -> Callable[[Starlette], AbstractAsyncContextManager[Mapping[str, Any]]]:
     """Return a lifespan for ``FastAPI(lifespan=...)`` that runs ``init_db``/``close_db``.
 
-    ``url`` defaults to ``$DATABASE_URL``, then to a local SQLite file
-    (``db.sqlite3``). ``create_tables`` runs ``create_all()`` at startup. A user
+    ``url`` defaults to ``$DATABASE_URL``, then ``[tool.flash_db] url`` in
+    ``pyproject.toml``, then a local SQLite file (``db.sqlite3``): the same
+    database as the ``flash-db`` commands and ``amigrate()`` (:func:`flash_db.database_url`).
+    ``create_tables`` runs ``create_all()`` at startup. A user
     ``lifespan`` runs inside, with the database ready; the state it yields is
     kept. ``atomic_requests`` makes every request's ``Session`` one ``atomic()``
     block (see :func:`flash_db_fastapi.get_db`).
@@ -52,8 +51,7 @@ def flash_lifespan(
 
     @asynccontextmanager
     async def flash_db_lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
-        target = url if url is not None else os.environ.get("DATABASE_URL") or DEFAULT_URL
-        database = flash_db.init_db(target, **engine_kwargs)
+        database = flash_db.init_db(database_url(url), **engine_kwargs)
         flash_state = FlashState(database, atomic_requests)
         try:
             if create_tables:

@@ -2,11 +2,13 @@
 
 A command-line option wins over the ``DATABASE_URL`` environment variable (for
 the URL only), which wins over ``[tool.flash_db]`` in the nearest
-``pyproject.toml`` (searched from the working directory upwards)::
+``pyproject.toml`` (searched from the working directory upwards); the URL
+then defaults to ``sqlite+aiosqlite:///db.sqlite3``, as for ``flash_lifespan()``
+(one rule for all: :func:`flash_db.database_url`)::
 
     [tool.flash_db]
     models = "app.models"            # or a list of modules
-    url = "sqlite+aiosqlite:///db.sqlite3"
+    url = "sqlite+aiosqlite:///db.sqlite3"   # a relative path: from the working directory
     migrations = "migrations"        # relative to the pyproject.toml
 """
 
@@ -15,13 +17,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import URL
 
+from flash_db.config import database_url, find_pyproject
 from flash_db.database import normalize_url
 from flash_db.exceptions import FlashDBError
 
@@ -40,13 +41,8 @@ class Settings:
     url: str | None = None
 
     def database_url(self) -> URL:
-        """Return the database URL with its async driver, or raise ``FlashDBError``."""
-        if not self.url:
-            raise FlashDBError(
-                "No database URL: pass --url, set the DATABASE_URL environment variable, "
-                'or add url = "..." to [tool.flash_db] in pyproject.toml.'
-            )
-        return normalize_url(self.url)
+        """Return the database URL with its async driver (``url``, else the configured one)."""
+        return normalize_url(self.url if self.url else database_url())
 
     def import_models(self) -> None:
         """Import the models modules so that their tables join ``Model.metadata``."""
@@ -70,18 +66,6 @@ class Settings:
                 ) from error
 
 
-def _find_pyproject(start: Path) -> tuple[Path | None, dict[str, Any]]:
-    """Return the nearest ``pyproject.toml`` with a ``[tool.flash_db]`` table, and the table."""
-    for folder in (start, *start.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
-            with candidate.open("rb") as file:
-                table = tomllib.load(file).get("tool", {}).get("flash_db")
-            if isinstance(table, dict):
-                return candidate, table
-    return None, {}
-
-
 def load_settings(
     *,
     models: str | list[str] | tuple[str, ...] | None = None,
@@ -91,11 +75,14 @@ def load_settings(
 ) -> Settings:
     """Return the settings: the arguments, then ``$DATABASE_URL``, then ``[tool.flash_db]``.
 
+    The URL is :func:`flash_db.database_url`'s: without ``url``, ``$DATABASE_URL``,
+    then ``[tool.flash_db] url``, then ``sqlite+aiosqlite:///db.sqlite3``.
+
     ``project`` is where the search for ``pyproject.toml`` starts (the working
     directory by default); relative paths are taken from the file's folder.
     """
     start = Path(project if project is not None else os.getcwd()).resolve()
-    pyproject, table = _find_pyproject(start)
+    pyproject, table = find_pyproject(start)
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
         raise FlashDBError(
@@ -116,5 +103,5 @@ def load_settings(
         root=root,
         migrations=folder,
         models=tuple(configured_models),
-        url=url or os.environ.get("DATABASE_URL") or table.get("url"),
+        url=database_url(url or None, start=start).render_as_string(hide_password=False),
     )

@@ -34,7 +34,7 @@ async def test_url_defaults_to_a_local_sqlite_file(
     async with app.router.lifespan_context(app):
         database = flash_db.get_database()
         assert database.url.drivername == "sqlite+aiosqlite"
-        assert database.url.database == "db.sqlite3"
+        assert database.url.database == str(tmp_path / "db.sqlite3")  # from the working directory
         assert "users" in await _tables(database)
     assert (tmp_path / "db.sqlite3").exists()
 
