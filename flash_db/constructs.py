@@ -8,25 +8,45 @@ Case-insensitive matching, LIKE and regular expressions use the functions of
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, Date, Enum, Integer, String
+from sqlalchemy import Boolean, Date, DateTime, Enum, Float, Integer, String, Time
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "DATE_PARTS",
+    "TRUNC_KINDS",
+    "Concat",
     "DateOf",
     "DatePart",
     "Day",
     "Fold",
+    "ForSQLite",
+    "Greatest",
     "Hour",
     "ILike",
     "IRegex",
+    "IsoWeekDay",
+    "IsoYear",
+    "Least",
     "Like",
+    "Minute",
     "Month",
+    "Now",
     "OnSQLite",
+    "Power",
+    "Quarter",
     "Regex",
+    "Second",
+    "TimeOf",
+    "Truncated",
+    "UTCResult",
+    "Upper",
+    "Week",
     "WeekDay",
     "Year",
 ]
@@ -121,11 +141,161 @@ class WeekDay(DatePart):
     sqlite_format = "%w"
 
 
+class Minute(DatePart):
+    inherit_cache = True
+    part = "MINUTE"
+    sqlite_format = "%M"
+
+
+class Second(DatePart):
+    """Whole seconds (PostgreSQL's EXTRACT has the fraction: it is floored, as in Django)."""
+
+    inherit_cache = True
+    part = "SECOND"
+    sqlite_format = "%S"
+
+
+class Quarter(DatePart):
+    """1 to 4."""
+
+    inherit_cache = True
+    part = "QUARTER"
+
+
+class Week(DatePart):
+    """The ISO-8601 week number (weeks start on Monday; week 1 holds the year's first Thursday)."""
+
+    inherit_cache = True
+    part = "WEEK"
+
+
+class IsoYear(DatePart):
+    """The ISO-8601 week-numbering year."""
+
+    inherit_cache = True
+    part = "ISOYEAR"
+
+
+class IsoWeekDay(DatePart):
+    """The ISO-8601 week day: 1 = Monday ... 7 = Sunday."""
+
+    inherit_cache = True
+    part = "ISODOW"
+
+
+#: Date parts by Django's lookup name (``Extract(field, "quarter")``, ``created_at__week``).
+DATE_PARTS: dict[str, type[DatePart]] = {
+    "year": Year,
+    "iso_year": IsoYear,
+    "quarter": Quarter,
+    "month": Month,
+    "week": Week,
+    "day": Day,
+    "week_day": WeekDay,
+    "iso_week_day": IsoWeekDay,
+    "hour": Hour,
+    "minute": Minute,
+    "second": Second,
+}
+
+# The ISO parts SQLite's strftime() lacks: a Python function (flash_db.sqlite) computes them.
+_SQLITE_PYTHON_PARTS = {"WEEK": "week", "ISOYEAR": "iso_year", "ISODOW": "iso_week_day"}
+
+
+class TimeOf(FunctionElement[Any]):
+    """The time of a datetime (UTC for timezone-aware columns)."""
+
+    type = Time()
+    name = "time_of"
+    inherit_cache = True
+
+
+class Truncated(FunctionElement[Any]):
+    """A date, datetime or time truncated to :attr:`kind`; one subclass per kind (cache keys)."""
+
+    name = "flash_trunc"
+    inherit_cache = True
+    kind: ClassVar[str] = ""
+
+
+#: Truncation kinds, in Django's names; the SQL only ever holds these constants.
+TRUNC_KINDS: dict[str, type[Truncated]] = {
+    kind: type(f"Trunc_{kind}", (Truncated,), {"kind": kind, "inherit_cache": True})
+    for kind in ("year", "quarter", "month", "week", "day", "hour", "minute", "second")
+}
+
+
+class Upper(FunctionElement[str]):
+    """``upper(x)``; on SQLite a Unicode-aware Python ``upper``."""
+
+    type = String()
+    name = "upper"
+    inherit_cache = True
+
+
+class Concat(FunctionElement[str]):
+    """Text concatenation where NULL counts as the empty string (Django's ``Concat``)."""
+
+    type = String()
+    name = "flash_concat"
+    inherit_cache = True
+
+
+class Greatest(FunctionElement[Any]):
+    """``GREATEST(...)``; ``max(...)`` on SQLite (NULL when any argument is NULL, as in Django)."""
+
+    name = "greatest"
+    inherit_cache = True
+
+
+class Least(FunctionElement[Any]):
+    """``LEAST(...)``; ``min(...)`` on SQLite (NULL when any argument is NULL, as in Django)."""
+
+    name = "least"
+    inherit_cache = True
+
+
+class Power(FunctionElement[float]):
+    """``power(a, b)`` (a Python function on SQLite builds without math functions)."""
+
+    type = Float()
+    name = "power"
+    inherit_cache = True
+
+
+class UTCResult(TypeDecorator[dt.datetime]):
+    """A datetime result, aware in UTC on every backend (SQLite's text has no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        """Return ``value`` with UTC as its time zone when the database gave none."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Now(FunctionElement[Any]):
+    """The current date and time: the statement's start on PostgreSQL, UTC text on SQLite."""
+
+    type = UTCResult()
+    name = "now"
+    inherit_cache = True
+
+
 class DateOf(FunctionElement[Any]):
     """The date of a datetime (UTC for timezone-aware columns)."""
 
     type = Date()
     name = "date"
+    inherit_cache = True
+
+
+class ForSQLite(FunctionElement[Any]):
+    """``(portable, sqlite)``: the first expression, or the second on SQLite (any type)."""
+
+    name = "flash_for_sqlite"
     inherit_cache = True
 
 
@@ -224,20 +394,123 @@ def _pg_utc(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> 
 
 @compiles(DatePart)
 def _date_part_default(element: DatePart, compiler: SQLCompiler, **kw: Any) -> str:
-    sql = f"CAST(EXTRACT({element.part} FROM {_pg_utc(element, compiler, **kw)}) AS INTEGER)"
+    extract = f"EXTRACT({element.part} FROM {_pg_utc(element, compiler, **kw)})"
+    if element.part == "SECOND":
+        extract = f"FLOOR({extract})"  # EXTRACT(SECOND ...) has the fraction
+    sql = f"CAST({extract} AS INTEGER)"
     return f"({sql} + 1)" if element.part == "DOW" else sql
 
 
 @compiles(DatePart, "sqlite")
 def _date_part_sqlite(element: DatePart, compiler: SQLCompiler, **kw: Any) -> str:
     (arg,) = _args(element, compiler, **kw)
+    python = _SQLITE_PYTHON_PARTS.get(element.part)
+    if python is not None:
+        return f"flash_date_part('{python}', {arg})"
+    if element.part == "QUARTER":
+        return f"((CAST(strftime('%m', {arg}) AS INTEGER) + 2) / 3)"
     sql = f"CAST(strftime('{element.sqlite_format}', {arg}) AS INTEGER)"
     return f"({sql} + 1)" if element.part == "DOW" else sql
+
+
+@compiles(TimeOf)
+def _time_of_default(element: TimeOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({_pg_utc(element, compiler, **kw)} AS TIME)"
+
+
+@compiles(TimeOf, "sqlite")
+def _time_of_sqlite(element: TimeOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"flash_time({_args(element, compiler, **kw)[0]})"
+
+
+def _temporal(element: FunctionElement[Any]) -> Any:
+    (arg,) = element.clauses
+    kind = arg.type
+    return getattr(kind, "impl", kind)
+
+
+@compiles(Truncated)
+def _truncated_default(element: Truncated, compiler: SQLCompiler, **kw: Any) -> str:
+    (arg,) = _args(element, compiler, **kw)
+    kind = _temporal(element)
+    if isinstance(kind, Time):
+        return f"CAST(date_trunc('{element.kind}', CAST({arg} AS INTERVAL)) AS TIME)"
+    if isinstance(kind, DateTime):
+        if _is_aware(element):
+            # Truncate the UTC wall time, then make it a UTC timestamptz again.
+            return f"timezone('UTC', date_trunc('{element.kind}', timezone('UTC', {arg})))"
+        return f"date_trunc('{element.kind}', {arg})"
+    return f"CAST(date_trunc('{element.kind}', CAST({arg} AS TIMESTAMP)) AS DATE)"
+
+
+@compiles(Truncated, "sqlite")
+def _truncated_sqlite(element: Truncated, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"flash_trunc('{element.kind}', {_args(element, compiler, **kw)[0]})"
+
+
+@compiles(Upper)
+def _upper_default(element: Upper, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"upper({_text_args(element, compiler, **kw)[0]})"
+
+
+@compiles(Upper, "sqlite")
+def _upper_sqlite(element: Upper, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"flash_upper({_args(element, compiler, **kw)[0]})"
+
+
+@compiles(Concat)
+def _concat_default(element: Concat, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = [f"COALESCE({sql}, '')" for sql in _text_args(element, compiler, **kw)]
+    return f"({' || '.join(parts)})"
+
+
+@compiles(Greatest)
+@compiles(Least)
+@compiles(Power)
+def _function_default(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{element.name}({', '.join(_args(element, compiler, **kw))})"
+
+
+@compiles(Greatest, "sqlite")
+def _greatest_sqlite(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"max({', '.join(_args(element, compiler, **kw))})"
+
+
+@compiles(Least, "sqlite")
+def _least_sqlite(element: Least, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"min({', '.join(_args(element, compiler, **kw))})"
+
+
+@compiles(Power, "sqlite")
+def _power_sqlite(element: Power, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"flash_power({', '.join(_args(element, compiler, **kw))})"
+
+
+@compiles(Now)
+def _now_default(element: Now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "statement_timestamp()"
+
+
+@compiles(Now, "sqlite")
+def _now_sqlite(element: Now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
 
 @compiles(DateOf)
 def _date_of_default(element: DateOf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({_pg_utc(element, compiler, **kw)} AS DATE)"
+
+
+@compiles(ForSQLite)
+def _for_sqlite_default(element: ForSQLite, compiler: SQLCompiler, **kw: Any) -> str:
+    portable, _ = element.clauses
+    return str(compiler.process(portable, **kw))
+
+
+@compiles(ForSQLite, "sqlite")
+def _for_sqlite_sqlite(element: ForSQLite, compiler: SQLCompiler, **kw: Any) -> str:
+    _, sqlite = element.clauses
+    return str(compiler.process(sqlite, **kw))
 
 
 @compiles(OnSQLite)

@@ -11,9 +11,12 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, Float, Numeric, cast, func, literal, not_
+from sqlalchemy import ColumnElement, Float, Numeric, case, cast, func, literal, not_, type_coerce
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.types import TypeEngine
+
+from flash_db.constructs import Power
 
 if TYPE_CHECKING:
     from flash_db.resolver import Resolver
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Aggregate",
     "Avg",
+    "Case",
     "Combined",
     "Count",
     "Exists",
@@ -35,6 +39,9 @@ __all__ = [
     "Subquery",
     "Sum",
     "Value",
+    "When",
+    "as_expression",
+    "as_type",
 ]
 
 
@@ -78,6 +85,18 @@ class Expression:
     def __rtruediv__(self, other: Any) -> Combined:
         return self._combine(other, operator.truediv, True)
 
+    def __mod__(self, other: Any) -> Combined:
+        return self._combine(other, operator.mod, False)
+
+    def __rmod__(self, other: Any) -> Combined:
+        return self._combine(other, operator.mod, True)
+
+    def __pow__(self, other: Any) -> Combined:
+        return self._combine(other, _power, False)
+
+    def __rpow__(self, other: Any) -> Combined:
+        return self._combine(other, _power, True)
+
     def __neg__(self) -> Combined:
         return Combined(Value(0), operator.sub, self)
 
@@ -90,18 +109,71 @@ class Expression:
         return OrderBy(self, descending=True, nulls_first=nulls_first, nulls_last=nulls_last)
 
 
-class Value(Expression):
-    """A literal value, always sent as a bound parameter."""
+def _power(base: Any, exponent: Any) -> ColumnElement[Any]:
+    return Power(base, exponent)
 
-    def __init__(self, value: Any) -> None:
+
+def as_type(output_field: Any, context: str) -> TypeEngine[Any] | None:
+    """Return a SQLAlchemy type given as an instance or a class (``String``, ``Integer()``)."""
+    if output_field is None or isinstance(output_field, TypeEngine):
+        return output_field
+    if isinstance(output_field, type) and issubclass(output_field, TypeEngine):
+        return output_field()
+    raise TypeError(
+        f"{context} takes a SQLAlchemy type as output_field (String(), Integer, ...), "
+        f"got {output_field!r}."
+    )
+
+
+def as_expression(arg: Any) -> Expression:
+    """Return a function argument as an expression: a string names a field, as in Django.
+
+    ``Lower("name")`` is ``Lower(F("name"))``; other plain values are ``Value(x)``
+    (a bound parameter); SQLAlchemy expressions are used as they are.
+    """
+    if isinstance(arg, Expression):
+        return arg
+    if isinstance(arg, str | InstrumentedAttribute):
+        return F(arg)
+    if isinstance(arg, ColumnElement):
+        return _SQL(arg)
+    return Value(arg)
+
+
+class Value(Expression):
+    """A literal value, always sent as a bound parameter.
+
+    ``output_field`` (a SQLAlchemy type) types the parameter, as Django's does.
+    """
+
+    def __init__(self, value: Any, output_field: Any = None) -> None:
+        if isinstance(value, Expression):
+            raise TypeError(f"Value() takes a plain value, got the expression {value!r}.")
         self.value = value
+        self.output_field = as_type(output_field, "Value()")
 
     def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
         """Return the value as a bound parameter."""
+        if self.output_field is not None:
+            return literal(self.value, self.output_field)
         return literal(self.value)
 
     def __repr__(self) -> str:
         return f"Value({self.value!r})"
+
+
+class _SQL(Expression):
+    """A SQLAlchemy expression standing where a Flash DB expression is expected."""
+
+    def __init__(self, element: ColumnElement[Any]) -> None:
+        self.element = element
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Return the expression itself."""
+        return self.element
+
+    def __repr__(self) -> str:
+        return f"_SQL({self.element!r})"
 
 
 class F(Expression):
@@ -195,6 +267,7 @@ class Q:
 
     AND = "AND"
     OR = "OR"
+    XOR = "XOR"
 
     def __init__(self, *conditions: Any, **lookups: Any) -> None:
         self.children: list[Any] = [*conditions, *sorted(lookups.items())]
@@ -217,6 +290,12 @@ class Q:
         if not isinstance(other, Q | ColumnElement | Exists):
             return NotImplemented
         return self._new(Q.OR, [self, other])
+
+    def __xor__(self, other: Any) -> Q:
+        """Return a Q true when an odd number of its operands are (Django's ``^``)."""
+        if not isinstance(other, Q | ColumnElement | Exists):
+            return NotImplemented
+        return self._new(Q.XOR, [self, other])
 
     def __invert__(self) -> Q:
         return self._new(Q.AND, [self], negated=True)
@@ -262,6 +341,15 @@ class Aggregate(Expression):
         self.expression = expression
         self.distinct = distinct
         self.filter = filter
+
+    @property
+    def default_alias(self) -> str:
+        """Return Django's name for a positional aggregate (``Count("tags")``: ``tags__count``)."""
+        if isinstance(self.expression, F):
+            return f"{self.expression.name}__{type(self).__name__.lower()}"
+        if isinstance(self.expression, str) and self.expression != "*":
+            return f"{self.expression}__{type(self).__name__.lower()}"
+        raise TypeError(f"Complex aggregates require an alias: name {self!r} (name=...).")
 
     def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
         """Return the aggregate (or a correlated subquery computing it) for ``resolver``'s rows."""
@@ -390,3 +478,69 @@ class Subquery(Expression):
 
     def __repr__(self) -> str:
         return f"Subquery({self.queryset.model.__name__})"
+
+
+class When(Expression):
+    """One branch of :class:`Case`: ``When(Q(...) | lookups, then=expr)``.
+
+    The condition is anything ``filter()`` takes (a ``Q``, lookups, ``Exists``,
+    a SQLAlchemy condition); ``then`` is an expression, a string names a field
+    (as in Django: ``then=Value("text")`` for a string).
+    """
+
+    def __init__(self, condition: Any = None, then: Any = None, **lookups: Any) -> None:
+        if lookups:
+            condition = Q(**lookups) if condition is None else Q(condition, **lookups)
+        if condition is None or (isinstance(condition, Q) and not condition):
+            raise TypeError("When() needs a condition: a Q object, an expression or lookups.")
+        if not isinstance(condition, Q | Expression | ColumnElement):
+            raise TypeError(
+                f"When() takes a Q object, an expression or lookups as its condition, "
+                f"got {condition!r}."
+            )
+        self.condition = condition
+        self.result = as_expression(then)
+        self.contains_aggregate = self.result.contains_aggregate or (
+            isinstance(condition, Expression) and condition.contains_aggregate
+        )
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """A When is resolved by its Case."""
+        raise TypeError("When() is used inside Case(When(...), default=...).")
+
+    def __repr__(self) -> str:
+        return f"When({self.condition!r}, then={self.result!r})"
+
+
+class Case(Expression):
+    """``CASE WHEN ... THEN ... ELSE default END``; ``output_field`` is a SQLAlchemy type."""
+
+    def __init__(self, *cases: When, default: Any = None, output_field: Any = None) -> None:
+        for item in cases:
+            if not isinstance(item, When):
+                raise TypeError(f"Case() takes When() objects as positional arguments: {item!r}.")
+        self.cases = cases
+        self.default = as_expression(default)
+        self.output_field = as_type(output_field, "Case()")
+        self.contains_aggregate = self.default.contains_aggregate or any(
+            item.contains_aggregate for item in cases
+        )
+
+    def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
+        """Return the CASE expression (just the default when there is no When)."""
+        if not self.cases:
+            result = self.default.resolve(resolver)
+        else:
+            plain_null = isinstance(self.default, Value) and self.default.value is None
+            default = None if plain_null else self.default.resolve(resolver)  # no ELSE: NULL
+            whens = [
+                (resolver.compile(item.condition), item.result.resolve(resolver))
+                for item in self.cases
+            ]
+            result = case(*whens, else_=default)
+        if self.output_field is not None:
+            return type_coerce(result, self.output_field)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Case({', '.join(map(repr, self.cases))}, default={self.default!r})"

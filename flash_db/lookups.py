@@ -279,14 +279,11 @@ LOOKUPS: dict[str, LookupFn] = {
     "iregex": _iregex,
 }
 
-#: Transforms: ``created_at__year=2024``, ``created_at__date__gte=...``.
+#: Transforms: ``created_at__year=2024``, ``created_at__date__gte=...``, ``created_at__week=1``.
 TRANSFORMS: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
     "date": constructs.DateOf,
-    "year": constructs.Year,
-    "month": constructs.Month,
-    "day": constructs.Day,
-    "week_day": constructs.WeekDay,
-    "hour": constructs.Hour,
+    "time": constructs.TimeOf,
+    **constructs.DATE_PARTS,
 }
 
 LOOKUP_CHOICES = sorted({*LOOKUPS, *TRANSFORMS})

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Select,
     Time,
     and_,
+    case,
     false,
     literal,
     not_,
@@ -526,6 +527,10 @@ class Resolver:
         """Return the boolean expression for a ``Q``, an expression or a ``(key, value)`` pair."""
         if isinstance(item, Q):
             inner_negated = negated ^ item.negated
+            if item.connector == Q.XOR:
+                parts = [self.compile(c, negated=inner_negated) for c in _flatten_xor(item)]
+                xor = _xor(parts)
+                return not_(xor) if item.negated else xor
             if item.connector == Q.AND:
                 parts = self._compile_and(_flatten_and(item), inner_negated)
             else:
@@ -614,6 +619,40 @@ def _flatten_and(q: Q) -> list[Any]:
         else:
             children.append(child)
     return children
+
+
+def _flatten_xor(q: Q) -> list[Any]:
+    """Return the operands of an XOR ``Q``, with non-negated XOR sub-``Q``s merged in."""
+    children: list[Any] = []
+    for child in q.children:
+        if isinstance(child, Q) and not child.negated and child.connector == Q.XOR:
+            children.extend(_flatten_xor(child))
+        else:
+            children.append(child)
+    return children
+
+
+def _xor(parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """Return "an odd number of ``parts`` are true", as Django writes XOR where SQL has none.
+
+    ``(a OR b OR ...) AND (CASE WHEN a THEN 1 ELSE 0 END + ...) % 2 = 1``: a NULL
+    operand counts as false in the sum.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    total: ColumnElement[Any] = _sum_of(case((part, 1), else_=0) for part in parts)
+    if len(parts) > 2:
+        total = total % 2
+    return and_(or_(*parts), literal(1) == total)
+
+
+def _sum_of(terms: Iterable[ColumnElement[Any]]) -> ColumnElement[Any]:
+    """Return ``a + b + ...`` of SQL expressions."""
+    iterator = iter(terms)
+    total = next(iterator)
+    for term in iterator:
+        total = total + term
+    return total
 
 
 def _is_temporal(column: ColumnElement[Any]) -> bool:

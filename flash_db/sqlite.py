@@ -1,15 +1,19 @@
 """The Python functions Flash DB registers on every SQLite connection.
 
-SQLite's own ``lower()`` and ``LIKE`` fold only ASCII letters and SQLite has no
-regular expressions; the lookups compile to these functions on SQLite (see
-``flash_db.constructs``) so that ``iexact``, ``icontains``, ``contains`` and
-``regex`` answer as on PostgreSQL. :func:`flash_db.database.Database` registers
-:data:`FUNCTIONS` on each new connection.
+SQLite's own ``lower()``, ``upper()`` and ``LIKE`` fold only ASCII letters,
+SQLite has no regular expressions and its ``strftime()`` knows no ISO-8601 week
+or year; the lookups and functions compile to these functions on SQLite (see
+``flash_db.constructs``) so that ``iexact``, ``icontains``, ``contains``,
+``regex``, ``Upper``, ``week``, ``iso_year`` and ``Trunc`` answer as on
+PostgreSQL. :func:`flash_db.database.Database` registers :data:`FUNCTIONS` on
+each new connection.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +73,95 @@ def _sqlite_iregexp(value: Any, pattern: Any) -> bool | None:
     return re.search(str(pattern), str(value), re.IGNORECASE) is not None
 
 
+def _sqlite_upper(value: Any) -> Any:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).upper()
+
+
+def _parse(value: Any) -> dt.datetime | dt.date | dt.time | None:
+    """Return the date, datetime or time SQLAlchemy stored as text (None for NULL or junk)."""
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        if "-" not in text[:5]:
+            return dt.time.fromisoformat(text)
+        if len(text) <= 10:
+            return dt.date.fromisoformat(text)
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _sqlite_date_part(kind: str, value: Any) -> int | None:
+    """Return the ISO-8601 part ``kind`` of a stored date or datetime."""
+    parsed = _parse(value)
+    if parsed is None or isinstance(parsed, dt.time):
+        return None
+    year, week, weekday = parsed.isocalendar()
+    return {"week": week, "iso_year": year, "iso_week_day": weekday}.get(kind)
+
+
+def _format(value: dt.datetime | dt.date | dt.time) -> str:
+    """Return ``value`` as SQLAlchemy stores it on SQLite."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value.strftime("%H:%M:%S.%f")
+
+
+def _sqlite_trunc(kind: str, value: Any) -> str | None:
+    """Return a stored date, datetime or time truncated to ``kind``, as stored text."""
+    parsed = _parse(value)
+    if parsed is None:
+        return None
+    if isinstance(parsed, dt.time):
+        hour, minute, second = parsed.hour, parsed.minute, parsed.second
+        if kind == "hour":
+            minute = second = 0
+        elif kind == "minute":
+            second = 0
+        return _format(dt.time(hour, minute, second))
+    day: dt.date = parsed.date() if isinstance(parsed, dt.datetime) else parsed
+    if kind == "year":
+        day = day.replace(month=1, day=1)
+    elif kind == "quarter":
+        day = day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    elif kind == "month":
+        day = day.replace(day=1)
+    elif kind == "week":
+        day = day - dt.timedelta(days=day.weekday())
+    if not isinstance(parsed, dt.datetime):
+        return _format(day)
+    moment = dt.datetime.combine(day, dt.time())
+    if kind in ("hour", "minute", "second"):
+        moment = moment.replace(hour=parsed.hour)
+    if kind in ("minute", "second"):
+        moment = moment.replace(minute=parsed.minute)
+    if kind == "second":
+        moment = moment.replace(second=parsed.second)
+    return _format(moment)
+
+
+def _sqlite_time(value: Any) -> str | None:
+    """Return the time of a stored datetime (or time) as SQLAlchemy stores times."""
+    parsed = _parse(value)
+    if isinstance(parsed, dt.datetime):
+        return _format(parsed.time())
+    return _format(parsed) if isinstance(parsed, dt.time) else None
+
+
+def _sqlite_power(base: Any, exponent: Any) -> float | None:
+    if base is None or exponent is None:
+        return None
+    try:
+        return math.pow(base, exponent)
+    except (OverflowError, ValueError):
+        return None
+
+
 #: Functions registered on every SQLite connection: name -> (number of arguments, function).
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "flash_lower": (1, _sqlite_lower),
@@ -76,4 +169,9 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "flash_like": (2, _sqlite_like),
     "flash_regexp": (2, _sqlite_regexp),
     "flash_iregexp": (2, _sqlite_iregexp),
+    "flash_upper": (1, _sqlite_upper),
+    "flash_date_part": (2, _sqlite_date_part),
+    "flash_trunc": (2, _sqlite_trunc),
+    "flash_time": (1, _sqlite_time),
+    "flash_power": (2, _sqlite_power),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import Count, F, FieldError, Q, atomic
 from flash_db.testing import capture_queries
-from tests.models import Comment, Gauge, Post, User
+from tests.models import Comment, Gauge, Post, Sample, User
 from tests.query_data import seed
 
 
@@ -84,6 +84,22 @@ DATE_CASES: list[Case] = [
     ("created_at__hour", 23, {"hello again"}),
     ("created_at__hour__range", (8, 11), {"Hello World", "SQL 100% fun_stuff"}),
     ("created_at__gt", datetime(2024, 3, 10, 23, tzinfo=UTC), {"hello again", "Über Straße"}),
+    # 2023-12-31 is a Sunday of ISO week 52 of 2023; 2024-01-05 is in ISO week 1.
+    ("created_at__iso_year", 2023, {"SQL 100% fun_stuff"}),
+    ("created_at__iso_year__gte", 2024, ALL - {"SQL 100% fun_stuff"}),
+    ("created_at__quarter", 1, {"Hello World", "hello again"}),
+    ("created_at__quarter__in", [3, 4], {"Über Straße", "SQL 100% fun_stuff"}),
+    ("created_at__week", 1, {"Hello World"}),
+    ("created_at__week", 52, {"SQL 100% fun_stuff"}),
+    ("created_at__week__gte", 10, {"hello again", "SQL 100% fun_stuff", "Über Straße"}),
+    ("created_at__iso_week_day", 7, {"hello again", "SQL 100% fun_stuff"}),  # Sunday
+    ("created_at__iso_week_day", 5, {"Hello World"}),  # Friday
+    ("created_at__minute", 30, {"Hello World"}),
+    ("created_at__minute__gt", 0, {"Hello World", "hello again"}),
+    ("created_at__second", 0, ALL),
+    ("created_at__time", time(10, 30), {"Hello World"}),
+    ("created_at__time__gte", time(12), {"hello again", "Über Straße"}),
+    ("created_at__time__range", (time(8), time(11)), {"Hello World", "SQL 100% fun_stuff"}),
 ]
 
 
@@ -426,3 +442,15 @@ async def test_text_lookups_on_non_text_columns_and_ordering_on_booleans(db: Asy
     assert await titles(db, published__gte=True) == ALL - {"hello again"}
     assert await titles(db, published__lte=False) == {"hello again"}
     assert await titles(db, published__range=(False, True)) == ALL
+
+
+async def test_time_parts_of_times_and_seconds_of_datetimes(db: AsyncSession) -> None:
+
+    at = datetime(2024, 8, 17, 13, 47, 29, 900_000, tzinfo=UTC)
+    naive = at.replace(tzinfo=None)
+    await Sample.objects.create(db, label="a", clock=time(13, 47, 29, 900_000), at=at, naive=naive)
+    found = Sample.objects.filter(
+        clock__hour=13, clock__minute=47, clock__second=29, at__second=29, naive__second=29
+    )
+    assert await found.count(db) == 1  # whole seconds: 29.9 is second 29, as in Django
+    assert await Sample.objects.filter(naive__time=time(13, 47, 29, 900_000)).count(db) == 1
