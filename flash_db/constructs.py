@@ -34,6 +34,7 @@ __all__ = [
     "IsoYear",
     "Least",
     "Like",
+    "Lower",
     "Minute",
     "Month",
     "Now",
@@ -223,6 +224,14 @@ TRUNC_KINDS: dict[str, type[Truncated]] = {
     kind: type(f"Trunc_{kind}", (Truncated,), {"kind": kind, "inherit_cache": True})
     for kind in ("year", "quarter", "month", "week", "day", "hour", "minute", "second")
 }
+
+
+class Lower(FunctionElement[str]):
+    """``lower(x)``; on SQLite a Unicode-aware Python ``lower``."""
+
+    type = String()
+    name = "lower"
+    inherit_cache = True
 
 
 class Upper(FunctionElement[str]):
@@ -446,6 +455,16 @@ def _truncated_default(element: Truncated, compiler: SQLCompiler, **kw: Any) -> 
 @compiles(Truncated, "sqlite")
 def _truncated_sqlite(element: Truncated, compiler: SQLCompiler, **kw: Any) -> str:
     return f"flash_trunc('{element.kind}', {_args(element, compiler, **kw)[0]})"
+
+
+@compiles(Lower)
+def _lower_default(element: Lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({_text_args(element, compiler, **kw)[0]})"
+
+
+@compiles(Lower, "sqlite")
+def _lower_sqlite(element: Lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"flash_lower({_args(element, compiler, **kw)[0]})"
 
 
 @compiles(Upper)

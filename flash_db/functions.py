@@ -142,7 +142,7 @@ class Lower(Func):
 
     def sql(self, args: list[SQLExpression[Any]], resolver: Resolver) -> SQLExpression[Any]:
         """Return the lower-cased text."""
-        return constructs.Fold(args[0])
+        return constructs.Lower(args[0])
 
 
 class Upper(Func):

@@ -73,12 +73,6 @@ def _sqlite_iregexp(value: Any, pattern: Any) -> bool | None:
     return re.search(str(pattern), str(value), re.IGNORECASE) is not None
 
 
-def _sqlite_upper(value: Any) -> Any:
-    if value is None or isinstance(value, bytes):
-        return value
-    return str(value).upper()
-
-
 def _parse(value: Any) -> dt.datetime | dt.date | dt.time | None:
     """Return the date, datetime or time SQLAlchemy stored as text (None for NULL or junk)."""
     if value is None:
@@ -169,7 +163,6 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "flash_like": (2, _sqlite_like),
     "flash_regexp": (2, _sqlite_regexp),
     "flash_iregexp": (2, _sqlite_iregexp),
-    "flash_upper": (1, _sqlite_upper),
     "flash_date_part": (2, _sqlite_date_part),
     "flash_trunc": (2, _sqlite_trunc),
     "flash_time": (1, _sqlite_time),
