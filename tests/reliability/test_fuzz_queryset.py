@@ -73,7 +73,19 @@ TEXT_LOOKUPS = {
     "endswith",
     "iendswith",
 }
-INT_TRANSFORMS = {"year", "month", "day", "week_day", "hour"}
+INT_TRANSFORMS = {
+    "year",
+    "iso_year",
+    "quarter",
+    "month",
+    "week",
+    "day",
+    "week_day",
+    "iso_week_day",
+    "hour",
+    "minute",
+    "second",
+}
 
 #: Value kinds: two draws from one kind have the same SQL shape.
 KINDS: dict[str, st.SearchStrategy[Any]] = {
@@ -82,6 +94,7 @@ KINDS: dict[str, st.SearchStrategy[Any]] = {
     "str": st.text(max_size=12),
     "datetime": st.datetimes(timezones=st.just(UTC)),
     "date": st.dates(),
+    "time": st.times(),
     "enum": st.sampled_from(list(Status)),
     # Regular expressions: letters, digits and a few operators both dialects share.
     "regex": st.from_regex(r"\^?[a-z0-9 ]{0,6}(\.\*|\+)?[a-z0-9]{0,3}\$?", fullmatch=True),
@@ -95,8 +108,8 @@ def _kind_for(field_kind: str | None, parts: list[str]) -> tuple[str, str]:
     for part in parts:
         if part in INT_TRANSFORMS:
             kind = "int"
-        elif part == "date":
-            kind = "date"
+        elif part in ("date", "time"):
+            kind = part
     last = parts[-1] if parts else "exact"
     if last == "isnull":
         return "scalar", "bool"
