@@ -48,7 +48,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/posts/search", response_model=list[PostSummary])  # type: ignore[valid-type]  # a generated schema class
+@router.get("/posts/search")
 async def search_posts(
     db: Session,
     q: Annotated[
@@ -58,40 +58,43 @@ async def search_posts(
         str | None, Query(max_length=50, description="Only with this tag."), NO_NUL
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Any:
+) -> list[PostSummary]:
     """Search published posts by title or body (case-insensitive), newest first."""
     posts = BlogPost.objects.filter(status=PostStatus.PUBLISHED).filter(
         Q(title__icontains=q) | Q(body__icontains=q)
     )
     if tag is not None:
         posts = posts.filter(tags__name=tag)
-    return await posts.order_by("-published_at", "-id").limit(limit).fetch(db)
+    found = await posts.order_by("-published_at", "-id").limit(limit).fetch(db)
+    return [PostSummary.model_validate(post) for post in found]
 
 
-@router.get("/posts/popular", response_model=list[PostPopularity])
+@router.get("/posts/popular")
 async def popular_posts(
     db: Session,
     min_comments: Annotated[int, Query(ge=0, le=_MAX_ID)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> Any:
+) -> list[PostPopularity]:
     """List posts with at least ``min_comments`` comments, the most commented first."""
-    return (
+    posts = (
         await BlogPost.objects.annotate(comment_count=Count("comments"))
         .filter(comment_count__gte=min_comments)
         .order_by("-comment_count", "id")
         .limit(limit)
         .fetch(db)
     )
+    return [PostPopularity.model_validate(post) for post in posts]
 
 
-@router.get("/posts/{post_id}/detail", response_model=PostDetail, responses=_NOT_FOUND)
-async def post_detail(post_id: PostId, db: Session) -> Any:
+@router.get("/posts/{post_id}/detail", responses=_NOT_FOUND)
+async def post_detail(post_id: PostId, db: Session) -> PostDetail:
     """Return a post with its author, tags and comments (oldest first) in three queries."""
-    return (
+    post = (
         await BlogPost.objects.select_related("author")
         .prefetch_related("tags", Prefetch("comments", queryset=BlogComment.objects.order_by("id")))
         .get(db, id=post_id)
     )
+    return PostDetail.model_validate(post)
 
 
 async def announce(title: str) -> None:
@@ -102,10 +105,9 @@ async def announce(title: str) -> None:
 
 @router.post(
     "/posts/{post_id}/publish",
-    response_model=Published,
     responses={**_NOT_FOUND, 409: {"model": ErrorMessage, "description": "Already published."}},
 )
-async def publish_post(post_id: PostId, db: Session) -> Any:
+async def publish_post(post_id: PostId, db: Session) -> Published:
     """Publish a draft; the announcement goes out only once the transaction has committed."""
     async with atomic(db):
         post = await BlogPost.objects.select_for_update().get(db, id=post_id)
@@ -114,31 +116,31 @@ async def publish_post(post_id: PostId, db: Session) -> Any:
         post.publish()
         await post.save(db)  # BlogPost.clean(): a published post needs a body (else 422)
         on_commit(db, lambda: announce(post.title))
-    return post
+    return Published.model_validate(post)
 
 
-@router.post("/posts/{post_id}/like", response_model=Likes, responses=_NOT_FOUND)
-async def like_post(post_id: PostId, db: Session) -> Any:
+@router.post("/posts/{post_id}/like", responses=_NOT_FOUND)
+async def like_post(post_id: PostId, db: Session) -> Likes:
     """Add a like with ``UPDATE ... SET likes = likes + 1``: no lost update under concurrency."""
     if not await BlogPost.objects.filter(id=post_id).update(db, likes=F("likes") + 1):
         raise BlogPost.DoesNotExist(f"Post {post_id} does not exist.")
     likes = await BlogPost.objects.values_list("likes", flat=True).get(db, id=post_id)
-    return {"id": post_id, "likes": likes}
+    return Likes(id=post_id, likes=likes)
 
 
-@router.put("/posts/{post_id}/tags", response_model=TagNames, responses=_NOT_FOUND)
-async def set_post_tags(post_id: PostId, body: TagNames, db: Session) -> Any:
+@router.put("/posts/{post_id}/tags", responses=_NOT_FOUND)
+async def set_post_tags(post_id: PostId, body: TagNames, db: Session) -> TagNames:
     """Replace a post's tags by name, creating the tags that do not exist yet."""
     names = sorted({name.strip().lower() for name in body.names if name.strip()})
     async with atomic(db):
         post = await BlogPost.objects.get(db, id=post_id)
         tags = [(await BlogTag.objects.get_or_create(db, name=name))[0] for name in names]
         await post.related(BlogPost.tags).set(db, tags)
-    return {"names": [tag.name for tag in tags]}
+    return TagNames(names=[tag.name for tag in tags])
 
 
-@router.get("/users/{user_id}/stats", response_model=UserStats, responses=_NOT_FOUND)
-async def user_stats(user_id: UserId, db: Session) -> Any:
+@router.get("/users/{user_id}/stats", responses=_NOT_FOUND)
+async def user_stats(user_id: UserId, db: Session) -> UserStats:
     """Count a user's posts and sum their views and likes in one aggregate query."""
     if not await BlogUser.objects.filter(id=user_id).exists(db):
         raise BlogUser.DoesNotExist(f"User {user_id} does not exist.")

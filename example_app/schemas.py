@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, Notification
-from flash_db_fastapi import model_schema
+from flash_db_fastapi import ModelSchema
 from flash_db_fastapi.schemas import NO_NUL
 
 __all__ = [
@@ -40,28 +40,82 @@ _SERVER_SIDE = ["status", "published_at", "views", "likes"]
 
 # The classes are BlogUser, BlogPost, ... (unique names in the shared registry);
 # the API calls them users, posts, tags and comments, and so do the schema names.
-UserRead = model_schema(BlogUser, "read", name="UserRead")
-UserCreate = model_schema(BlogUser, "create", name="UserCreate")
-UserUpdate = model_schema(BlogUser, "update", name="UserUpdate")
-PostRead = model_schema(BlogPost, "read", name="PostRead")
-PostCreate = model_schema(BlogPost, "create", exclude=_SERVER_SIDE, name="PostCreate")
-PostUpdate = model_schema(BlogPost, "update", exclude=_SERVER_SIDE, name="PostUpdate")
-TagRead = model_schema(BlogTag, "read", name="TagRead")
-TagCreate = model_schema(BlogTag, "create", name="TagCreate")
-TagUpdate = model_schema(BlogTag, "update", name="TagUpdate")
-CommentRead = model_schema(BlogComment, "read", name="CommentRead")
-CommentCreate = model_schema(BlogComment, "create", name="CommentCreate")
-CommentUpdate = model_schema(BlogComment, "update", name="CommentUpdate")
-NotificationRead = model_schema(Notification, "read", name="NotificationRead")
-PostSummary = model_schema(
-    BlogPost,
-    "read",
+# Each is an ordinary Pydantic class (a type for mypy and pyright); the fields not
+# written out are filled in from the model.
+
+
+class UserRead(ModelSchema, model=BlogUser):
+    id: int
+    name: str
+    email: str
+
+
+class UserCreate(ModelSchema, model=BlogUser, mode="create"):
+    name: str
+    email: str
+
+
+class UserUpdate(ModelSchema, model=BlogUser, mode="update"):
+    pass
+
+
+class PostRead(ModelSchema, model=BlogPost):
+    id: int
+    title: str
+    author_id: int
+
+
+class PostCreate(ModelSchema, model=BlogPost, mode="create", exclude=_SERVER_SIDE):
+    title: str
+    author_id: int
+
+
+class PostUpdate(ModelSchema, model=BlogPost, mode="update", exclude=_SERVER_SIDE):
+    pass
+
+
+class TagRead(ModelSchema, model=BlogTag):
+    id: int
+    name: str
+
+
+class TagCreate(ModelSchema, model=BlogTag, mode="create"):
+    name: str
+
+
+class TagUpdate(ModelSchema, model=BlogTag, mode="update"):
+    pass
+
+
+class CommentRead(ModelSchema, model=BlogComment):
+    id: int
+    text: str
+
+
+class CommentCreate(ModelSchema, model=BlogComment, mode="create"):
+    pass
+
+
+class CommentUpdate(ModelSchema, model=BlogComment, mode="update"):
+    pass
+
+
+class NotificationRead(ModelSchema, model=Notification):
+    id: int
+
+
+class PostSummary(
+    ModelSchema,
+    model=BlogPost,
     include=["id", "title", "status", "published_at", "author_id", "views", "likes"],
-    name="PostSummary",
-)
-PostDetail = model_schema(
-    BlogPost,
-    "read",
+):
+    id: int
+    title: str
+
+
+class PostDetail(
+    ModelSchema,
+    model=BlogPost,
     include=[
         "id",
         "title",
@@ -75,8 +129,9 @@ PostDetail = model_schema(
         "tags",
         "comments",
     ],
-    name="PostDetail",
-)
+):
+    id: int
+    title: str
 
 
 class PostPopularity(BaseModel):

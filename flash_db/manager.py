@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Manager", "ManagerDescriptor"]
 
-M = TypeVar("M", bound="Model")
+M = TypeVar("M", bound="Model[Any]")
 
 
 class Manager(Generic[M]):

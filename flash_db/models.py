@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Collection
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, overload
 
 from sqlalchemy import DateTime, Integer, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.schema import Column, PrimaryKeyConstraint
 from sqlalchemy.types import TypeDecorator
+from typing_extensions import TypeVar
 
 from flash_db import exceptions, instances, schema, signals, validation, writes
 from flash_db.fields import info, pk_name
@@ -54,7 +55,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-T = TypeVar("T", bound="Model")
+T = TypeVar("T", bound="Model[Any]")
+PK = TypeVar("PK", default=int)
+"""The primary key's type: ``int`` (the ``id`` Flash DB adds), else ``Model[UUID]`` etc."""
 _STATE_ATTR = instances.STATE_ATTR
 
 
@@ -78,12 +81,16 @@ def _declares_primary_key(cls: type[Any]) -> bool:
     return False
 
 
-class Model(DeclarativeBase):
+class Model(DeclarativeBase, Generic[PK]):
     """The declarative base for Flash DB models.
 
     Every concrete model gets an integer primary key ``id`` unless it declares a
     primary key of its own, a ``Manager`` as ``objects``, and its own
     ``DoesNotExist``/``MultipleObjectsReturned`` exceptions.
+
+    For type checkers ``obj.pk`` and ``obj.id`` are ``int``; a model whose key is
+    another type names it: ``class Invoice(Model[uuid.UUID])`` (a key not named
+    ``id`` still types ``pk``: ``class Country(Model[str])``).
     """
 
     __abstract__ = True
@@ -96,8 +103,8 @@ class Model(DeclarativeBase):
     )
 
     if TYPE_CHECKING:
-        # Typed Any because models may declare their own (e.g. UUID) ``id``.
-        id: Mapped[Any]
+        # PK: int by default; a model with another key type says Model[UUID].
+        id: Mapped[PK]
 
     def __init__(self, **kwargs: Any) -> None:
         """Set the attributes named by ``kwargs`` (an unknown name raises ``TypeError``)."""
@@ -141,9 +148,10 @@ class Model(DeclarativeBase):
     # -- identity -------------------------------------------------------------------
 
     @property
-    def pk(self) -> Any:
+    def pk(self) -> PK:
         """The primary-key value, whatever the primary-key column is called."""
-        return getattr(self, pk_name(type(self)))
+        value: PK = getattr(self, pk_name(type(self)))
+        return value
 
     def __repr__(self) -> str:
         pk = self.__dict__.get(info(type(self)).pk)

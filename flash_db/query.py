@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_ROWS", "QuerySet"]
 
-M = TypeVar("M", bound="Model")
+M = TypeVar("M", bound="Model[Any]")
 R = TypeVar("R", default=M)
 
 # Primary keys per "pk IN (...)" statement when deleting loaded rows (bound-parameter limits).

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RelatedManager", "related_manager"]
 
-M = TypeVar("M", bound="Model")
+M = TypeVar("M", bound="Model[Any]")
 
 
 class RelatedManager(Manager[M]):

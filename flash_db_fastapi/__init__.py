@@ -5,10 +5,11 @@ from flash_db_fastapi.docs import offline_docs
 from flash_db_fastapi.errors import add_exception_handlers, exception_handlers
 from flash_db_fastapi.lifespan import flash_lifespan
 from flash_db_fastapi.routers import CRUDRouter
-from flash_db_fastapi.schemas import model_schema
+from flash_db_fastapi.schemas import ModelSchema, model_schema
 
 __all__ = [
     "CRUDRouter",
+    "ModelSchema",
     "Session",
     "add_exception_handlers",
     "exception_handlers",

@@ -139,7 +139,7 @@ def _lookups_for(python_type: Any, nullable: bool) -> tuple[str, ...]:
     return (*lookups, "isnull") if nullable else lookups
 
 
-def _resolve_path(model: type[Model], path: str) -> ModelField:
+def _resolve_path(model: type[Model[Any]], path: str) -> ModelField:
     """Return the column a field path names (``"name"``, ``"author__name"``)."""
     current = model
     parts = path.split("__")
@@ -174,7 +174,7 @@ class CRUDRouter(APIRouter):
 
     def __init__(
         self,
-        model: type[Model],
+        model: type[Model[Any]],
         *,
         prefix: str,
         tags: list[str | enum.Enum] | None = None,
@@ -321,7 +321,7 @@ class CRUDRouter(APIRouter):
         except self.model.DoesNotExist:
             raise HTTPException(404, f"{self.model.__name__} not found.") from None
 
-    async def _save(self, db: AsyncSession, obj: Model) -> None:
+    async def _save(self, db: AsyncSession, obj: Model[Any]) -> None:
         """Write ``obj``, turning validation and constraint errors into 422/409 responses."""
         try:
             await obj.save(db)
@@ -331,7 +331,7 @@ class CRUDRouter(APIRouter):
             violation = constraint_violation(error)
             raise HTTPException(violation.status_code, violation.message()) from None
 
-    def _json(self, obj: Model, status_code: int) -> Response:
+    def _json(self, obj: Model[Any], status_code: int) -> Response:
         """Serialize ``obj`` with the read schema, once (FastAPI would validate it again)."""
         body = self.read_schema.model_validate(obj).model_dump_json()
         return Response(body, status_code=status_code, media_type="application/json")
@@ -533,7 +533,7 @@ class CRUDRouter(APIRouter):
 
         async def create_object(**kwargs: Any) -> Response:
             body: BaseModel = kwargs["body"]
-            obj = router.model(**body.model_dump(exclude_unset=True))
+            obj = router.model(**body.model_dump(exclude_unset=True, by_alias=False))
             await router._save(kwargs["db"], obj)
             return router._json(obj, 201)
 
@@ -557,7 +557,7 @@ class CRUDRouter(APIRouter):
             body: BaseModel = kwargs["body"]
             db: AsyncSession = kwargs["db"]
             obj = await router._get_object(db, kwargs[router.pk_name])
-            for name, value in body.model_dump(exclude_unset=True).items():
+            for name, value in body.model_dump(exclude_unset=True, by_alias=False).items():
                 setattr(obj, name, value)
             await router._save(db, obj)
             return router._json(obj, 200)
@@ -582,7 +582,7 @@ class CRUDRouter(APIRouter):
             body: BaseModel = kwargs["body"]
             db: AsyncSession = kwargs["db"]
             obj = await router._get_object(db, kwargs[router.pk_name])
-            values = body.model_dump(exclude_unset=True)
+            values = body.model_dump(exclude_unset=True, by_alias=False)
             for name, info in schema_fields.items():
                 field = router.fields.get(name)
                 if name in values or field is None:

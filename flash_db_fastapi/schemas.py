@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
+import inspect
+import types
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import types as sqltypes
 from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty
 from sqlalchemy.schema import Column, ColumnDefault
+from typing_extensions import Unpack
 
 from flash_db import Model, SoftDeleteMixin, TimestampMixin
 
-__all__ = ["NO_NUL", "Mode", "ModelField", "model_fields", "model_schema", "python_type"]
+__all__ = [
+    "NO_NUL",
+    "Aliases",
+    "Mode",
+    "ModelField",
+    "ModelSchema",
+    "model_fields",
+    "model_schema",
+    "python_type",
+]
 
 Mode = Literal["read", "create", "update"]
+Aliases = Callable[[str], str] | AliasGenerator
+"""What ``alias_generator=`` takes: e.g. ``pydantic.alias_generators.to_camel``."""
 
 _MODES: tuple[str, ...] = ("read", "create", "update")
 _TIMESTAMPS = ("created_at", "updated_at")
@@ -107,7 +122,7 @@ def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, 
         return Any, ()
 
 
-def _read_only_names(model: type[Model]) -> set[str]:
+def _read_only_names(model: type[Model[Any]]) -> set[str]:
     names: set[str] = set()
     if issubclass(model, TimestampMixin):
         names.update(_TIMESTAMPS)
@@ -123,7 +138,7 @@ def _generated_pk(column: Column[Any]) -> bool:
     return isinstance(column.type, sqltypes.Integer) and column.autoincrement in (True, "auto")
 
 
-def model_fields(model: type[Model]) -> dict[str, ModelField]:
+def model_fields(model: type[Model[Any]]) -> dict[str, ModelField]:
     """Return every column-mapped attribute of ``model`` as a :class:`ModelField`."""
     mapper: Mapper[Any] = model.__mapper__
     read_only = _read_only_names(model)
@@ -177,12 +192,13 @@ def _normalize(names: Iterable[str] | None) -> tuple[str, ...] | None:
 
 
 def model_schema(
-    model: type[Model],
+    model: type[Model[Any]],
     mode: Mode = "read",
     *,
     include: Iterable[str] | None = None,
     exclude: Iterable[str] | None = None,
     name: str | None = None,
+    alias_generator: Aliases | None = None,
 ) -> type[BaseModel]:
     """Return a Pydantic model for ``model``: ``read``, ``create`` or ``update`` (PATCH).
 
@@ -195,16 +211,16 @@ def model_schema(
     (``model_dump(exclude_unset=True)``). Schemas are cached per arguments and
     named ``UserRead``/``UserCreate``/``UserUpdate`` (with a stable suffix when
     ``include``/``exclude`` change the fields and no ``name`` is given).
+    ``alias_generator`` (e.g. ``pydantic.alias_generators.to_camel``) names the
+    fields in JSON: bodies are read by alias or by name, and written by alias.
+    For a schema usable as a type, see :class:`ModelSchema`.
     """
-    if mode not in _MODES:
-        raise ValueError(f"model_schema() got mode={mode!r}; choose one of: {', '.join(_MODES)}.")
-    if not (isinstance(model, type) and issubclass(model, Model) and hasattr(model, "__mapper__")):
-        raise TypeError(f"model_schema() takes a mapped Model class, got {model!r}.")
-    key = (model, mode, _normalize(include), _normalize(exclude), name)
+    _check_model(model, mode, "model_schema()")
+    key = (model, mode, _normalize(include), _normalize(exclude), name, alias_generator)
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    schema = _build(model, mode, key[2], key[3], name)
+    schema = _build(model, mode, key[2], key[3], name, alias_generator)
     # Two schemas named alike in one app would get module-qualified OpenAPI names;
     # refuse that for models of one module (models of different apps may share names).
     previous = _names.setdefault((model.__module__, schema.__name__), key)
@@ -219,13 +235,35 @@ def model_schema(
     return schema
 
 
-def _build(
-    model: type[Model],
+def _check_model(model: Any, mode: Any, context: str) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"{context} got mode={mode!r}; choose one of: {', '.join(_MODES)}.")
+    if not (isinstance(model, type) and issubclass(model, Model) and hasattr(model, "__mapper__")):
+        raise TypeError(f"{context} takes a mapped Model class, got {model!r}.")
+
+
+def _config(mode: Mode, alias_generator: Aliases | None) -> ConfigDict:
+    """Return the Pydantic configuration of a ``mode`` schema."""
+    config = ConfigDict(from_attributes=True)
+    if mode != "read":
+        config["extra"] = "forbid"
+    if alias_generator is not None:
+        config["alias_generator"] = alias_generator
+        config["validate_by_alias"] = True
+        config["validate_by_name"] = True  # bodies may use the names too
+        config["serialize_by_alias"] = True  # responses use the aliases
+
+    return config
+
+
+def _definitions(
+    model: type[Model[Any]],
     mode: Mode,
     include: tuple[str, ...] | None,
     exclude: tuple[str, ...] | None,
-    name: str | None,
-) -> type[BaseModel]:
+    context: str,
+) -> dict[str, tuple[Any, Any]]:
+    """Return ``{name: (annotation, default)}`` for a ``mode`` schema of ``model``."""
     fields = model_fields(model)
     relations: dict[str, RelationshipProperty[Any]] = {
         rel.key: rel for rel in model.__mapper__.relationships
@@ -235,7 +273,7 @@ def _build(
         unknown = sorted(set(names or ()) - available)
         if unknown:
             raise ValueError(
-                f"model_schema({model.__name__}, {mode!r}) got unknown {label} field "
+                f"{context} got unknown {label} field "
                 f"{unknown[0]!r}. Choices are: {', '.join(sorted(available))}."
             )
     selected = [
@@ -264,15 +302,23 @@ def _build(
                 nested = _full_read_schema(rel.mapper.class_)
                 annotation = list[nested] if rel.uselist else nested | None  # type: ignore[valid-type]  # built at runtime
                 definitions[rel_name] = (annotation, ...)
-    config = (
-        ConfigDict(from_attributes=True)
-        if mode == "read"
-        else ConfigDict(extra="forbid", from_attributes=True)
-    )
-    schema_name = name or _default_name(model, mode, include, exclude)
+    return definitions
+
+
+def _build(
+    model: type[Model[Any]],
+    mode: Mode,
+    include: tuple[str, ...] | None,
+    exclude: tuple[str, ...] | None,
+    name: str | None,
+    alias_generator: Aliases | None,
+) -> type[BaseModel]:
+    context = f"model_schema({model.__name__}, {mode!r})"
+    definitions: dict[str, Any] = _definitions(model, mode, include, exclude, context)
+    schema_name = name or _default_name(model, mode, include, exclude, alias_generator)
     schema: type[BaseModel] = create_model(
         schema_name,
-        __config__=config,
+        __config__=_config(mode, alias_generator),
         __doc__=f"{model.__name__} ({mode} schema).",
         __module__=model.__module__,
         **definitions,
@@ -280,26 +326,200 @@ def _build(
     return schema
 
 
-def _full_read_schema(model: type[Model]) -> type[BaseModel]:
+def _full_read_schema(model: type[Model[Any]]) -> type[BaseModel]:
     """Return the read schema with every field of ``model``: the first one built, or a new one.
 
     So a relation nests the schema the app already named (``UserRead``) instead of a
     second, identical one under the default name.
     """
-    for (cached_model, mode, include, exclude, _name), schema in _cache.items():
-        if cached_model is model and mode == "read" and include is None and exclude is None:
+    for (cached_model, mode, include, exclude, _name, aliases), schema in _cache.items():
+        if (
+            cached_model is model
+            and mode == "read"
+            and include is None
+            and exclude is None
+            and aliases is None
+        ):
             return schema
     return model_schema(model, "read")
 
 
 def _default_name(
-    model: type[Model],
+    model: type[Model[Any]],
     mode: Mode,
     include: tuple[str, ...] | None,
     exclude: tuple[str, ...] | None,
+    alias_generator: Aliases | None = None,
 ) -> str:
     base = f"{model.__name__}{mode.capitalize()}"
-    if include is None and exclude is None:
+    if include is None and exclude is None and alias_generator is None:
         return base
-    digest = hashlib.sha1(repr((include, exclude)).encode(), usedforsecurity=False)
+    aliases = getattr(alias_generator, "__qualname__", None) or repr(alias_generator)
+    fields = (include, exclude) if alias_generator is None else (include, exclude, aliases)
+    digest = hashlib.sha1(repr(fields).encode(), usedforsecurity=False)
     return f"{base}_{digest.hexdigest()[:8]}"
+
+
+# -- the class form ---------------------------------------------------------------------
+
+
+def _members(annotation: Any) -> list[Any]:
+    """Return the non-None members of ``annotation`` (``int | None`` -> ``[int]``), unwrapped."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    return [] if annotation is type(None) or annotation is None else [annotation]
+
+
+def _holds(declared: Any, column: Any) -> bool:
+    """Return whether a field declared ``declared`` can hold every value of a ``column`` type."""
+    if column is Any:
+        return True
+    targets = _members(column)
+    for member in _members(declared):
+        if member is Any or member is object:
+            return True
+        origin = get_origin(member)
+        for target in targets:
+            if member == target:
+                return True
+            if (
+                origin is Literal
+                and get_origin(target) is Literal
+                and set(get_args(target)) <= set(get_args(member))
+            ):
+                return True
+            if origin is not None or not isinstance(member, type):
+                continue
+            if isinstance(target, type) and issubclass(target, member):
+                return True
+            if member is float and target is int:
+                return True  # Pydantic takes an int for a float
+            if member is str and (
+                get_origin(target) is Literal
+                or (isinstance(target, type) and issubclass(target, enum.Enum))
+            ):
+                return True
+    return False
+
+
+def _allows_none(annotation: Any) -> bool:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if annotation is Any or annotation is object or annotation is None:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_allows_none(arg) for arg in get_args(annotation))
+    return annotation is type(None)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or repr(annotation)
+
+
+class ModelSchema(BaseModel):
+    """A Pydantic model generated from a Flash DB model, usable as a type::
+
+        class AuthorRead(ModelSchema, model=Author):
+            id: int
+            name: str
+
+    Options, as class keywords: ``mode`` (``"read"``, ``"create"`` or
+    ``"update"``), ``include``, ``exclude`` and ``alias_generator``, as for
+    :func:`model_schema`. The fields declared in the body are checked against the
+    model when the class is created: a name the model lacks, or a type its column
+    cannot hold, raises ``TypeError``. Every other field of the model (within
+    ``include``/``exclude``) is added at run time; static checkers see only the
+    declared ones. Subclasses without ``model=`` inherit their parent's fields.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    __flash_model__: ClassVar[type[Model[Any]] | None] = None
+    __flash_mode__: ClassVar[Mode] = "read"
+    __flash_declared__: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(
+        cls,
+        *,
+        model: type[Model[Any]] | None = None,
+        mode: Mode = "read",
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+        **kwargs: Unpack[ConfigDict],
+    ) -> None:
+        # Runs before Pydantic collects the fields: the model's fields the body did
+        # not declare are added here, as if they had been written in the body.
+        super().__init_subclass__(**kwargs)
+        if model is None:
+            if include is not None or exclude is not None or mode != "read":
+                raise TypeError(f"{cls.__name__}: mode, include and exclude need model=.")
+            return
+        context = f"class {cls.__name__}(ModelSchema, model={getattr(model, '__name__', model)})"
+        _check_model(model, mode, context)
+        definitions = _definitions(model, mode, _normalize(include), _normalize(exclude), context)
+        declared: dict[str, Any] = dict(inspect.get_annotations(cls))
+        columns = model_fields(model)
+        known = set(columns) | {rel.key for rel in model.__mapper__.relationships}
+        unknown = sorted(name for name in declared if name not in known)
+        if unknown:
+            raise TypeError(
+                f"{context} declares {unknown[0]!r}, which {model.__name__} does not have. "
+                f"Choices are: {', '.join(sorted(known))}."
+            )
+        for name, annotation in declared.items():
+            constraints = columns[name].constraints if name in columns else ()
+            if constraints:  # the column's limits (max length, range, no NUL) still apply
+                declared[name] = Annotated[annotation, *constraints]
+        # The model's order (primary key first), declared fields in their place.
+        annotations: dict[str, Any] = {}
+        for name, (annotation, default) in definitions.items():
+            if name in declared:
+                annotations[name] = declared[name]
+                continue
+            annotations[name] = annotation
+            if default is not ...:
+                setattr(cls, name, default)
+        cls.__annotations__ = {**annotations, **declared}
+        cls.__flash_model__ = model
+        cls.__flash_mode__ = mode
+        cls.__flash_declared__ = tuple(declared)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Check the declared fields' types against the columns; apply the mode's settings."""
+        super().__pydantic_init_subclass__(**kwargs)
+        model = cls.__dict__.get("__flash_model__")
+        if model is None:
+            return
+        columns = model_fields(model)
+        for name in cls.__flash_declared__:
+            column = columns.get(name)
+            if column is None:
+                continue  # a relation: its nested schema is the author's choice
+            declared = cls.model_fields[name].annotation
+            if not _holds(declared, column.python_type):
+                raise TypeError(
+                    f"{cls.__name__}.{name} is declared {_type_name(declared)}, but "
+                    f"{model.__name__}.{name} holds {_type_name(column.python_type)}: declare "
+                    f"{_type_name(column.python_type)}."
+                )
+            if cls.__flash_mode__ == "read" and column.nullable and not _allows_none(declared):
+                raise TypeError(
+                    f"{cls.__name__}.{name} is declared {_type_name(declared)}, but "
+                    f"{model.__name__}.{name} may be NULL: declare "
+                    f"{_type_name(column.python_type)} | None."
+                )
+        if (
+            cls.__flash_mode__ == "read"
+            and cls.model_config.get("alias_generator") is None
+            and set(cls.model_fields) == set(columns)
+        ):
+            # A full read schema: relations that include this model nest it (by its name).
+            _cache.setdefault((model, "read", None, None, cls.__name__, None), cls)
+        wanted = _config(cls.__flash_mode__, cls.model_config.get("alias_generator"))
+        missing = {key: value for key, value in wanted.items() if key not in cls.model_config}
+        if missing:
+            cls.model_config = {**cls.model_config, **missing}  # type: ignore[typeddict-item]
+            cls.model_rebuild(force=True)

@@ -95,7 +95,7 @@ class Note(Model, SoftDeleteMixin):
     text: Mapped[str] = mapped_column(String(200))
 
 
-class Product(Model):
+class Product(Model[str]):
     """A model with its own string primary key (no ``id`` column is added)."""
 
     __tablename__ = "products"
@@ -103,7 +103,7 @@ class Product(Model):
     price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
 
 
-class Gadget(Model):
+class Gadget(Model[uuid.UUID]):
     """A model with a UUID ``id``."""
 
     __tablename__ = "gadgets"

@@ -122,5 +122,5 @@ async def test_plain_sqlalchemy_correlation_inside_exists(db: AsyncSession) -> N
     await seed(db)
     # A subquery over another model selects from that model's table, so plain
     # SQLAlchemy conditions correlate as they would in SQLAlchemy.
-    drafts = Post.objects.filter(Post.author_id == User.id, Post.published.is_(False))
+    drafts = Post.objects.filter(Post.author_id == User.__table__.c.id, Post.published.is_(False))
     assert await names(db, Exists(drafts)) == ["Alice"]

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.reliability
 ALLOWED = (FieldError, ValidationError, DoesNotExist, TypeError, ValueError)
 
 #: Field paths per model and the kind of value each holds.
-FIELDS: dict[type[Model], dict[str, str]] = {
+FIELDS: dict[type[Model[Any]], dict[str, str]] = {
     User: {
         "id": "int",
         "pk": "int",
@@ -129,7 +129,7 @@ def _name(draw: st.DrawFn, valid: list[str]) -> str:
 
 
 @st.composite
-def queries(draw: st.DrawFn) -> tuple[type[Model], str, Any, Any, list[str], str]:
+def queries(draw: st.DrawFn) -> tuple[type[Model[Any]], str, Any, Any, list[str], str]:
     """Draw a model, a lookup key, two values of one shape, an ordering and an operation."""
     model = draw(st.sampled_from(list(FIELDS)))
     names = list(FIELDS[model])
@@ -158,7 +158,7 @@ def queries(draw: st.DrawFn) -> tuple[type[Model], str, Any, Any, list[str], str
 
 
 async def _run(
-    db: Any, model: type[Model], key: str, value: Any, order: list[str], op: str
+    db: Any, model: type[Model[Any]], key: str, value: Any, order: list[str], op: str
 ) -> None:
     manager = model.objects
     if op == "exclude":
@@ -226,7 +226,7 @@ def test_fuzz_queryset_lookups_and_ordering(backend_url: str) -> None:
             suppress_health_check=list(HealthCheck),
         )
         @given(queries())
-        def check(query: tuple[type[Model], str, Any, Any, list[str], str]) -> None:
+        def check(query: tuple[type[Model[Any]], str, Any, Any, list[str], str]) -> None:
             model, key, first, second, order, op = query
             outcome, sql = runner.run(_statements(db, model, key, first, order, op))
             if outcome.startswith("defect:"):
