@@ -223,7 +223,21 @@ def _order(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -
         ordering = _ordering(state, item)
         if state.reversed:
             ordering = ordering.reversed() if isinstance(ordering, OrderBy) else ordering
-        result.append(ordering.resolve(resolver) if isinstance(ordering, OrderBy) else ordering)
+        if not isinstance(ordering, OrderBy):
+            result.append(ordering)
+            continue
+        try:
+            result.append(ordering.resolve(resolver))
+        except FieldError as error:
+            if not isinstance(item, str) or "in F()" not in str(error):
+                raise
+            raise FieldError(
+                error.model,
+                error.name,
+                error.choices,
+                kind=error.kind,
+                context=f"order_by({item!r})",
+            ) from None
     return result
 
 
@@ -282,13 +296,15 @@ def _to_one_path(model: type[Any], path: str) -> list[RelationshipProperty[Any]]
     for prop in props:
         if prop.uselist:
             mapper: Mapper[Any] = current.__mapper__
-            to_one = [p.key for p in mapper.relationships if not p.uselist]
+            to_one = sorted(p.key for p in mapper.relationships if not p.uselist)
             error = FieldError(
                 current, prop.key, to_one, kind="to-one relation", context="select_related()"
             )
+            others = f" Its to-one relations: {', '.join(to_one)}." if to_one else ""
             error.args = (
-                f"{error} {current.__name__}.{prop.key} is a to-many relation: "
-                f"load it with prefetch_related({path!r}).",
+                f"select_related() follows to-one relations only, and "
+                f"{current.__name__}.{prop.key} is a to-many relation: load it with "
+                f"prefetch_related({path!r}).{others}",
             )
             raise error
         current = prop.mapper.class_

@@ -100,7 +100,7 @@ def _parse(url: str | URL, source: str) -> URL:
         return url
     try:
         return make_url(url)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
         raise FlashDBError(
             f"The database URL from {source} is not a URL. "
             "Write it as dialect+driver://user:password@host/dbname, "

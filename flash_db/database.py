@@ -85,11 +85,29 @@ ISOLATION_LEVELS: dict[str, tuple[str, ...]] = {
 }
 
 
+_SUPPORTED = {"sqlite+aiosqlite": "aiosqlite", "postgresql+asyncpg": "asyncpg"}
+
+
 def normalize_url(url: str | URL) -> URL:
-    """Return ``url`` with an async driver: ``postgresql://`` becomes ``postgresql+asyncpg://``."""
+    """Return ``url`` with an async driver: ``postgresql://`` becomes ``postgresql+asyncpg://``.
+
+    Raises ``FlashDBError`` for a database or driver Flash DB does not run on.
+    """
     parsed = make_url(url)
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if parsed.drivername not in _SUPPORTED:
+        backend = parsed.get_backend_name()
+        if backend in ("sqlite", "postgresql"):
+            problem = f"{parsed.drivername!r} is not a driver Flash DB runs on"
+        else:
+            problem = f"{backend!r} is not a database Flash DB supports"
+        raise FlashDBError(
+            f"Cannot use the database URL {parsed.drivername}://...: {problem}. Flash DB runs on "
+            "SQLite with aiosqlite (sqlite+aiosqlite:///file.sqlite3, or sqlite:///...) and on "
+            "PostgreSQL with asyncpg (postgresql+asyncpg://user@host/db, or postgresql://...); "
+            "asyncpg comes with pip install 'flash-db[postgres]'."
+        )
     return parsed
 
 

@@ -40,6 +40,7 @@ What does not see these statements: SQLAlchemy's ``before_cursor_execute`` and
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -378,4 +379,29 @@ async def _failed(
             pass
     if not isinstance(error, Exception):
         return error
-    return _sqlalchemy_error(link, sql, args, error, closed)
+    failure = _sqlalchemy_error(link, sql, args, error, closed)
+    hint_missing_table(failure)
+    return failure
+
+
+_MISSING_TABLE = re.compile(r'no such table: "?([\w.]+)|relation "([^"]+)" does not exist')
+
+
+def hint_missing_table(error: BaseException) -> None:
+    """Add a note to a database's "no such table" error: how to create the tables.
+
+    The error itself passes through unchanged (its type and message are the
+    driver's); the note shows under it in a traceback.
+    """
+    if not isinstance(error, sa_exc.DBAPIError) or error.orig is None:
+        return
+    match = _MISSING_TABLE.search(str(error.orig))
+    if match is None or any("flash-db migrate" in note for note in getattr(error, "__notes__", ())):
+        return
+    table = match[1] or match[2]
+    error.add_note(
+        f"Flash DB: the table {table!r} does not exist in this database. Create the tables: "
+        "run 'flash-db migrate' if the app has migrations, or 'await create_all()' (development "
+        "and tests); check that the app and the commands use the same database "
+        "(DATABASE_URL, [tool.flash_db] url)."
+    )

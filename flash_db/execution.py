@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -58,14 +59,19 @@ async def run(db: AsyncSession, work: Callable[..., T], *args: Any, operation: s
     inside, it marks the block.
     """
     if in_atomic(db):
-        with marking_failure(db), hold_session(db, operation):
-            return await db.run_sync(_on_connection, work, args)
+        try:
+            with marking_failure(db), hold_session(db, operation):
+                return await db.run_sync(_on_connection, work, args)
+        except DBAPIError as error:
+            driver.hint_missing_table(error)
+            raise
     try:
         with hold_session(db, operation):
             return await db.run_sync(_on_connection, work, args)
     except SessionBusy:
         raise
-    except BaseException:
+    except BaseException as error:
+        driver.hint_missing_table(error)
         await db.rollback()
         raise
 

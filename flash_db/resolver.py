@@ -22,6 +22,7 @@ compiled by the function the compiler hands to the root resolver
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -553,8 +554,10 @@ class Resolver:
             return item
         if isinstance(item, bool):
             return true() if item else false()
+        hint = f" To match the primary key, write pk={item!r}." if _is_plain_value(item) else ""
         raise TypeError(
-            f"filter() takes SQLAlchemy expressions, Q objects and keyword lookups, got {item!r}."
+            "filter() and get() take SQLAlchemy expressions, Q objects and keyword lookups, "
+            f"got {item!r}.{hint}"
         )
 
     def _compile_and(self, children: list[Any], negated: bool) -> list[ColumnElement[bool]]:
@@ -665,3 +668,8 @@ def _is_temporal(column: ColumnElement[Any]) -> bool:
 def _nullable(column: ColumnElement[Any]) -> bool:
     inner = getattr(column, "expression", column)
     return bool(getattr(inner, "nullable", True)) if isinstance(inner, ColumnClause) else True
+
+
+def _is_plain_value(item: Any) -> bool:
+    """Return whether ``item`` looks like a primary-key value passed without ``pk=``."""
+    return isinstance(item, int | str | uuid.UUID) and not isinstance(item, bool)
