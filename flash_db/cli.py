@@ -2,8 +2,11 @@
 
 Every command accepts ``--models``, ``--url`` and ``--migrations``; without them
 the settings come from ``DATABASE_URL`` and ``[tool.flash_db]`` in pyproject.toml.
-Exit status: 0 on success, 1 when the command refused or failed (including
-``makemigrations`` with no changes), 2 for a usage error.
+Exit status, as Django's: 0 on success (``makemigrations`` with no changes
+included, so ``makemigrations && migrate`` works), 1 when the command refused or
+failed (``makemigrations --check`` with changes to migrate, a database that
+cannot be reached), 2 for a usage error. Errors are one paragraph on stderr,
+without a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
+
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from flash_db.exceptions import FlashDBError
 
@@ -113,8 +118,8 @@ def _run(args: argparse.Namespace) -> int:
                 args.message, empty=args.empty, settings=settings, stdout=summary
             )
         except migrations.NoChanges as error:
-            print(error, file=sys.stderr)
-            return 1
+            print(error)
+            return 0
         print(f"Created {_relative(path)}")
         print(summary.getvalue(), end="")
     elif args.command in ("migrate", "downgrade"):
@@ -143,3 +148,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlashDBError as error:
         print(f"flash-db {args.command}: {error}", file=sys.stderr)
         return 1
+    except (SQLAlchemyError, OSError) as error:
+        print(f"flash-db {args.command}: {_database_problem(error, args)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()).rstrip(".")
+
+
+def _database_problem(error: BaseException, args: argparse.Namespace) -> str:
+    """Say in one paragraph why the database could not be used, and what to check."""
+    source = "--url" if args.url else "DATABASE_URL, or [tool.flash_db] url in pyproject.toml"
+    if isinstance(error, ArgumentError):
+        return (
+            f"the database URL is not valid ({_one_line(str(error))}). Write it as "
+            "dialect://user:password@host/dbname, e.g. postgresql://app@localhost/app or "
+            f"sqlite:///db.sqlite3, and set it with {source}."
+        )
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    try:
+        from flash_db.migrations import load_settings
+
+        url = load_settings(url=args.url).database_url().render_as_string(hide_password=True)
+        where = f" at {url}"
+    except Exception:  # the URL itself is the problem: say nothing more about it
+        where = ""
+    return (
+        f"cannot use the database{where}: {_one_line(str(cause))} "
+        f"({type(cause).__name__}). Check that the database server is running and "
+        f"reachable, and that the URL ({source}) names it."
+    )

@@ -283,11 +283,13 @@ async def test_migration_workflow_from_init_to_downgrade(project: Project) -> No
     assert await project.query("SELECT name, email, karma FROM authors") == [("Ada", "a@x", 0)]
     await project.query("INSERT INTO tags (id, label, post_id) VALUES (1, 'news', 1)")
 
-    # No change: refused, nothing written.
+    # No change: nothing written, and status 0 as Django's (makemigrations && migrate works).
     result = await project.run("makemigrations")
-    assert result.status == 1
-    assert "No changes detected" in result.err
+    assert result.status == 0
+    assert "No changes detected" in result.out
     assert project.versions == ["0001_initial.py", second]
+    checked = await project.run("makemigrations", "--check")
+    assert (checked.status, checked.out) == (0, "No changes detected.\n")
 
     sql = await project.ok("sqlmigrate", "0002")
     assert "CREATE TABLE tags" in sql
@@ -357,7 +359,7 @@ asyncio.run(main())
     assert out.decode() == "True 9.99 {'a': 1} UTC\n", err.decode()
 
     # Autogenerate sees no difference for these types (no false positives) ...
-    assert (await project.run("makemigrations")).status == 1
+    assert "No changes detected" in await project.ok("makemigrations")
     # ... and on PostgreSQL the enum type goes with its table, so down and up again work.
     await project.ok("downgrade", "zero")
     assert set(await project.schema()) == {"alembic_version"}
@@ -429,6 +431,37 @@ def test_cli_errors_say_what_to_do(
     with pytest.raises(SystemExit) as exit_info:
         main(["frobnicate"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql://postgres@127.0.0.1:1/nowhere",
+            "flash-db showmigrations: cannot use the database at "
+            "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere: ",
+        ),
+        (
+            "postgresql://user@host:port/db",
+            "flash-db showmigrations: The database URL from the url argument is not a URL.",
+        ),
+        ("mysql://root@localhost/app", "'mysql' is not a database Flash DB supports"),
+    ],
+)
+async def test_a_database_that_cannot_be_used_is_one_paragraph_without_a_traceback(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "models.py").write_text(textwrap.dedent(MODELS_V1))
+    (tmp_path / "pyproject.toml").write_text('[tool.flash_db]\nmodels = "app.models"\n')
+    assert (await _flash_db(tmp_path, "init")).status == 0
+    result = await _flash_db(tmp_path, "showmigrations", "--url", url)
+    assert result.status == 1
+    assert result.out == ""
+    assert expected in result.err
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
 
 
 def test_migration_names_follow_their_operations() -> None:
