@@ -46,7 +46,8 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
-from flash_db.fields import PYTHON_ONLY, column_value, info, integer_range, pk_name
+from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
+from flash_db.functions import Random
 from flash_db.lookups import outside
 from flash_db.resolver import Resolver
 
@@ -98,6 +99,8 @@ class QueryState:
     # restrict what an aggregate over the same to-many relation counts).
     annotation_filters: tuple[int, ...] = ()
     for_update: tuple[bool, bool, tuple[Any, ...]] | None = None
+    # Annotations made by alias(): usable in filter()/order_by(), never selected.
+    aliases: tuple[str, ...] = ()
 
     def clone(self, **changes: Any) -> QueryState:
         """Return a copy with ``changes`` applied (field by field: cheaper than ``replace``)."""
@@ -192,6 +195,8 @@ def _group_by(state: QueryState, resolver: Resolver) -> list[ColumnElement[Any]]
 
 
 def _ordering(state: QueryState, item: Any) -> OrderBy | Any:
+    if item == "?":
+        return OrderBy(Random(), descending=False)
     if isinstance(item, str):
         descending = item.startswith("-")
         return OrderBy(F(item.lstrip("-")), descending=descending)
@@ -246,8 +251,14 @@ def _value_columns(
 ) -> list[ColumnElement[Any]]:
     names = state.fields or (
         *(prop.key for prop in model.__mapper__.column_attrs),
-        *(name for name, _ in state.annotations),
+        *(name for name, _ in state.annotations if name not in state.aliases),
     )
+    for name in names:
+        if name in state.aliases:
+            choices = [*field_choices(model), *(n for n, _ in state.annotations)]
+            error = FieldError(model, name, set(choices) - set(state.aliases), context="values()")
+            error.args = (f"Cannot select the {name!r} alias. Use annotate() to promote it.",)
+            raise error
     return [resolver.column(name, context="values()").label(name) for name in names]
 
 
@@ -411,7 +422,7 @@ def _select(
         entity = resolver.entity
         columns: list[Any] = [getattr(entity, key) for key in keys]
         related_columns, related = _select_related(model, state, resolver, len(keys))
-        names = tuple(name for name, _ in state.annotations)
+        names = tuple(name for name, _ in state.annotations if name not in state.aliases)
         annotations = [resolver.annotations[name].label(name) for name in names]
         stmt: Select[Any] = select(*columns, *related_columns, *annotations)
         layout = Layout(model=model, keys=keys, related=related, annotations=names)

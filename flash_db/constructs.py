@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Boolean, Date, DateTime, Enum, Float, Integer, String, Time
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
@@ -24,6 +25,7 @@ __all__ = [
     "DateOf",
     "DatePart",
     "Day",
+    "Explain",
     "Fold",
     "ForSQLite",
     "Greatest",
@@ -547,3 +549,24 @@ def _on_sqlite_sqlite(element: OnSQLite, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(DateOf, "sqlite")
 def _date_of_sqlite(element: DateOf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"date({_args(element, compiler, **kw)[0]})"
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN [ANALYZE] statement`` (``EXPLAIN QUERY PLAN`` on SQLite), with its parameters."""
+
+    inherit_cache = False  # made for one call: nothing to cache
+
+    def __init__(self, statement: ClauseElement, *, analyze: bool = False) -> None:
+        self.statement = statement
+        self.analyze = analyze
+
+
+@compiles(Explain)
+def _explain_default(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    verb = "EXPLAIN ANALYZE" if element.analyze else "EXPLAIN"
+    return f"{verb} {compiler.process(element.statement, **kw)}"
+
+
+@compiles(Explain, "sqlite")
+def _explain_sqlite(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXPLAIN QUERY PLAN {compiler.process(element.statement, **kw)}"

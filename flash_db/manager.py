@@ -91,9 +91,13 @@ class Manager(Generic[M]):
         """Return a QuerySet prefetching relations."""
         return self.get_queryset().prefetch_related(*relations)
 
-    def annotate(self, **expressions: Any) -> QuerySet[M]:
+    def annotate(self, *aggregates: Any, **expressions: Any) -> QuerySet[M]:
         """Return a QuerySet with computed attributes."""
-        return self.get_queryset().annotate(**expressions)
+        return self.get_queryset().annotate(*aggregates, **expressions)
+
+    def alias(self, *aggregates: Any, **expressions: Any) -> QuerySet[M]:
+        """Return a QuerySet with named expressions to filter and order by, not selected."""
+        return self.get_queryset().alias(*aggregates, **expressions)
 
     def select_for_update(
         self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[Any] = ()
@@ -101,9 +105,9 @@ class Manager(Generic[M]):
         """Return a QuerySet locking its rows."""
         return self.get_queryset().select_for_update(nowait=nowait, skip_locked=skip_locked, of=of)
 
-    def values(self, *fields: str) -> QuerySet[M, dict[str, Any]]:
+    def values(self, *fields: str, **expressions: Any) -> QuerySet[M, dict[str, Any]]:
         """Return a QuerySet of dicts."""
-        return self.get_queryset().values(*fields)
+        return self.get_queryset().values(*fields, **expressions)
 
     @overload
     def values_list(
@@ -175,9 +179,17 @@ class Manager(Generic[M]):
         """Delete every (visible) row; return the number deleted."""
         return await self.get_queryset().delete(db)
 
-    async def aggregate(self, db: AsyncSession, **aggregates: Any) -> dict[str, Any]:
+    async def aggregate(self, db: AsyncSession, *args: Any, **aggregates: Any) -> dict[str, Any]:
         """Return aggregate values over every (visible) row."""
-        return await self.get_queryset().aggregate(db, **aggregates)
+        return await self.get_queryset().aggregate(db, *args, **aggregates)
+
+    def sql(self, db: AsyncSession) -> str:
+        """Return the SELECT of every (visible) row as ``db``'s database would get it."""
+        return self.get_queryset().sql(db)
+
+    async def explain(self, db: AsyncSession, *, analyze: bool = False) -> str:
+        """Return the database's plan for the SELECT of every (visible) row."""
+        return await self.get_queryset().explain(db, analyze=analyze)
 
     def iterator(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncIterator[M]:
         """Stream every (visible) row in chunks."""

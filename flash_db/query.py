@@ -35,8 +35,9 @@ from flash_db.compiler import (
     update_statement,
     write_template,
 )
+from flash_db.constructs import Explain
 from flash_db.exceptions import FieldError
-from flash_db.expressions import Expression, Q, Queryable
+from flash_db.expressions import Aggregate, Expression, Q, Queryable
 from flash_db.fields import pk_name
 from flash_db.instances import store
 from flash_db.transaction import write_block
@@ -187,12 +188,24 @@ class QuerySet(Queryable, Generic[M, R]):
         """Return a new QuerySet that loads ``relations`` with one extra query each."""
         return self._clone(prefetch_related=(*self.state.prefetch_related, *relations))
 
-    def annotate(self, **expressions: Any) -> Self:
+    def annotate(self, *aggregates: Any, **expressions: Any) -> Self:
         """Return a new QuerySet with computed values set as attributes on each result.
 
         After ``values(*fields)``, aggregates group the rows by those fields (GROUP BY)
-        and the annotations are added to each dict/tuple.
+        and the annotations are added to each dict/tuple. A positional aggregate
+        takes Django's name: ``annotate(Count("posts"))`` sets ``posts__count``.
         """
+        return self._annotate(_named(aggregates, expressions, "annotate"), select=True)
+
+    def alias(self, *aggregates: Any, **expressions: Any) -> Self:
+        """Return a new QuerySet with named expressions to filter and order by, not selected.
+
+        Like :meth:`annotate`, but the values are not loaded (Django's ``alias()``):
+        ``qs.alias(n=Count("posts")).filter(n__gt=1)``.
+        """
+        return self._annotate(_named(aggregates, expressions, "alias"), select=False)
+
+    def _annotate(self, expressions: dict[str, Any], *, select: bool) -> Self:
         attrs = self.model.__mapper__.attrs
         for name, expression in expressions.items():
             if name in attrs or name == "pk":
@@ -212,9 +225,11 @@ class QuerySet(Queryable, Generic[M, R]):
                 *(len(state.where) for _ in expressions),
             ),
         }
+        if not select:
+            changes["aliases"] = (*state.aliases, *expressions)
         if state.kind != "model":
             new = tuple(name for name in expressions if name not in state.fields)
-            if state.fields:
+            if state.fields and select:
                 changes["fields"] = (*state.fields, *new)
             grouping = any(
                 isinstance(e, Expression) and e.contains_aggregate for e in expressions.values()
@@ -230,9 +245,14 @@ class QuerySet(Queryable, Generic[M, R]):
         """Return a new QuerySet that locks its rows (``FOR UPDATE``; no effect on SQLite)."""
         return self._clone(for_update=(nowait, skip_locked, tuple(of)))
 
-    def values(self, *fields: str) -> QuerySet[M, dict[str, Any]]:
-        """Return a QuerySet whose results are dicts of ``fields`` (all columns by default)."""
-        qs = self._clone(fields=tuple(fields), kind="dict")
+    def values(self, *fields: str, **expressions: Any) -> QuerySet[M, dict[str, Any]]:
+        """Return a QuerySet whose results are dicts of ``fields`` (all columns by default).
+
+        ``expressions`` are annotated first and selected under their names:
+        ``values("id", lower=Lower("name"))``.
+        """
+        base = self._annotate(expressions, select=True) if expressions else self
+        qs = base._clone(fields=(*fields, *expressions), kind="dict")
         return cast("QuerySet[M, dict[str, Any]]", qs)  # only the result type changes
 
     @overload
@@ -380,8 +400,12 @@ class QuerySet(Queryable, Generic[M, R]):
             raise model.DoesNotExist(f"{self.model.__name__} matching query does not exist.")
         return result
 
-    async def aggregate(self, db: AsyncSession, **aggregates: Any) -> dict[str, Any]:
-        """Return ``{name: value}`` for aggregate expressions over the matching rows."""
+    async def aggregate(self, db: AsyncSession, *args: Any, **named: Any) -> dict[str, Any]:
+        """Return ``{name: value}`` for aggregate expressions over the matching rows.
+
+        A positional aggregate takes Django's name (``Sum("views")``: ``views__sum``).
+        """
+        aggregates = _named(args, named, "aggregate")
         if not aggregates:
             raise TypeError("aggregate() needs at least one name=aggregate.")
         for name, expression in aggregates.items():
@@ -470,6 +494,36 @@ class QuerySet(Queryable, Generic[M, R]):
             )
         return await self.filter(deleted_at__isnull=False).update(db, deleted_at=None)
 
+    def sql(self, db: AsyncSession) -> str:
+        """Return the SELECT that ``fetch(db)`` would send to ``db``'s database.
+
+        Placeholders stand where the values go (``$1::INTEGER`` on PostgreSQL,
+        ``?`` on SQLite); the values are never in the text. Nothing is sent.
+        """
+        self._check_backend(db)
+        (stmt, _), _params = template(self.model, self.state, "fetch", _build_select)
+        compiled = stmt.compile(
+            dialect=db.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+        )
+        return str(compiled)
+
+    async def explain(self, db: AsyncSession, *, analyze: bool = False) -> str:
+        """Return the database's plan for ``fetch(db)``'s SELECT.
+
+        ``EXPLAIN`` on PostgreSQL (``analyze=True``: ``EXPLAIN ANALYZE``, which runs
+        the query), ``EXPLAIN QUERY PLAN`` on SQLite, one line per row of its answer.
+        """
+        dialect = db.get_bind().dialect.name
+        if analyze and dialect != "postgresql":
+            raise ValueError(
+                f"explain(analyze=True) is EXPLAIN ANALYZE, which only PostgreSQL runs; "
+                f"this session's database is {dialect}: use explain(db)."
+            )
+        self._check_backend(db)
+        (stmt, _), params = template(self.model, self.state, "fetch", _build_select)
+        result = await execution.execute(db, Explain(stmt, analyze=analyze), params)
+        return "\n".join(" ".join(str(value) for value in row) for row in result.all())
+
     async def iterator(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncGenerator[R, None]:
         """Stream the results in chunks of ``chunk_size`` without loading them all.
 
@@ -487,6 +541,25 @@ class QuerySet(Queryable, Generic[M, R]):
     def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncGenerator[R, None]:
         """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""
         return self.iterator(db, chunk_size)
+
+
+def _named(args: tuple[Any, ...], named: dict[str, Any], method: str) -> dict[str, Any]:
+    """Return ``named`` with the positional aggregates under their default alias."""
+    result: dict[str, Any] = {}
+    for arg in args:
+        if not isinstance(arg, Aggregate):
+            raise TypeError(
+                f"{method}() takes positional aggregates only (Count('posts')); "
+                f"name other expressions: {method}(name=...), got {arg!r}."
+            )
+        alias = arg.default_alias  # raises TypeError for Count("*") and expressions
+        if alias in named or alias in result:
+            raise ValueError(
+                f"The named annotation {alias!r} conflicts with the default name for "
+                "another annotation."
+            )
+        result[alias] = arg
+    return {**result, **named}
 
 
 def _is_unique(model: type[Any], column: Any) -> bool:

@@ -163,10 +163,14 @@ class Resolver:
     def parse(self, key: str, *, lookups: bool, context: str = "") -> _Path:
         """Split ``key`` into relation hops, a field and trailing lookup/transform names."""
         parts = key.split("__")
-        if parts[0] in self.annotations:
-            return self._check_tail(
-                _Path([], [], self.model, parts[0], parts[1:], True), lookups, context
-            )
+        if self.annotations:
+            # The longest prefix naming an annotation (``posts__count__gt``: Django's
+            # default alias ``posts__count``).
+            for end in range(len(parts), 0, -1):
+                name = "__".join(parts[:end])
+                if name in self.annotations:
+                    path = _Path([], [], self.model, name, parts[end:], True)
+                    return self._check_tail(path, lookups, context)
         model = self.model
         mapper: Mapper[Any] = self.mapper
         relations: list[RelationshipProperty[Any]] = []
