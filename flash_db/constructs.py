@@ -11,10 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, Date, DateTime, Enum, Float, Integer, String, Time
+from sqlalchemy import (
+    Boolean,
+    ClauseElement,
+    Date,
+    DateTime,
+    Enum,
+    Executable,
+    Float,
+    Integer,
+    String,
+    Time,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
