@@ -587,3 +587,90 @@ async def test_core_imports_without_alembic(tmp_path: Path) -> None:
     assert process.returncode == 1, err.decode()
     assert "needs Alembic" in err.decode()
     assert "pip install 'flash-db[migrations]'" in err.decode()
+
+
+# -- constraints: named alike on both databases, so that changes are seen and portable --
+
+MODELS_BARE = (
+    MODELS_V1.replace(
+        "email: Mapped[str] = mapped_column(String(100), unique=True)",
+        "email: Mapped[str] = mapped_column(String(100))",
+    )
+    .replace(
+        "title: Mapped[str] = mapped_column(String(100), index=True)",
+        "title: Mapped[str] = mapped_column(String(100))",
+    )
+    .replace(
+        'author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))',
+        "author_id: Mapped[int]",
+    )
+)
+
+
+def _other_database(url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the other backend than ``url``'s."""
+    if not url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'other.sqlite3'}"
+        return
+    name = f"flash_other_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def other_url(migration_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second empty database, of the other backend (PostgreSQL must be reachable)."""
+    request.getfixturevalue("postgresql_url")
+    yield from _other_database(migration_url, tmp_path)
+
+
+async def test_dropping_and_adding_constraints_is_detected_and_applies_on_both_databases(
+    project: Project, other_url: str
+) -> None:
+    project.write_models(MODELS_V1)
+    await project.ok("init")
+    await project.ok("makemigrations")
+    await project.ok("migrate")
+    created = await project.schema()
+    assert created["authors"]["unique"] == [("email",)]
+    assert created["posts"]["indexes"] == [("ix_posts_title", ("title",))]
+
+    # Remove unique=True, index=True and the foreign key: each is a change.
+    project.write_models(MODELS_BARE)
+    pending = await project.run("makemigrations", "--check")
+    assert pending.status == 1, pending.out + pending.err
+    assert "  - Drop uq_authors_email on authors\n" in pending.out
+    assert "  - Drop index ix_posts_title\n" in pending.out
+    assert "  - Drop fk_posts_author_id_authors on posts\n" in pending.out
+    await project.ok("makemigrations", "-m", "loosen")
+    await project.ok("migrate")
+    loose = await project.schema()
+    assert loose["authors"]["unique"] == []
+    assert loose["posts"]["indexes"] == []
+    assert loose["posts"]["foreign_keys"] == []
+    assert "No changes detected" in await project.ok("makemigrations")
+
+    # And back: adding them is a change too.
+    project.write_models(MODELS_V1)
+    pending = await project.run("makemigrations", "--check")
+    assert pending.status == 1
+    assert "  - Add uq_authors_email on authors\n" in pending.out
+    assert "  - Create index ix_posts_title on posts\n" in pending.out
+    assert "  - Add fk_posts_author_id_authors on posts\n" in pending.out
+    await project.ok("makemigrations", "-m", "tighten")
+    await project.ok("migrate")
+    assert await project.schema() == created
+    assert "No changes detected" in await project.ok("makemigrations")
+
+    # The same migration files, made on one database, apply on the other: down and up.
+    other = Project(project.root, other_url)
+    applied = await project.ok("migrate", database_url=other_url)
+    assert applied.count("Applying") == 3
+    assert await other.schema() == created
+    await project.ok("downgrade", "0002", database_url=other_url)
+    assert (await other.schema())["authors"]["unique"] == []
+    await project.ok("downgrade", "zero", database_url=other_url)
+    assert "No changes detected" in await project.ok("makemigrations")

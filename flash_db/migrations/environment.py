@@ -234,7 +234,8 @@ def summarize_operations(operations: Iterable[ops.MigrateOperation]) -> Iterator
         elif isinstance(op, ops.AddConstraintOp | ops.DropConstraintOp):
             verb = "Add" if isinstance(op, ops.AddConstraintOp) else "Drop"
             name = getattr(op, "constraint_name", None) or "constraint"
-            yield f"{verb} {name} on {getattr(op, 'table_name', '?')}"
+            table = getattr(op, "table_name", None) or getattr(op, "source_table", None) or "?"
+            yield f"{verb} {name} on {table}"
         else:
             yield type(op).__name__
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: nothing (the first migration)
-Create Date: 2026-11-27 07:05:25.784968
+Create Date: 2026-12-05 04:10:05.558477
 """
 
 from collections.abc import Sequence
@@ -26,15 +26,15 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(length=50), nullable=False),
         sa.Column("balance", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("owner"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
+        sa.UniqueConstraint("owner", name=op.f("uq_accounts_owner")),
     )
     op.create_table(
         "blog_tags",
         sa.Column("name", sa.String(length=50), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("name"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_tags")),
+        sa.UniqueConstraint("name", name=op.f("uq_blog_tags_name")),
     )
     op.create_table(
         "blog_users",
@@ -44,24 +44,24 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("created_at", AwareDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", AwareDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("email"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_blog_users_email")),
     )
     op.create_table(
         "counters",
         sa.Column("name", sa.String(length=50), nullable=False),
         sa.Column("value", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("name"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_counters")),
+        sa.UniqueConstraint("name", name=op.f("uq_counters_name")),
     )
     op.create_table(
         "labels",
         sa.Column("name", sa.String(length=50), nullable=False),
         sa.Column("hits", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("name"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_labels")),
+        sa.UniqueConstraint("name", name=op.f("uq_labels_name")),
     )
     op.create_table(
         "blog_notifications",
@@ -70,8 +70,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("created_at", AwareDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", AwareDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["user_id"], ["blog_users.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["blog_users.id"],
+            name=op.f("fk_blog_notifications_user_id_blog_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_notifications")),
     )
     op.create_table(
         "blog_posts",
@@ -86,10 +91,9 @@ def upgrade() -> None:
         sa.Column("created_at", AwareDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", AwareDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["author_id"],
-            ["blog_users.id"],
+            ["author_id"], ["blog_users.id"], name=op.f("fk_blog_posts_author_id_blog_users")
         ),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_posts")),
     )
     op.create_table(
         "blog_comments",
@@ -100,19 +104,33 @@ def upgrade() -> None:
         sa.Column("created_at", AwareDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", AwareDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["author_id"],
-            ["blog_users.id"],
+            ["author_id"], ["blog_users.id"], name=op.f("fk_blog_comments_author_id_blog_users")
         ),
-        sa.ForeignKeyConstraint(["post_id"], ["blog_posts.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
+        sa.ForeignKeyConstraint(
+            ["post_id"],
+            ["blog_posts.id"],
+            name=op.f("fk_blog_comments_post_id_blog_posts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_comments")),
     )
     op.create_table(
         "blog_post_tags",
         sa.Column("post_id", sa.Integer(), nullable=False),
         sa.Column("tag_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["post_id"], ["blog_posts.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["tag_id"], ["blog_tags.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("post_id", "tag_id"),
+        sa.ForeignKeyConstraint(
+            ["post_id"],
+            ["blog_posts.id"],
+            name=op.f("fk_blog_post_tags_post_id_blog_posts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tag_id"],
+            ["blog_tags.id"],
+            name=op.f("fk_blog_post_tags_tag_id_blog_tags"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("post_id", "tag_id", name=op.f("pk_blog_post_tags")),
     )
     # ### end Alembic commands ###
 
