@@ -3,7 +3,7 @@
 FastAPI's ``/docs`` and ``/redoc`` pages load their JavaScript and CSS from a
 CDN, so they are blank without internet. The assets here come from the
 ``fastapi-offline`` package (Swagger UI 5 and ReDoc 2, MIT), installed with
-``pip install "flash-db[offline-docs]"``; this module only wires them through
+the ``offline-docs`` extra; this module only wires them through
 FastAPI's own page builders (``get_swagger_ui_html``, ``get_redoc_html``).
 """
 
