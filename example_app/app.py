@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Header, HTTPException
 
 from example_app import ops, signals  # noqa: F401  (signals: connects the receivers)
+from example_app.admin import mount_admin
 from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, Notification
 from example_app.routes import router as blog_router
 from example_app.schemas import (
@@ -36,7 +37,7 @@ from example_app.schemas import (
     UserUpdate,
 )
 from example_app.seed import seed
-from flash_db import Database, get_database
+from flash_db import Database, database_url, get_database
 from flash_db_fastapi import CRUDRouter, add_exception_handlers, flash_lifespan, offline_docs
 
 __all__ = ["MIGRATIONS", "app", "create_app", "prepare_database"]
@@ -97,7 +98,11 @@ def create_app(
         if seed_data:
             async with database.session() as db:
                 await seed(db)
-        yield
+        try:
+            yield
+        finally:
+            if admin_database is not None:
+                await admin_database.close()
 
     app = FastAPI(
         title="Flash DB blog",
@@ -107,6 +112,8 @@ def create_app(
     )
     add_exception_handlers(app)
     offline_docs(app)  # /docs and /redoc with their assets served from here: no CDN
+    # /admin (sqladmin) when EXAMPLE_ADMIN_USER and EXAMPLE_ADMIN_PASSWORD are set.
+    admin_database = mount_admin(app, database_url(url))
     # Hand-written routes first: /posts/search must not be taken for /posts/{id}.
     app.include_router(blog_router)
     app.include_router(
