@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest docs reliability bench clean
+.PHONY: install run test lint typecheck pytest docs reliability difftest bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,14 @@ docs: $(STAMP)
 # reduced forms run in `make test` through the `reliability` pytest marker.
 reliability: $(STAMP)
 	FLASH_RELIABILITY=full $(BIN)/pytest tests/reliability -m reliability -s -p no:cacheprovider -q -rxX
+
+# The Django oracle at length (docs/testing.md): N random queries per database through
+# Django and Flash DB, the agreement per class; a reduced run is in `make test`.
+# Fails on a class that is neither deliberate nor known open, or a known one now gone.
+SEED ?= 1
+N ?= 3000
+difftest: $(STAMP)
+	$(BIN)/python -m tests.oracle --seed $(SEED) -n $(N) --strict
 
 test: lint typecheck docs pytest
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 import flash_db
 from flash_db import Model
 from tests import models  # noqa: F401  (registers the tables)
+from tests.oracle import schema  # noqa: F401  (the Django oracle's tables)
 
 # The testing kit's plugin, loaded here rather than through its pytest11 entry point
 # (disabled in pyproject.toml with "-p no:flash_db"): an entry-point plugin is

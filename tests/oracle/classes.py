@@ -1,0 +1,257 @@
+"""The oracle's classes of differences: the deliberate ones, the known open ones, new ones.
+
+A *deliberate* difference is one Flash DB's docs declare (docs/querying.md,
+"Deliberate differences from Django"). It is recognised by proof, not by
+pattern: the query is rewritten into Django's spelling of Flash DB's rule
+(``Mode``), Django runs it, and only if that answer is Flash DB's answer is the
+difference deliberate. Anything else is a mismatch.
+
+A *known open* class is a wrong answer or crash found by the oracle and being
+fixed (issue 14); it is matched on the tags of the smallest query that still
+shows the difference. Everything else is *new*, named by those tags.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from tests.oracle.generator import PLAIN, Mode, Query
+
+#: Names of flash_db the generator uses when they exist (being added by issue 14).
+OPTIONAL_NAMES = (
+    "Case",
+    "When",
+    "Value",
+    "Lower",
+    "Upper",
+    "Length",
+    "Coalesce",
+    "Concat",
+    "Now",
+    "Trunc",
+    "Extract",
+    "Cast",
+    "Abs",
+    "Greatest",
+    "Least",
+    "NullIf",
+)
+OPTIONAL_METHODS = ("alias", "union", "intersection", "difference", "dates", "datetimes")
+OPTIONAL_TRANSFORMS = ("iso_year", "quarter", "week", "iso_week_day", "minute", "second", "time")
+
+
+@dataclass(frozen=True)
+class Deliberate:
+    """A documented difference: when it can apply and Django's spelling of Flash DB's rule."""
+
+    name: str
+    explanation: str
+    example: str
+    tags: frozenset[str]  # any of these in the query
+    backends: frozenset[str] = frozenset({"sqlite", "postgresql"})
+    rewrite: Mode = PLAIN
+
+    def applies(self, query: Query, backend: str) -> bool:
+        """Return whether the query uses what this difference is about, on this backend."""
+        return backend in self.backends and bool(self.tags & query.tags())
+
+    def mode(self, query: Query) -> Mode:
+        """Return the rewrite that makes Django answer by Flash DB's rule."""
+        if self.rewrite.exists_form:
+            return replace(self.rewrite, exists_form=query.model)
+        return self.rewrite
+
+
+DELIBERATE = [
+    Deliberate(
+        "to-many filter is EXISTS",
+        "A to-many path in filter()/exclude() is a correlated EXISTS: parent rows are "
+        "never duplicated, and exclude() is the exact complement of filter() with the "
+        "same arguments (its conditions hold for one related row). Django joins, so it "
+        "returns a parent once per matching child, and its exclude() may match "
+        "different children per condition.",
+        "Author.objects.filter(books__pages__gt=100).count()  # Django counts an author "
+        "once per book, Flash DB once",
+        frozenset({"filter:to-many"}),
+        rewrite=Mode(exists_form="?"),
+    ),
+    Deliberate(
+        "true division",
+        "`/` between expressions is true division, as in Python 3, also between integer "
+        "columns; Django sends the database's `/`, which truncates integers.",
+        'Book.objects.filter(pages__lt=F("pages") / 2 + 1)',
+        frozenset({"F/"}),
+        rewrite=Mode(true_div=True),
+    ),
+    Deliberate(
+        "SQLite text lookups",
+        "On SQLite, Django's contains/startswith/endswith are LIKE, which ignores ASCII "
+        "case, and its i-lookups fold only ASCII letters; Flash DB's are case-sensitive "
+        "and fold every letter (as on PostgreSQL).",
+        'Book.objects.filter(title__contains="alpha")  # Django on SQLite also finds "ALPHA"',
+        frozenset({"text-lookup"}),
+        backends=frozenset({"sqlite"}),
+        rewrite=Mode(like_regex=True),
+    ),
+]
+
+
+#: Where Django is no oracle: its docs say that combining aggregates over several
+#: to-many joins "will yield the wrong results" (each join multiplies the rows the
+#: others count). Flash DB computes each aggregate on its own (a correlated
+#: subquery). Such differences are counted under this name and not failed.
+DJANGO_MULTIPLIES = "Django multiplies aggregates over several to-many joins"
+
+
+@dataclass(frozen=True)
+class KnownOpen:
+    """A class of wrong answers or crashes being fixed: matched on its smallest query's tags."""
+
+    name: str
+    requires: tuple[frozenset[str], ...]  # all tags of one of these sets
+    verdicts: frozenset[str]
+    backends: frozenset[str] = frozenset({"sqlite", "postgresql"})
+    message: str = ""  # a part of Flash DB's error message
+    reproduction: str = ""
+    status: str = "open: being fixed in issue 14"
+
+    def matches(self, tags: frozenset[str], verdict: str, backend: str, error: str | None) -> bool:
+        """Return whether a smallest failing query belongs to this class."""
+        return (
+            verdict in self.verdicts
+            and backend in self.backends
+            and any(r <= tags for r in self.requires)
+            and (not self.message or self.message in (error or ""))
+        )
+
+
+MISMATCH = frozenset({"mismatch"})
+CRASH = frozenset({"flash-error"})
+SQLITE = frozenset({"sqlite"})
+POSTGRESQL = frozenset({"postgresql"})
+
+
+def _tags(*sets: str) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(s.split()) for s in sets)
+
+
+#: Classes still failing on main; each disappears from here when its fix lands.
+KNOWN_OPEN: list[KnownOpen] = [
+    KnownOpen(
+        "F() as the value of a text lookup",
+        _tags("F:text-lookup"),
+        MISMATCH,
+        reproduction='Tag.objects.filter(name__iexact=F("name")).count()',
+    ),
+    KnownOpen(
+        "None in __in under exclude()/~Q",
+        _tags("neg:in:None"),
+        MISMATCH,
+        reproduction="Book.objects.exclude(pages__in=[None]).count()",
+    ),
+    KnownOpen(
+        "negated comparison with a nullable F()",
+        _tags("neg:F:nullable"),
+        MISMATCH,
+        reproduction='Author.objects.exclude(age__lt=F("rating")).count()',
+    ),
+    KnownOpen(
+        "None / isnull through a to-many hop",
+        _tags("filter:to-many lookup:isnull", "filter:to-many value:None"),
+        MISMATCH,
+        reproduction="Book.objects.filter(reviews__isnull=True).count()",
+    ),
+    KnownOpen(
+        "values().annotate() grouped with an order_by() outside the values",
+        _tags("order-outside-group"),
+        MISMATCH,
+        reproduction='Review.objects.values("book_id").annotate(n=Count("id")).order_by("pk")',
+    ),
+    KnownOpen(
+        "PostgreSQL: column must appear in the GROUP BY clause",
+        _tags(""),
+        CRASH,
+        POSTGRESQL,
+        message="must appear in the GROUP BY clause",
+        reproduction='Author.objects.order_by("pk").values("rating").annotate(n=Count("id"))',
+    ),
+    KnownOpen(
+        "distinct() with order_by() on a related field",
+        _tags("distinct order_by"),
+        MISMATCH,
+        reproduction='Book.objects.order_by("publisher__name", "pk").distinct()',
+    ),
+    KnownOpen(
+        "PostgreSQL: ORDER BY expressions must appear in select list",
+        _tags(""),
+        CRASH,
+        POSTGRESQL,
+        message="for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+        reproduction='Book.objects.order_by("publisher__name", "pk").distinct()',
+    ),
+    KnownOpen(
+        "PostgreSQL: subquery uses ungrouped column",
+        _tags(""),
+        CRASH,
+        POSTGRESQL,
+        message="subquery uses ungrouped column",
+        reproduction='Review.objects.annotate(a0=Count("book__reviews__id")).annotate(a1=Max("book__pages"))',
+    ),
+    KnownOpen(
+        "F() through a to-many relation",
+        _tags("F:to-many"),
+        MISMATCH,
+        reproduction='Author.objects.filter(books__publisher_id__lt=13, id__gt=F("books__id"))',
+    ),
+    KnownOpen(
+        "SQLite: Avg() of a Numeric column rounded",
+        _tags("agg:Avg-decimal"),
+        MISMATCH,
+        SQLITE,
+        reproduction='Publisher.objects.annotate(a=Avg("books__price"))',
+    ),
+    KnownOpen(
+        "PostgreSQL: case-insensitive lookups and the final sigma",
+        _tags("value:sigma text-lookup"),
+        MISMATCH,
+        POSTGRESQL,
+        reproduction='Book.objects.filter(title__istartswith="ΟΔΟΣ BOOKS")',
+    ),
+    KnownOpen(
+        "aggregate() after a slice, distinct() or an aggregate annotate()",
+        _tags(""),
+        CRASH,
+        message="aggregate() over a sliced, distinct or grouped QuerySet",
+        reproduction='Author.objects.all()[4:16].aggregate(x=Count("books"))',
+    ),
+    KnownOpen(
+        "aggregate() after annotate()/values() refuses relation paths",
+        _tags(""),
+        CRASH,
+        message="into field in aggregate()",
+        reproduction='Book.objects.annotate(a=Count("publisher")).aggregate(x=Avg("tags__id"))',
+    ),
+    KnownOpen(
+        "negated lookup on an aggregate that is NULL",
+        _tags("neg:annotation-lookup"),
+        MISMATCH,
+        reproduction='Tag.objects.annotate(a0=Min("books__rating")).filter(~Q(a0__lte=100))',
+    ),
+]
+
+
+def name_of(tags: frozenset[str], verdict: str, error: str | None) -> str:
+    """Return a name for a new class: Flash DB's error, or the tags of its smallest query."""
+    if error and verdict == "flash-error":
+        message = re.split(r"Choices are|\[SQL|\(Background", error)[0]
+        message = re.sub(r"\(sqlalchemy[.\w]*\) ", "", message)
+        message = re.sub(r"'[^']*'|\"[^\"]*\"|\d+", "_", message).strip(" .")
+        return f"{verdict} {message[:100]}"
+    telling = sorted(
+        t
+        for t in tags
+        if not t.startswith(("kind:", "terminal:", "via:", "neg:kind:", "neg:via:", "neg:hop:"))
+        and t not in ("filter", "order_by", "values_list", "hop:one")
+    )
+    return f"{verdict}: " + (" ".join(telling) if telling else "(plain)")

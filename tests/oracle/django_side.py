@@ -1,0 +1,194 @@
+"""Django, configured in code, with unmanaged models on the oracle's tables.
+
+Django is a test-only dependency: nothing in ``flash_db`` imports it. Settings
+are made here (no project files); each database URL gets a Django connection
+alias of its own, so one process can ask SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django
+from django.conf import settings
+from sqlalchemy.engine import make_url
+
+if not settings.configured:
+    settings.configure(
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        INSTALLED_APPS=["tests.oracle"],  # app label "oracle": reverse relations need it
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+
+from django.db import connections, models
+from django.db.models import (
+    Avg,
+    Count,
+    F,
+    Max,
+    Min,
+    Q,
+    Sum,
+)
+
+# Django's models are untyped to mypy (no stubs): the subclasses are Any-based.
+
+
+class Publisher(models.Model):  # type: ignore[misc]  # Django ships no type information
+    name = models.CharField(max_length=100)
+    city = models.CharField(max_length=100, null=True)
+    founded = models.DateField()
+
+    class Meta:
+        app_label = "oracle"
+        managed = False
+        db_table = "oracle_publishers"
+
+
+class Author(models.Model):  # type: ignore[misc]  # Django ships no type information
+    name = models.CharField(max_length=100)
+    age = models.IntegerField(null=True)
+    rating = models.FloatField(null=True)
+    joined = models.DateTimeField()
+    born = models.DateField(null=True)
+    bio = models.TextField(null=True)
+    active = models.BooleanField()
+
+    class Meta:
+        app_label = "oracle"
+        managed = False
+        db_table = "oracle_authors"
+
+
+class Tag(models.Model):  # type: ignore[misc]  # Django ships no type information
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        app_label = "oracle"
+        managed = False
+        db_table = "oracle_tags"
+
+
+class Book(models.Model):  # type: ignore[misc]  # Django ships no type information
+    title = models.CharField(max_length=200)
+    pages = models.IntegerField()
+    other_num = models.IntegerField(null=True)
+    another_num = models.IntegerField(null=True)
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    rating = models.FloatField()
+    published = models.DateField()
+    created = models.DateTimeField()
+    in_print = models.BooleanField()
+    author = models.ForeignKey(Author, models.DO_NOTHING, related_name="books")
+    publisher = models.ForeignKey(Publisher, models.DO_NOTHING, null=True, related_name="books")
+    tags = models.ManyToManyField(Tag, through="BookTag", related_name="books")
+
+    class Meta:
+        app_label = "oracle"
+        managed = False
+        db_table = "oracle_books"
+
+
+class BookTag(models.Model):  # type: ignore[misc]  # Django ships no type information
+    # The table's key is (book_id, tag_id); Django never reads this model's own pk here.
+    book = models.ForeignKey(Book, models.DO_NOTHING, primary_key=True)
+    tag = models.ForeignKey(Tag, models.DO_NOTHING)
+
+    class Meta:
+        app_label = "oracle"
+        managed = False
+        db_table = "oracle_book_tags"
+
+
+class Review(models.Model):  # type: ignore[misc]  # Django ships no type information
+    stars = models.IntegerField()
+    body = models.TextField(null=True)
+    posted = models.DateTimeField()
+    book = models.ForeignKey(Book, models.DO_NOTHING, related_name="reviews")
+
+    class Meta:
+        app_label = "oracle"
+        managed = False
+        db_table = "oracle_reviews"
+
+
+MODELS: dict[str, Any] = {
+    "Publisher": Publisher,
+    "Author": Author,
+    "Book": Book,
+    "Review": Review,
+    "Tag": Tag,
+}
+
+_aliases: dict[str, str] = {}
+
+
+def alias_for(url: str) -> str:
+    """Return the Django connection alias of a Flash DB (SQLAlchemy) URL, adding it once."""
+    if url in _aliases:
+        return _aliases[url]
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        config: dict[str, Any] = {"ENGINE": "django.db.backends.sqlite3", "NAME": parsed.database}
+    else:
+        config = {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parsed.database,
+            "USER": parsed.username or "",
+            "PASSWORD": parsed.password or "",
+            "HOST": parsed.host or "",
+            "PORT": str(parsed.port or ""),
+        }
+    alias = f"oracle{len(_aliases)}"
+    # configure_settings fills Django's defaults (it wants a "default" entry).
+    connections.settings[alias] = connections.configure_settings({"default": config})["default"]
+    _aliases[url] = alias
+    return alias
+
+
+class _Bound:
+    """A model name in generated code, bound to one connection: ``Book.objects`` uses it."""
+
+    def __init__(self, model: Any, alias: str) -> None:
+        self.objects = model.objects.db_manager(alias)
+
+
+def namespace(alias: str) -> dict[str, Any]:
+    """Return the names the generated Django code runs with, on connection ``alias``."""
+    names: dict[str, Any] = {name: _Bound(model, alias) for name, model in MODELS.items()}
+    names.update(Q=Q, F=F, Count=Count, Sum=Sum, Avg=Avg, Min=Min, Max=Max)
+    extra = _optional_names()
+    names.update(extra)
+    return names
+
+
+def _optional_names() -> dict[str, Any]:
+    """Django's names for the expressions the generator uses only where Flash DB has them."""
+    from django.db.models import Case, Value, When, functions
+
+    names: dict[str, Any] = {"Case": Case, "When": When, "Value": Value}
+    for name in (
+        "Lower",
+        "Upper",
+        "Length",
+        "Coalesce",
+        "Concat",
+        "Now",
+        "Trunc",
+        "Extract",
+        "Cast",
+        "Abs",
+        "Greatest",
+        "Least",
+        "NullIf",
+    ):
+        names[name] = getattr(functions, name)
+    return names
+
+
+def close(alias: str) -> None:
+    """Close this thread's Django connection on ``alias``."""
+    connections[alias].close()

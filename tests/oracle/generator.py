@@ -1,0 +1,950 @@
+"""Random queries as small trees, rendered to code that Django and Flash DB both run.
+
+A ``Query`` is a model name, a list of builder ``Step``s and a ``Terminal``. Its
+``chain()`` is one Python expression (``Book.objects.filter(...).order_by(...)``)
+that evaluates to a Django QuerySet in Django's namespace and to a Flash DB
+QuerySet in Flash DB's (see ``tests.oracle.run``); the terminal is applied
+outside the code because the two call it differently (``qs.count()`` against
+``await qs.count(db)``). Every node carries *tags* (``lookup:icontains``,
+``hop:many``, ``F``, ``exclude`` ...) that name what the query uses: the
+shrinker removes nodes while a difference persists, and the tags of the
+smallest failing query name its class.
+
+The generator only emits a name Flash DB has (``Features``): the expressions
+and lookups being added by other work turn on by themselves when they exist.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tests.oracle.data import BASE_TIME, rows
+
+# -- the schema, as the generator sees it ---------------------------------------------
+
+#: Field kinds: int, float, decimal, text, bool, date, datetime; "?" marks nullable.
+FIELDS: dict[str, dict[str, str]] = {
+    "Publisher": {"id": "int", "name": "text", "city": "text?", "founded": "date"},
+    "Author": {
+        "id": "int",
+        "name": "text",
+        "age": "int?",
+        "rating": "float?",
+        "joined": "datetime",
+        "born": "date?",
+        "bio": "text?",
+        "active": "bool",
+    },
+    "Book": {
+        "id": "int",
+        "title": "text",
+        "pages": "int",
+        "other_num": "int?",
+        "another_num": "int?",
+        "price": "decimal",
+        "rating": "float",
+        "published": "date",
+        "created": "datetime",
+        "in_print": "bool",
+        "author_id": "int",
+        "publisher_id": "int?",
+    },
+    "Review": {
+        "id": "int",
+        "stars": "int",
+        "body": "text?",
+        "posted": "datetime",
+        "book_id": "int",
+    },
+    "Tag": {"id": "int", "name": "text"},
+}
+
+#: Relations: name -> (target model, hop): one (not null), one? (nullable), many, m2m.
+RELATIONS: dict[str, dict[str, tuple[str, str]]] = {
+    "Publisher": {"books": ("Book", "many")},
+    "Author": {"books": ("Book", "many")},
+    "Book": {
+        "author": ("Author", "one"),
+        "publisher": ("Publisher", "one?"),
+        "reviews": ("Review", "many"),
+        "tags": ("Tag", "m2m"),
+    },
+    "Review": {"book": ("Book", "one")},
+    "Tag": {"books": ("Book", "m2m")},
+}
+
+TABLE_OF = {
+    "Publisher": "oracle_publishers",
+    "Author": "oracle_authors",
+    "Book": "oracle_books",
+    "Review": "oracle_reviews",
+    "Tag": "oracle_tags",
+}
+
+NUMERIC = {"int", "float", "decimal"}
+#: The regex each LIKE-based lookup means (``{}`` is the escaped value).
+LIKE_PATTERNS = {
+    "iexact": "^{}$",
+    "contains": "{}",
+    "icontains": "{}",
+    "startswith": "^{}",
+    "istartswith": "^{}",
+    "endswith": "{}$",
+    "iendswith": "{}$",
+}
+TEXT_LOOKUPS = [
+    "exact",
+    "iexact",
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+]
+DATE_PARTS = ["year", "month", "day", "week_day"]
+DATETIME_PARTS = [*DATE_PARTS, "hour"]
+#: Transforms another branch is adding; generated only when Flash DB has them.
+NEW_DATE_PARTS = ["iso_year", "quarter", "week", "iso_week_day"]
+NEW_DATETIME_PARTS = ["minute", "second"]
+
+
+def base_kind(kind: str) -> str:
+    """Return the kind without its nullable mark."""
+    return kind.rstrip("?")
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the Flash DB under test offers beyond the base language (probed at run time)."""
+
+    names: frozenset[str] = frozenset()  # top-level names of flash_db: "Case", "Lower", ...
+    transforms: frozenset[str] = frozenset()  # extra lookups: "quarter", "time", ...
+    methods: frozenset[str] = frozenset()  # QuerySet methods: "alias", "union", ...
+    operators: frozenset[str] = frozenset()  # "^" (Q xor), "%", "**" (on F)
+
+
+# -- the tree --------------------------------------------------------------------------
+
+
+def literal(value: Any) -> str:
+    """Return Python code for a literal value (the namespaces import what it names)."""
+    if isinstance(value, Decimal):
+        return f'Decimal("{value}")'
+    if isinstance(value, datetime):
+        return (
+            f"datetime({value.year}, {value.month}, {value.day}, {value.hour}, "
+            f"{value.minute}, {value.second}, {value.microsecond}, tzinfo=UTC)"
+        )
+    if isinstance(value, date):
+        return f"date({value.year}, {value.month}, {value.day})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ")"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How to render a query: as written, or rewritten for one deliberate difference."""
+
+    true_div: bool = False  # spell ``/`` as Django's true division (``* 1.0 /``)
+    like_regex: bool = False  # text lookups as regex (case-sensitive / Unicode-folding)
+    exists_form: str | None = None  # to-many filter()/exclude() as ``pk__in`` of that model
+
+
+PLAIN = Mode()
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A value expression: a literal, an ``F()`` or arithmetic (rendered two ways for ``/``)."""
+
+    code: str
+    tags: frozenset[str] = frozenset()
+    # The same expression with true division spelled out for Django (``* 1.0 /``).
+    true_div_code: str | None = None
+
+    def render(self, mode: Mode = PLAIN) -> str:
+        """Return the expression's code (Django's spelling of true division if asked)."""
+        return self.true_div_code if mode.true_div and self.true_div_code else self.code
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One lookup: ``path__lookup=value``."""
+
+    key: str
+    value: Expr
+    tags: frozenset[str]
+    raw: Any = None  # the literal value of a text lookup (for the regex rewrite)
+
+    def render(self, mode: Mode = PLAIN) -> str:
+        """Return ``key=value``."""
+        if mode.like_regex and isinstance(self.raw, str):
+            path, _, lookup = self.key.rpartition("__")
+            if lookup in LIKE_PATTERNS:
+                pattern = LIKE_PATTERNS[lookup].format(re.escape(self.raw))
+                flag = "i" if lookup.startswith("i") else ""
+                return f"{path}__{flag}regex={pattern!r}"
+        return f"{self.key}={self.value.render(mode)}"
+
+    def all_tags(self) -> frozenset[str]:
+        """Return the tags of the lookup and its value."""
+        return self.tags | self.value.tags
+
+
+@dataclass(frozen=True)
+class Not:
+    """``~node``."""
+
+    child: Node
+
+
+@dataclass(frozen=True)
+class Combo:
+    """``a & b``, ``a | b`` or ``a ^ b``."""
+
+    op: str
+    children: tuple[Node, ...]
+
+
+Node = Leaf | Not | Combo
+
+
+def render_node(node: Node, mode: Mode = PLAIN) -> str:
+    """Return code for a ``Q`` tree."""
+    if isinstance(node, Leaf):
+        return f"Q({node.render(mode)})"
+    if isinstance(node, Not):
+        return f"~{render_node(node.child, mode)}"
+    return "(" + f" {node.op} ".join(render_node(c, mode) for c in node.children) + ")"
+
+
+def node_tags(node: Node, neg: bool = False) -> frozenset[str]:
+    """Return the tags of a ``Q`` tree; a lookup under negation also gets ``neg:`` tags."""
+    if isinstance(node, Leaf):
+        tags = node.all_tags()
+        return tags | {f"neg:{t}" for t in tags} if neg else tags
+    if isinstance(node, Not):
+        return node_tags(node.child, not neg) | {"Q~"}
+    return frozenset({f"Q{node.op}"}).union(*(node_tags(c, neg) for c in node.children))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One builder call."""
+
+    method: str  # filter, exclude, annotate, alias, order_by, distinct, values, values_list, slice
+    nodes: tuple[Node, ...] = ()  # filter/exclude: positional Q objects
+    leaves: tuple[Leaf, ...] = ()  # filter/exclude: keyword lookups
+    named: tuple[tuple[str, Expr], ...] = ()  # annotate/alias
+    names: tuple[str, ...] = ()  # order_by/values/values_list
+    flat: bool = False
+    bounds: tuple[int, int] = (0, 0)
+    tags: frozenset[str] = frozenset()
+
+    def render(self, mode: Mode = PLAIN) -> str:
+        """Return ``.method(...)`` (or ``[a:b]``)."""
+        if self.method in ("filter", "exclude"):
+            args = [render_node(n, mode) for n in self.nodes]
+            args += [leaf.render(mode) for leaf in self.leaves]
+            if mode.exists_form and "filter:to-many" in self.all_tags():
+                inner = f"{mode.exists_form}.objects.filter({', '.join(args)})"
+                return f'.{self.method}(pk__in={inner}.values("pk"))'
+            return f".{self.method}({', '.join(args)})"
+        if self.method in ("annotate", "alias"):
+            args = [f"{k}={e.render(mode)}" for k, e in self.named]
+            return f".{self.method}({', '.join(args)})"
+        if self.method in ("order_by", "values"):
+            return f".{self.method}({', '.join(repr(n) for n in self.names)})"
+        if self.method == "values_list":
+            flat = ", flat=True" if self.flat else ""
+            return f".values_list({', '.join(repr(n) for n in self.names)}{flat})"
+        if self.method == "distinct":
+            return ".distinct()"
+        if self.method == "slice":
+            return f"[{self.bounds[0]}:{self.bounds[1]}]"
+        raise AssertionError(self.method)
+
+    def all_tags(self) -> frozenset[str]:
+        """Return the tags of this call and everything in it."""
+        tags = self.tags | {self.method}
+        neg = self.method == "exclude"
+        for n in self.nodes:
+            tags |= node_tags(n, neg)
+        for leaf in self.leaves:
+            tags |= node_tags(leaf, neg)
+        for _, e in self.named:
+            tags |= e.tags
+        return tags
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """How the QuerySet is run: rows, count, exists, first or aggregate."""
+
+    kind: str
+    named: tuple[tuple[str, Expr], ...] = ()
+
+    def all_tags(self) -> frozenset[str]:
+        """Return the terminal's tags."""
+        tags = frozenset({f"terminal:{self.kind}"})
+        for _, e in self.named:
+            tags |= e.tags
+        return tags
+
+
+@dataclass(frozen=True)
+class Query:
+    """A generated query: ``model.objects`` + steps, run by the terminal."""
+
+    model: str
+    steps: tuple[Step, ...]
+    terminal: Terminal
+    #: Whether the rows come in one defined order (compare lists, not multisets).
+    ordered: bool = False
+
+    def chain(self, mode: Mode = PLAIN) -> str:
+        """Return the QuerySet expression."""
+        steps = "".join(s.render(mode) for s in self.steps) or ".all()"
+        return f"{self.model}.objects{steps}"
+
+    def attrs(self) -> tuple[str, ...]:
+        """Return the annotation names set on model instances (read back from each row)."""
+        return tuple(k for s in self.steps if s.method == "annotate" for k, _ in s.named)
+
+    def tags(self) -> frozenset[str]:
+        """Return every tag of the query."""
+        tags = set(self.terminal.all_tags())
+        # Django's documented wrong results: an aggregate over rows that another
+        # to-many join multiplied. Collect the joins and who owns them.
+        aggregates: list[Expr] = [e for _, e in self.terminal.named]
+        filter_hops: set[str] = set()
+        other_joins = 0
+        for s in self.steps:
+            step_tags = s.all_tags()
+            tags |= step_tags
+            if s.method in ("values", "values_list", "order_by"):
+                if any(_is_to_many(self.model, n.lstrip("-")) for n in s.names):
+                    tags.add(f"{s.method}:to-many")
+                    other_joins += 1
+            elif s.method in ("filter", "exclude"):
+                filter_hops |= {t[4:] for t in step_tags if t.startswith("via:")}
+            elif s.method == "annotate":
+                for _, e in s.named:
+                    if any(t.startswith("agg:") for t in e.tags):
+                        aggregates.append(e)
+                    elif "F:to-many" in e.tags:
+                        other_joins += 1
+        grouped = [s for s in self.steps if s.method == "values"]
+        if grouped and "group-by" in tags:
+            allowed = set(grouped[0].names) | {k for s in self.steps for k, _ in s.named}
+            for s in self.steps:
+                if s.method == "order_by" and any(n.lstrip("-") not in allowed for n in s.names):
+                    tags.add("order-outside-group")
+        if aggregates:
+            agg_hops = [t[4:] for e in aggregates for t in e.tags if t.startswith("via:")]
+            plain = len(agg_hops) < len(aggregates)  # an aggregate of the row's own columns
+            if (
+                other_joins
+                or len(filter_hops | set(agg_hops)) >= 2
+                or (agg_hops and len(aggregates) >= 2)
+                or (filter_hops and plain)
+            ):
+                tags.add("multi-join-aggregate")
+        return frozenset(tags)
+
+    def shape(self) -> str:
+        """Return "model", "dict", "tuple" or "flat": what one row is."""
+        for s in reversed(self.steps):
+            if s.method == "values":
+                return "dict"
+            if s.method == "values_list":
+                return "flat" if s.flat else "tuple"
+        return "model"
+
+    def django_code(self, mode: Mode = PLAIN) -> str:
+        """Return the Django spelling of the whole query (the reproduction)."""
+        chain = self.chain(mode)
+        kind = self.terminal.kind
+        if kind == "rows":
+            return f"list({chain})"
+        if kind == "aggregate":
+            args = ", ".join(f"{k}={e.render(mode)}" for k, e in self.terminal.named)
+            return f"{chain}.aggregate({args})"
+        return f"{chain}.{kind}()"
+
+    def flash_code(self) -> str:
+        """Return the Flash DB spelling of the whole query (the reproduction)."""
+        chain = self.chain()
+        kind = self.terminal.kind
+        if kind == "rows":
+            return f"await {chain}.fetch(db)"
+        if kind == "aggregate":
+            args = ", ".join(f"{k}={e.code}" for k, e in self.terminal.named)
+            return f"await {chain}.aggregate(db, {args})"
+        return f"await {chain}.{kind}(db)"
+
+    def size(self) -> int:
+        """Return a measure of the query's size (the shrinker makes it smaller)."""
+        return len(self.django_code())
+
+
+# -- value pools from the data set ------------------------------------------------------
+
+
+def _pools() -> dict[tuple[str, str], list[Any]]:
+    data = rows()
+    pools: dict[tuple[str, str], list[Any]] = {}
+    for model, table in TABLE_OF.items():
+        for name in FIELDS[model]:
+            pools[model, name] = [r[name] for r in data[table]]
+    return pools
+
+
+POOLS = _pools()
+
+
+# -- the generator ----------------------------------------------------------------------
+
+
+@dataclass
+class _Scope:
+    """What later steps may refer to: annotation names and their kinds."""
+
+    annotations: dict[str, str] = field(default_factory=dict)
+    aggregate_annotations: set[str] = field(default_factory=set)
+    to_many_rows: bool = False  # a to-many hop in values/order_by/annotate multiplies rows
+    values_fields: tuple[str, ...] | None = None
+
+
+class Generator:
+    """Make random queries from a seed; ``features`` gates the names Flash DB may lack."""
+
+    def __init__(self, seed: int, features: Features | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.features = features or Features()
+
+    # paths ---------------------------------------------------------------------------
+
+    def path(
+        self, model: str, max_hops: int = 2, kinds: set[str] | None = None
+    ) -> tuple[str, str, str, list[str]]:
+        """Return (path, target model, field kind, hop kinds) of a random field path."""
+        rng = self.rng
+        for _ in range(50):
+            parts: list[str] = []
+            hops: list[str] = []
+            current = model
+            while len(hops) < max_hops and rng.random() < 0.4:
+                name, (target, hop) = rng.choice(list(RELATIONS[current].items()))
+                parts.append(name)
+                hops.append(hop)
+                current = target
+            fname, kind = rng.choice(list(FIELDS[current].items()))
+            if kinds is not None and base_kind(kind) not in kinds:
+                continue
+            if fname == "id" and parts and rng.random() < 0.5:
+                fname = "pk"
+            parts.append(fname)
+            return "__".join(parts), current, kind, hops
+        return "id", model, "int", []
+
+    @staticmethod
+    def hop_tags(hops: list[str], where: str) -> frozenset[str]:
+        """Return tags naming the relation hops of a path used in ``where``."""
+        tags = set()
+        for hop in hops:
+            h = "many" if hop in ("many", "m2m") else "one"
+            tags.add(f"hop:{h}")
+            if hop == "m2m":
+                tags.add("hop:m2m")
+            if hop == "one?":
+                tags.add("hop:nullable-one")
+        if any(h in ("many", "m2m") for h in hops):
+            tags.add(f"{where}:to-many")
+        return frozenset(tags)
+
+    # values ---------------------------------------------------------------------------
+
+    def sample(self, model: str, fname: str, kind: str) -> Any:
+        """Return a value for comparisons with a field: mostly one the data holds."""
+        rng = self.rng
+        pool = [
+            v for v in POOLS.get((model, "id" if fname == "pk" else fname), []) if v is not None
+        ]
+        k = base_kind(kind)
+        if pool and rng.random() < 0.75:
+            value = rng.choice(pool)
+        elif k == "int":
+            value = rng.choice([0, 1, -1, 7, 100, 2**31 - 1, 30])  # 2**31 - 1: the integer's edge
+        elif k == "float":
+            value = rng.choice([0.0, 2.5, 4.75, -1.0, 3.3])
+        elif k == "decimal":
+            value = Decimal(rng.choice(["0.00", "12.50", "12.5", "99.95", "100.00"]))
+        elif k == "text":
+            value = rng.choice(["alpha", "ΟΔΟΣ", "ς", "ß", "%", "_", "zzz", ""])
+        elif k == "bool":
+            value = rng.random() < 0.5
+        elif k == "date":
+            value = date(2020, 1, 1) + timedelta(days=rng.randrange(-900, 900))
+        else:
+            value = BASE_TIME + timedelta(days=rng.randrange(-400, 400), microseconds=1)
+        if k == "text" and isinstance(value, str) and rng.random() < 0.5:
+            value = self.text_variant(value)
+        return value
+
+    def text_variant(self, text: str) -> str:
+        """Return a case variant or a piece of ``text``."""
+        rng = self.rng
+        choice = rng.randrange(6)
+        if choice == 0:
+            return text.upper()
+        if choice == 1:
+            return text.lower()
+        if choice == 2:
+            return text.swapcase()
+        if not text:
+            return text
+        i = rng.randrange(len(text))
+        j = rng.randrange(i, len(text) + 1)
+        return text[:j] if choice == 3 else text[i:] if choice == 4 else text[i:j]
+
+    def regex(self, model: str, fname: str) -> str:
+        """Return a pattern both POSIX and Python read the same way."""
+        text = self.sample(model, fname, "text")
+        word = re.sub(r"[^A-Za-z0-9 ]", "", str(text))[:5] or "a"
+        return self.rng.choice([f"^{word}", f"{word}$", word, f"{word[:1]}.", f"[ab]{word[-1:]}"])
+
+    # F expressions -----------------------------------------------------------------------
+
+    def f_expr(self, model: str, kind: str, where: str) -> Expr | None:
+        """Return ``F(path)`` (maybe with arithmetic) of a field comparable with ``kind``."""
+        rng = self.rng
+        k = base_kind(kind)
+        kinds = NUMERIC if k in NUMERIC else {k}
+        path, _, fkind, hops = self.path(model, max_hops=1, kinds=kinds)
+        if k in NUMERIC and base_kind(fkind) != k and base_kind(fkind) != "int":
+            # Django refuses mixed float/decimal arithmetic; comparing them is fine.
+            pass
+        tags = {"F"} | self.hop_tags(hops, "F")
+        if fkind.endswith("?") or "hop:nullable-one" in tags:
+            tags.add("F:nullable")
+        code = f'F("{path}")'
+        div_code = None
+        if k in NUMERIC and rng.random() < 0.4:
+            op = rng.choice(["+", "-", "*", "/"])
+            n = rng.choice([1, 2, 3])
+            tags.add(f"F{op}")
+            if op == "/":
+                div_code = f"({code} * 1.0 / {n})"
+            code = f"({code} {op} {n})"
+            extra_ops = [o for o in ("%", "**") if o in self.features.operators]
+            if extra_ops and rng.random() < 0.2:
+                op2 = rng.choice(extra_ops)
+                tags.add(f"F{op2}")
+                code = f"({code} {op2} 2)"
+                div_code = None if div_code is None else f"({div_code} {op2} 2)"
+        return Expr(code, frozenset(tags), div_code)
+
+    # lookups ---------------------------------------------------------------------------------
+
+    def leaf(self, model: str, allow_annotations: dict[str, str] | None = None) -> Leaf:
+        """Return a random lookup on ``model`` (or on an annotation in scope)."""
+        rng = self.rng
+        numeric = {k: v for k, v in (allow_annotations or {}).items() if v in NUMERIC}
+        if numeric and rng.random() < 0.3:
+            name, kind = rng.choice(list(numeric.items()))
+            op = rng.choice(["exact", "gt", "gte", "lt", "lte", "in", "isnull"])
+            value: Any
+            if op == "in":
+                value = [rng.choice([0, 1, 2, 3, 5]) for _ in range(rng.randrange(1, 4))]
+            elif op == "isnull":
+                value = rng.random() < 0.5
+            else:
+                value = rng.choice([0, 1, 2, 3, 5, 100])
+            return Leaf(
+                f"{name}__{op}",
+                Expr(literal(value)),
+                frozenset({"annotation-lookup", f"lookup:{op}"}),
+            )
+        path, target, kind, hops = self.path(model)
+        fname = path.rsplit("__", 1)[-1]
+        k = base_kind(kind)
+        tags = set(self.hop_tags(hops, "filter")) | {f"kind:{k}"}
+        if any(h in ("many", "m2m") for h in hops):
+            tags.add(f"via:{path.split('__')[0]}")
+        nullable = kind.endswith("?") or any(h != "one" for h in hops)
+        if kind.endswith("?"):
+            tags.add("nullable")
+        choices = (
+            ["exact", "in", "isnull"]
+            if k == "bool"
+            else ["exact", "gt", "gte", "lt", "lte", "in", "range", "isnull"]
+        )
+        if fname.endswith("_id"):
+            choices.remove("range")  # Django has no range on a foreign key
+        if k == "text":
+            choices += TEXT_LOOKUPS[1:] * 2 + ["regex", "iregex"]
+        if k in ("date", "datetime"):
+            choices += ["part"] * 3
+            if k == "datetime":
+                choices.append("date")
+        op = rng.choice(choices)
+        if op == "part":
+            parts = DATE_PARTS if k == "date" else DATETIME_PARTS
+            parts = parts + [
+                p
+                for p in (NEW_DATE_PARTS + (NEW_DATETIME_PARTS if k == "datetime" else []))
+                if p in self.features.transforms
+            ]
+            part = rng.choice(parts)
+            sub = rng.choice(["exact", "exact", "gt", "lte", "in"])
+            sample = self.sample(target, fname, kind)
+            val = _part(sample, part)
+            tags |= {f"transform:{part}", f"lookup:{sub}"}
+            value = [val, val + 1] if sub == "in" else val
+            key = f"{path}__{part}" + ("" if sub == "exact" else f"__{sub}")
+            return Leaf(key, Expr(literal(value)), frozenset(tags))
+        if op == "date":
+            sample = self.sample(target, fname, kind)
+            tags.add("transform:date")
+            return Leaf(f"{path}__date", Expr(literal(sample.date())), frozenset(tags))
+        tags.add(f"lookup:{op}")
+        if op == "isnull":
+            value = rng.random() < 0.5
+            if nullable:
+                tags.add("isnull-nullable")
+            return Leaf(f"{path}__isnull", Expr(literal(value)), frozenset(tags))
+        if op in ("regex", "iregex"):
+            return Leaf(f"{path}__{op}", Expr(literal(self.regex(target, fname))), frozenset(tags))
+        if op == "in":
+            values = [self.sample(target, fname, kind) for _ in range(rng.randrange(0, 4))]
+            if rng.random() < 0.15:
+                values.append(None)
+                tags.add("in:None")
+            if not values:
+                tags.add("in:empty")
+            return Leaf(f"{path}__in", Expr(literal(values)), frozenset(tags))
+        if op == "range":
+            a, b = sorted(
+                [self.sample(target, fname, kind), self.sample(target, fname, kind)], key=_sort_key
+            )
+            return Leaf(f"{path}__range", Expr(literal((a, b))), frozenset(tags))
+        key = path if op == "exact" and rng.random() < 0.5 else f"{path}__{op}"
+        if k != "bool" and rng.random() < 0.25:
+            f = self.f_expr(model, kind, "filter")
+            if f is not None:
+                if k == "text":
+                    tags.add("F:text-lookup")
+                return Leaf(key, f, frozenset(tags))
+        if op == "exact" and nullable and rng.random() < 0.2:
+            tags.add("value:None")
+            return Leaf(key, Expr("None"), frozenset(tags))
+        value = self.sample(target, fname, kind)
+        if k == "text" and op != "exact":
+            tags.add("text-lookup")
+        if k == "text" and set(str(value)) & set("σςΣ"):
+            tags.add("value:sigma")
+        raw = value if k == "text" else None
+        return Leaf(key, Expr(literal(value)), frozenset(tags), raw)
+
+    def node(self, model: str, depth: int, scope: _Scope) -> Node:
+        """Return a random ``Q`` tree."""
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.45:
+            return self.leaf(model, scope.annotations if not scope.values_fields else None)
+        if rng.random() < 0.25:
+            return Not(self.node(model, depth - 1, scope))
+        ops = ["&", "|"] + (["^"] if "^" in self.features.operators else [])
+        return Combo(
+            rng.choice(ops),
+            tuple(self.node(model, depth - 1, scope) for _ in range(rng.randrange(2, 4))),
+        )
+
+    def filter_step(self, model: str, scope: _Scope) -> Step:
+        """Return a ``filter()`` or ``exclude()`` call."""
+        rng = self.rng
+        method = "exclude" if rng.random() < 0.3 else "filter"
+        nodes = tuple(self.node(model, 2, scope) for _ in range(rng.randrange(0, 2)))
+        leaves: dict[str, Leaf] = {}
+        for _ in range(rng.randrange(0 if nodes else 1, 3)):
+            leaf = self.leaf(model, scope.annotations if not scope.values_fields else None)
+            leaves.setdefault(leaf.key, leaf)
+        return Step(method, nodes=nodes, leaves=tuple(leaves.values()))
+
+    # aggregates -------------------------------------------------------------------------------
+
+    def aggregate(self, model: str, scope: _Scope) -> tuple[Expr, str]:
+        """Return an aggregate expression and its result kind."""
+        rng = self.rng
+        func = rng.choice(["Count", "Count", "Sum", "Avg", "Min", "Max"])
+        kinds = (
+            {"int", "float", "decimal"}
+            if func in ("Sum", "Avg")
+            else {"int", "float", "decimal", "text", "date", "datetime"}
+        )
+        if func == "Count":
+            kinds |= {"bool"}
+        path, _, kind, hops = self.path(model, kinds=kinds)
+        if func == "Count" and rng.random() < 0.3 and RELATIONS[model]:
+            path = rng.choice(list(RELATIONS[model]))
+            hop = RELATIONS[model][path][1]
+            hops = [hop]
+        tags = {f"agg:{func}"} | self.hop_tags(hops, "agg")
+        if any(h in ("many", "m2m") for h in hops):
+            tags.add(f"via:{path.split('__')[0]}")
+        args = [f'"{path}"']
+        if rng.random() < 0.25 and func in ("Count", "Sum", "Avg"):
+            args.append("distinct=True")
+            tags.add("agg:distinct")
+        if rng.random() < 0.2:
+            leaf = self.leaf(model)
+            args.append(f"filter=Q({leaf.render()})")
+            tags |= {"agg:filter"} | leaf.all_tags()
+        if func == "Avg" and base_kind(kind) == "decimal":
+            tags.add("agg:Avg-decimal")
+        out = "int" if func == "Count" else ("float" if func == "Avg" else base_kind(kind))
+        return Expr(f"{func}({', '.join(args)})", frozenset(tags)), out
+
+    # whole queries ------------------------------------------------------------------------------
+
+    def query(self) -> Query:
+        """Return a random query."""
+        rng = self.rng
+        model = rng.choice(["Book", "Book", "Author", "Review", "Publisher", "Tag"])
+        scope = _Scope()
+        steps: list[Step] = []
+        attrs: list[str] = []
+        for _ in range(rng.randrange(0, 3)):
+            steps.append(self.filter_step(model, scope))
+        shape_roll = rng.random()
+        if shape_roll < 0.25:
+            # values(...).annotate(aggregate): GROUP BY
+            names = self.value_names(model, scope)
+            steps.append(Step("values", names=names, tags=frozenset({"values"})))
+            scope.values_fields = names
+            if rng.random() < 0.7:
+                agg, kind = self.aggregate(model, scope)
+                steps.append(Step("annotate", named=(("n", agg),), tags=frozenset({"group-by"})))
+                scope.annotations["n"] = kind
+                scope.aggregate_annotations.add("n")
+                if rng.random() < 0.4 and kind in NUMERIC:
+                    steps.append(
+                        Step(
+                            "filter",
+                            leaves=(
+                                Leaf(
+                                    "n__gt",
+                                    Expr(literal(rng.choice([0, 1, 2]))),
+                                    frozenset({"having"}),
+                                ),
+                            ),
+                        )
+                    )
+        elif shape_roll < 0.55:
+            for i in range(rng.randrange(1, 3)):
+                name = f"a{i}"
+                if rng.random() < 0.7:
+                    agg, kind = self.aggregate(model, scope)
+                    scope.aggregate_annotations.add(name)
+                else:
+                    f_kind = rng.choice(["int", "float", "decimal"])
+                    agg = self.f_expr(model, f_kind, "annotate") or Expr('F("id")')
+                    kind = "float"
+                    if "F:to-many" in agg.tags:
+                        scope.to_many_rows = True
+                steps.append(Step("annotate", named=((name, agg),)))
+                scope.annotations[name] = kind
+                attrs.append(name)
+            if rng.random() < 0.5:
+                steps.append(self.filter_step(model, scope))
+        ordered = False
+        if rng.random() < 0.5:
+            names = self.order_names(model, scope)
+            total = rng.random() < 0.7
+            if total:
+                names = (*names, rng.choice(["pk", "-pk", "id"]))
+            steps.append(Step("order_by", names=names))
+            ordered = total
+        if rng.random() < 0.12:
+            steps.append(Step("distinct"))
+        if rng.random() < 0.15 and scope.values_fields is None:
+            names = self.value_names(model, scope)
+            flat = len(names) == 1 and rng.random() < 0.5
+            steps.append(Step("values_list", names=names, flat=flat))
+            if any("__" in n and _is_to_many(model, n) for n in names):
+                scope.to_many_rows = True
+        if scope.to_many_rows:
+            ordered = False
+        roll = rng.random()
+        terminal: Terminal
+        if roll < 0.5:
+            terminal = Terminal("rows")
+            if ordered and rng.random() < 0.3:
+                a = rng.randrange(0, 5)
+                steps.append(Step("slice", bounds=(a, a + rng.randrange(1, 8))))
+        elif roll < 0.68:
+            terminal = Terminal("count")
+        elif roll < 0.76:
+            terminal = Terminal("exists")
+        elif (
+            roll < 0.86
+            and (ordered or not any(s.method == "order_by" for s in steps))
+            and not scope.to_many_rows
+            and (ordered or not scope.aggregate_annotations)
+        ):
+            terminal = Terminal("first")
+        else:
+            named = []
+            for i in range(rng.randrange(1, 3)):
+                agg, _ = self.aggregate(model, scope)
+                named.append((f"x{i}", agg))
+            terminal = Terminal("aggregate", tuple(named))
+        return Query(model, tuple(steps), terminal, ordered=ordered)
+
+    def value_names(self, model: str, scope: _Scope) -> tuple[str, ...]:
+        """Return 1-3 field paths for values()/values_list()."""
+        names: list[str] = []
+        for _ in range(self.rng.randrange(1, 4)):
+            path, _, _, hops = self.path(model, max_hops=1)
+            if any(h in ("many", "m2m") for h in hops):
+                scope.to_many_rows = True
+            if path not in names:
+                names.append(path)
+        for name in scope.annotations:
+            if self.rng.random() < 0.3 and name not in names:
+                names.append(name)
+        return tuple(names)
+
+    def order_names(self, model: str, scope: _Scope) -> tuple[str, ...]:
+        """Return 1-2 ordering terms (fields, related paths, annotations; maybe descending)."""
+        names: list[str] = []
+        for _ in range(self.rng.randrange(1, 3)):
+            if scope.annotations and self.rng.random() < 0.3:
+                name = self.rng.choice(list(scope.annotations))
+            elif scope.values_fields and self.rng.random() < 0.5:
+                name = self.rng.choice(scope.values_fields)
+            else:
+                name, _, _, hops = self.path(model, max_hops=1)
+                if any(h in ("many", "m2m") for h in hops):
+                    scope.to_many_rows = True
+            name = ("-" if self.rng.random() < 0.4 else "") + name
+            if name.lstrip("-") not in [n.lstrip("-") for n in names]:
+                names.append(name)
+        return tuple(names)
+
+    def queries(self, n: int) -> Iterator[Query]:
+        """Yield ``n`` random queries."""
+        for _ in range(n):
+            yield self.query()
+
+
+def _is_to_many(model: str, path: str) -> bool:
+    current = model
+    for part in path.split("__")[:-1]:
+        target, hop = RELATIONS[current][part]
+        if hop in ("many", "m2m"):
+            return True
+        current = target
+    return False
+
+
+def _part(value: Any, part: str) -> int:
+    if not isinstance(value, date):
+        return 1
+    if part == "week_day":
+        return value.isoweekday() % 7 + 1
+    if part == "iso_week_day":
+        return value.isoweekday()
+    if part == "iso_year":
+        return value.isocalendar()[0]
+    if part == "week":
+        return value.isocalendar()[1]
+    if part == "quarter":
+        return (value.month - 1) // 3 + 1
+    return int(getattr(value, part))
+
+
+def _sort_key(value: Any) -> Any:
+    return (str(type(value)), value)
+
+
+# -- shrinking ---------------------------------------------------------------------------------
+
+
+def smaller(query: Query) -> Iterator[Query]:
+    """Yield queries one step smaller than ``query`` (the shrinker keeps those that still fail)."""
+    for candidate in _candidates(query):
+        fixed = _consistent(query, candidate)
+        if fixed is not None:
+            yield fixed
+
+
+def _consistent(original: Query, query: Query) -> Query | None:
+    """Return ``query`` with its ordering flag recomputed, or None if its answer is not defined."""
+    orders = [s for s in query.steps if s.method == "order_by"]
+    total = bool(orders) and orders[-1].names[-1] in ("pk", "-pk", "id")
+    ordered = original.ordered and total
+    sliced = any(s.method == "slice" for s in query.steps)
+    if (sliced and not ordered) or (query.terminal.kind == "first" and orders and not ordered):
+        return None
+    return replace(query, ordered=ordered)
+
+
+def _candidates(query: Query) -> Iterator[Query]:
+    steps = query.steps
+    for i in range(len(steps)):
+        yield replace(query, steps=steps[:i] + steps[i + 1 :])
+    if query.terminal.kind == "aggregate" and len(query.terminal.named) > 1:
+        for i in range(len(query.terminal.named)):
+            named = query.terminal.named[:i] + query.terminal.named[i + 1 :]
+            yield replace(query, terminal=Terminal("aggregate", named))
+    if query.terminal.kind in ("first", "exists", "aggregate"):
+        yield replace(query, terminal=Terminal("count"))
+    for i, step in enumerate(steps):
+        for new in _smaller_step(step):
+            yield replace(query, steps=(*steps[:i], new, *steps[i + 1 :]))
+
+
+def _smaller_step(step: Step) -> Iterator[Step]:
+    if step.method in ("filter", "exclude"):
+        total = len(step.nodes) + len(step.leaves)
+        for i in range(len(step.nodes)):
+            if total > 1:
+                yield replace(step, nodes=step.nodes[:i] + step.nodes[i + 1 :])
+            for sub in _smaller_node(step.nodes[i]):
+                if isinstance(sub, Leaf):
+                    rest = step.nodes[:i] + step.nodes[i + 1 :]
+                    if sub.key not in {leaf.key for leaf in step.leaves}:
+                        yield replace(step, nodes=rest, leaves=(*step.leaves, sub))
+                yield replace(step, nodes=(*step.nodes[:i], sub, *step.nodes[i + 1 :]))
+        if total > 1:
+            for i in range(len(step.leaves)):
+                yield replace(step, leaves=step.leaves[:i] + step.leaves[i + 1 :])
+        if step.method == "exclude":
+            yield replace(step, method="filter")
+    if step.method in ("order_by", "values", "values_list") and len(step.names) > 1:
+        for i in range(len(step.names)):
+            names = step.names[:i] + step.names[i + 1 :]
+            yield replace(step, names=names, flat=step.flat and len(names) == 1)
+
+
+def _smaller_node(node: Node) -> Iterator[Node]:
+    if isinstance(node, Not):
+        yield node.child
+        for sub in _smaller_node(node.child):
+            yield Not(sub)
+    elif isinstance(node, Combo):
+        yield from node.children
+        for i, child in enumerate(node.children):
+            for sub in _smaller_node(child):
+                yield Combo(node.op, (*node.children[:i], sub, *node.children[i + 1 :]))

@@ -1,0 +1,91 @@
+"""The oracle's Flash DB models: publishers, authors, books, reviews and tags.
+
+One column of every common type, a nullable and a non-null foreign key, reverse
+to-many relations and a many-to-many through a plain table. The Django models in
+``tests.oracle.django_side`` map onto the same tables. The tag model is named
+``OracleTag`` in Python (``tests.models`` already has a ``Tag``); the generated
+queries call it ``Tag``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Column, Date, Float, ForeignKey, Numeric, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from flash_db import AwareDateTime, Model
+
+book_tags = Table(
+    "oracle_book_tags",
+    Model.metadata,
+    Column("book_id", ForeignKey("oracle_books.id"), primary_key=True),
+    Column("tag_id", ForeignKey("oracle_tags.id"), primary_key=True),
+)
+
+
+class Publisher(Model):
+    __tablename__ = "oracle_publishers"
+    name: Mapped[str] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(100), default=None)
+    founded: Mapped[dt.date] = mapped_column(Date)
+    books: Mapped[list[Book]] = relationship(back_populates="publisher")
+
+
+class Author(Model):
+    __tablename__ = "oracle_authors"
+    name: Mapped[str] = mapped_column(String(100))
+    age: Mapped[int | None] = mapped_column(default=None)
+    rating: Mapped[float | None] = mapped_column(Float, default=None)
+    joined: Mapped[dt.datetime] = mapped_column(AwareDateTime())
+    born: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    bio: Mapped[str | None] = mapped_column(Text, default=None)
+    active: Mapped[bool] = mapped_column(default=True)
+    books: Mapped[list[Book]] = relationship(back_populates="author")
+
+
+class Book(Model):
+    __tablename__ = "oracle_books"
+    title: Mapped[str] = mapped_column(String(200))
+    pages: Mapped[int]
+    other_num: Mapped[int | None] = mapped_column(default=None)
+    another_num: Mapped[int | None] = mapped_column(default=None)
+    price: Mapped[Decimal] = mapped_column(Numeric(8, 2))
+    rating: Mapped[float] = mapped_column(Float)
+    published: Mapped[dt.date] = mapped_column(Date)
+    created: Mapped[dt.datetime] = mapped_column(AwareDateTime())
+    in_print: Mapped[bool]
+    author_id: Mapped[int] = mapped_column(ForeignKey("oracle_authors.id"))
+    author: Mapped[Author] = relationship(back_populates="books")
+    publisher_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oracle_publishers.id"), default=None
+    )
+    publisher: Mapped[Publisher | None] = relationship(back_populates="books")
+    reviews: Mapped[list[Review]] = relationship(back_populates="book")
+    tags: Mapped[list[OracleTag]] = relationship(secondary=book_tags, back_populates="books")
+
+
+class Review(Model):
+    __tablename__ = "oracle_reviews"
+    stars: Mapped[int]
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    posted: Mapped[dt.datetime] = mapped_column(AwareDateTime())
+    book_id: Mapped[int] = mapped_column(ForeignKey("oracle_books.id"))
+    book: Mapped[Book] = relationship(back_populates="reviews")
+
+
+class OracleTag(Model):
+    __tablename__ = "oracle_tags"
+    name: Mapped[str] = mapped_column(String(50))
+    books: Mapped[list[Book]] = relationship(secondary=book_tags, back_populates="tags")
+
+
+#: The models by the names the generated queries use.
+MODELS: dict[str, type[Model]] = {
+    "Publisher": Publisher,
+    "Author": Author,
+    "Book": Book,
+    "Review": Review,
+    "Tag": OracleTag,
+}
