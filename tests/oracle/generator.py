@@ -282,6 +282,8 @@ class Step:
             tags |= node_tags(n, neg)
         for leaf in self.leaves:
             tags |= node_tags(leaf, neg)
+        if self.method == "filter" and "neg:filter:to-many" in tags:
+            tags |= {"filter~to-many"}
         for _, e in self.named:
             tags |= e.tags
         return tags
@@ -471,6 +473,8 @@ class Generator:
                 tags.add("hop:nullable-one")
         if any(h in ("many", "m2m") for h in hops):
             tags.add(f"{where}:to-many")
+        if sum(h in ("many", "m2m") for h in hops) >= 2:
+            tags.add("hop:many-many")
         return frozenset(tags)
 
     # values ---------------------------------------------------------------------------
@@ -623,6 +627,8 @@ class Generator:
             value = rng.random() < 0.5
             if nullable:
                 tags.add("isnull-nullable")
+            if "filter:to-many" in tags:
+                tags.add("isnull:to-many")
             return Leaf(f"{path}__isnull", Expr(literal(value)), frozenset(tags))
         if op in ("regex", "iregex"):
             return Leaf(f"{path}__{op}", Expr(literal(self.regex(target, fname))), frozenset(tags))
@@ -643,11 +649,13 @@ class Generator:
         if k != "bool" and rng.random() < 0.25:
             f = self.f_expr(model, kind, "filter")
             if f is not None:
-                if k == "text":
+                if k == "text" and "F:to-many" not in f.tags:
                     tags.add("F:text-lookup")
                 return Leaf(key, f, frozenset(tags))
         if op == "exact" and nullable and rng.random() < 0.2:
             tags.add("value:None")
+            if "filter:to-many" in tags:
+                tags.add("None:to-many")
             return Leaf(key, Expr("None"), frozenset(tags))
         value = self.sample(target, fname, kind)
         if k == "text" and op != "exact":
