@@ -36,6 +36,11 @@ OPTIONAL_NAMES = (
     "Greatest",
     "Least",
     "NullIf",
+    "Round",
+    "Substr",
+    "Replace",
+    "Trim",
+    "TruncDate",
 )
 OPTIONAL_METHODS = ("alias", "union", "intersection", "difference", "dates", "datetimes")
 OPTIONAL_TRANSFORMS = ("iso_year", "quarter", "week", "iso_week_day", "minute", "second", "time")

@@ -184,6 +184,11 @@ def _optional_names() -> dict[str, Any]:
         "Greatest",
         "Least",
         "NullIf",
+        "Round",
+        "Substr",
+        "Replace",
+        "Trim",
+        "TruncDate",
     ):
         names[name] = getattr(functions, name)
     return names

@@ -171,9 +171,14 @@ class Expr:
     tags: frozenset[str] = frozenset()
     # The same expression with true division spelled out for Django (``* 1.0 /``).
     true_div_code: str | None = None
+    # A lookup inside (``filter=Q(...)``, ``When(...)``): prefix, lookup, suffix.
+    inner: tuple[str, Leaf, str] | None = None
 
     def render(self, mode: Mode = PLAIN) -> str:
-        """Return the expression's code (Django's spelling of true division if asked)."""
+        """Return the expression's code (rewritten for ``mode`` where it differs)."""
+        if self.inner is not None:
+            prefix, leaf, suffix = self.inner
+            return prefix + leaf.render(mode) + suffix
         return self.true_div_code if mode.true_div and self.true_div_code else self.code
 
 
@@ -328,7 +333,8 @@ class Query:
         tags = set(self.terminal.all_tags())
         # Django's documented wrong results: an aggregate over rows that another
         # to-many join multiplied. Collect the joins and who owns them.
-        aggregates: list[Expr] = [e for _, e in self.terminal.named]
+        terminal_aggs = [e for _, e in self.terminal.named]
+        aggregates: list[Expr] = list(terminal_aggs)
         filter_hops: set[str] = set()
         other_joins = 0
         for s in self.steps:
@@ -339,7 +345,11 @@ class Query:
                     tags.add(f"{s.method}:to-many")
                     other_joins += 1
             elif s.method in ("filter", "exclude"):
-                filter_hops |= {t[4:] for t in step_tags if t.startswith("via:")}
+                hops = {t[4:] for t in step_tags if t.startswith("via:")}
+                if hops and any(e not in terminal_aggs for e in aggregates):
+                    # a to-many filter after an aggregate annotate(): Django joins anew
+                    other_joins += 1
+                filter_hops |= hops
             elif s.method == "annotate":
                 for _, e in s.named:
                     if any(t.startswith("agg:") for t in e.tags):
@@ -413,6 +423,28 @@ def _pools() -> dict[tuple[str, str], list[Any]]:
 
 
 POOLS = _pools()
+
+
+#: Functions the generator may use: (names Flash DB must have, argument kinds, note).
+_FUNCTIONS: list[tuple[tuple[str, ...], set[str], str]] = [
+    (("Lower",), {"text"}, ""),
+    (("Upper",), {"text"}, ""),
+    (("Length",), {"text"}, ""),
+    (("Trim",), {"text"}, ""),
+    (("Concat", "Value"), {"text"}, ""),
+    (("Substr",), {"text"}, ""),
+    (("Replace", "Value"), {"text"}, ""),
+    (("Coalesce", "Value"), {"int"}, ""),
+    (("Greatest", "Value"), {"int"}, ""),
+    (("Least", "Value"), {"int"}, ""),
+    (("NullIf", "Value"), {"int"}, ""),
+    (("Abs",), {"int", "float"}, ""),
+    (("Round",), {"float"}, ""),
+    (("Extract",), {"date", "datetime"}, ""),
+    (("Trunc",), {"date", "datetime"}, ""),
+    (("TruncDate",), {"datetime"}, ""),
+    (("Case", "When", "Value"), {"int"}, ""),
+]
 
 
 # -- the generator ----------------------------------------------------------------------
@@ -559,11 +591,73 @@ class Generator:
                 div_code = None if div_code is None else f"({div_code} {op2} 2)"
         return Expr(code, frozenset(tags), div_code)
 
+    # database functions (generated only where Flash DB has them) ------------------------
+
+    def function(self, model: str) -> tuple[Expr, str]:
+        """Return a database function, ``Case``/``When`` or ``Value`` expression and its kind."""
+        rng = self.rng
+        have = self.features.names
+        makers = [m for m in _FUNCTIONS if all(n in have for n in m[0])]
+        if not makers:
+            return Expr('F("id")'), "int"
+        names, kinds, _ = rng.choice(makers)
+        path, _, kind, hops = self.path(model, max_hops=1, kinds=kinds)
+        tags = {f"func:{n}" for n in names} | self.hop_tags(hops, "F")
+        p = f'"{path}"'
+        k = base_kind(kind)
+        name = names[0]
+        if name in ("Lower", "Upper", "Length", "Trim", "Abs", "TruncDate"):
+            code, out = (
+                f"{name}({p})",
+                {"Length": "int", "Abs": k, "TruncDate": "date"}.get(name, "text"),
+            )
+        elif name == "Concat":
+            code, out = f'Concat({p}, Value("-"), {p})', "text"
+        elif name == "Substr":
+            code, out = f"Substr({p}, {rng.choice([1, 2])}, {rng.choice([1, 3])})", "text"
+        elif name == "Replace":
+            code, out = f'Replace({p}, Value("a"), Value("ß"))', "text"
+        elif name == "Coalesce":
+            other = rng.choice(["Value(0)", p])
+            code, out = f"Coalesce({p}, {other})", k
+        elif name in ("Greatest", "Least"):
+            code, out = f"{name}({p}, Value({rng.choice([0, 5, 100])}))", k
+        elif name == "NullIf":
+            code, out = f"NullIf({p}, Value({rng.choice([0, 1, 5])}))", k
+        elif name == "Round":
+            code, out = f"Round({p})", k
+        elif name == "Extract":
+            part = rng.choice(["year", "month", "day", "quarter", "week_day"])
+            code, out = f'Extract({p}, "{part}")', "int"
+        elif name == "Trunc":
+            part = rng.choice(["year", "month", "day"])
+            code, out = f'Trunc({p}, "{part}")', k
+        else:  # Case / When / Value
+            leaf = self.leaf(model)
+            tags |= leaf.all_tags()
+            suffix = f", then=Value({rng.choice([1, 2])})), default=Value({rng.choice([0, 3])}))"
+            return Expr(
+                f"Case(When({leaf.render()}{suffix}",
+                frozenset(tags),
+                inner=("Case(When(", leaf, suffix),
+            ), "int"
+        return Expr(code, frozenset(tags)), out
+
     # lookups ---------------------------------------------------------------------------------
 
     def leaf(self, model: str, allow_annotations: dict[str, str] | None = None) -> Leaf:
         """Return a random lookup on ``model`` (or on an annotation in scope)."""
         rng = self.rng
+        text = {k: v for k, v in (allow_annotations or {}).items() if v == "text"}
+        if text and rng.random() < 0.2:
+            name = rng.choice(list(text))
+            op = rng.choice(["exact", "icontains", "startswith", "gt", "isnull"])
+            word = rng.choice(
+                ["alpha", "ALPHA", "a", "\u039f", "\u03c2", "", "x"]
+            )  # Greek capital omicron, final sigma
+            lookup_value = (rng.random() < 0.5) if op == "isnull" else word
+            text_tags = frozenset({"annotation-lookup", f"lookup:{op}", "annotation:text"})
+            return Leaf(f"{name}__{op}", Expr(literal(lookup_value)), text_tags)
         numeric = {k: v for k, v in (allow_annotations or {}).items() if v in NUMERIC}
         if numeric and rng.random() < 0.3:
             name, kind = rng.choice(list(numeric.items()))
@@ -652,6 +746,9 @@ class Generator:
                 if k == "text" and "F:to-many" not in f.tags:
                     tags.add("F:text-lookup")
                 return Leaf(key, f, frozenset(tags))
+        now = k == "datetime" and op in ("lt", "gt") and "Now" in self.features.names
+        if now and rng.random() < 0.15:
+            return Leaf(key, Expr("Now()", frozenset({"func:Now"})), frozenset(tags))
         if op == "exact" and nullable and rng.random() < 0.2:
             tags.add("value:None")
             if "filter:to-many" in tags:
@@ -714,14 +811,16 @@ class Generator:
         if rng.random() < 0.25 and func in ("Count", "Sum", "Avg"):
             args.append("distinct=True")
             tags.add("agg:distinct")
+        inner = None
         if rng.random() < 0.2:
             leaf = self.leaf(model)
+            inner = (f"{func}({', '.join(args)}, filter=Q(", leaf, "))")
             args.append(f"filter=Q({leaf.render()})")
             tags |= {"agg:filter"} | leaf.all_tags()
         if func == "Avg" and base_kind(kind) == "decimal":
             tags.add("agg:Avg-decimal")
         out = "int" if func == "Count" else ("float" if func == "Avg" else base_kind(kind))
-        return Expr(f"{func}({', '.join(args)})", frozenset(tags)), out
+        return Expr(f"{func}({', '.join(args)})", frozenset(tags), inner=inner), out
 
     # whole queries ------------------------------------------------------------------------------
 
@@ -764,6 +863,10 @@ class Generator:
                 if rng.random() < 0.7:
                     agg, kind = self.aggregate(model, scope)
                     scope.aggregate_annotations.add(name)
+                elif self.features.names and rng.random() < 0.6:
+                    agg, kind = self.function(model)
+                    if "F:to-many" in agg.tags:
+                        scope.to_many_rows = True
                 else:
                     f_kind = rng.choice(["int", "float", "decimal"])
                     agg = self.f_expr(model, f_kind, "annotate") or Expr('F("id")')
