@@ -14,7 +14,7 @@ from tests.oracle import classes
 from tests.oracle.run import check, format_report
 
 SEED = 14
-QUERIES = 200
+QUERIES = 300
 SHRINK_STEPS = 1500
 
 
