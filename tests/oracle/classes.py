@@ -90,14 +90,15 @@ DELIBERATE = [
         rewrite=Mode(true_div=True),
     ),
     Deliberate(
-        "SQLite text lookups",
+        "SQLite text: case as on PostgreSQL",
         "On SQLite, Django's contains/startswith/endswith are LIKE, which ignores ASCII "
-        "case, and its i-lookups fold only ASCII letters; Flash DB's are case-sensitive "
-        "and fold every letter (as on PostgreSQL).",
+        "case, its i-lookups fold only ASCII letters and its Lower()/Upper() are SQLite's "
+        "ASCII-only lower()/upper(); Flash DB's lookups are case-sensitive and fold "
+        "every letter, and its Lower()/Upper() fold every letter (as on PostgreSQL).",
         'Book.objects.filter(title__contains="alpha")  # Django on SQLite also finds "ALPHA"',
-        frozenset({"text-lookup"}),
+        frozenset({"text-lookup", "func:Lower", "func:Upper"}),
         backends=frozenset({"sqlite"}),
-        rewrite=Mode(like_regex=True),
+        rewrite=Mode(like_regex=True, sqlite_fold=True),
     ),
 ]
 

@@ -126,10 +126,15 @@ MODELS: dict[str, Any] = {
 _aliases: dict[str, str] = {}
 
 
-def alias_for(url: str) -> str:
-    """Return the Django connection alias of a Flash DB (SQLAlchemy) URL, adding it once."""
-    if url in _aliases:
-        return _aliases[url]
+def alias_for(url: str, variant: str = "") -> str:
+    """Return the Django connection alias of a Flash DB (SQLAlchemy) URL, adding it once.
+
+    ``variant`` names a second connection to the same database (``"fold"``: see
+    ``fold_case``).
+    """
+    key = f"{variant}:{url}"
+    if key in _aliases:
+        return _aliases[key]
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         config: dict[str, Any] = {"ENGINE": "django.db.backends.sqlite3", "NAME": parsed.database}
@@ -145,8 +150,29 @@ def alias_for(url: str) -> str:
     alias = f"oracle{len(_aliases)}"
     # configure_settings fills Django's defaults (it wants a "default" entry).
     connections.settings[alias] = connections.configure_settings({"default": config})["default"]
-    _aliases[url] = alias
+    _aliases[key] = alias
     return alias
+
+
+def fold_case(alias: str) -> None:
+    """Make SQLite's LOWER()/UPPER() on this connection fold every letter, as Flash DB's do.
+
+    SQLite's own fold only ASCII. This is Django spelling Flash DB's SQLite rule,
+    used to prove the documented difference, never for the answers compared.
+    """
+    connection = connections[alias]
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.create_function("LOWER", 1, _lower, deterministic=True)
+    raw.create_function("UPPER", 1, _upper, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
 class _Bound:

@@ -158,6 +158,7 @@ class Mode:
     true_div: bool = False  # spell ``/`` as Django's true division (``* 1.0 /``)
     like_regex: bool = False  # text lookups as regex (case-sensitive / Unicode-folding)
     exists_form: str | None = None  # to-many filter()/exclude() as ``pk__in`` of that model
+    sqlite_fold: bool = False  # Django on a SQLite connection whose LOWER/UPPER fold Unicode
 
 
 PLAIN = Mode()

@@ -102,17 +102,24 @@ class DjangoRunner:
         self.url = url
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-oracle")
         self.alias = ""
+        self.fold_alias = ""
         self.ns: dict[str, Any] = {}
+        self.fold_ns: dict[str, Any] = {}
 
     def _setup(self) -> None:
         from tests.oracle import django_side
 
         self.alias = django_side.alias_for(self.url)
         self.ns = {**django_side.namespace(self.alias), **_LITERALS}
+        if self.url.startswith("sqlite"):
+            self.fold_alias = django_side.alias_for(self.url, "fold")
+            django_side.fold_case(self.fold_alias)
+            self.fold_ns = {**django_side.namespace(self.fold_alias), **_LITERALS}
 
     def _answer(self, query: Query, mode: Mode) -> Answer:
+        ns = self.fold_ns if mode.sqlite_fold and self.fold_ns else self.ns
         try:
-            raw = eval(query.django_code(mode), self.ns)
+            raw = eval(query.django_code(mode), ns)
             return Answer(result_of(query, raw))
         except Exception as exc:
             return Answer(error=_error(exc))
@@ -134,6 +141,8 @@ class DjangoRunner:
         if self.alias:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.executor, django_side.close, self.alias)
+            if self.fold_ns:
+                await loop.run_in_executor(self.executor, django_side.close, self.fold_alias)
         self.executor.shutdown()
 
 
@@ -404,6 +413,7 @@ async def _deliberate(
         combined = Mode(
             true_div=any(m.true_div for _, m in modes),
             like_regex=any(m.like_regex for _, m in modes),
+            sqlite_fold=any(m.sqlite_fold for _, m in modes),
             exists_form=next((m.exists_form for _, m in modes if m.exists_form), None),
         )
         modes.append(([k.name for k in applicable], combined))
