@@ -155,16 +155,18 @@ def alias_for(url: str, variant: str = "") -> str:
 
 
 def fold_case(alias: str) -> None:
-    """Make SQLite's LOWER()/UPPER() on this connection fold every letter, as Flash DB's do.
+    """Give this SQLite connection Flash DB's text rules: Unicode LOWER/UPPER, exact LIKE.
 
-    SQLite's own fold only ASCII. This is Django spelling Flash DB's SQLite rule,
-    used to prove the documented difference, never for the answers compared.
+    SQLite's own LOWER/UPPER fold only ASCII and its LIKE ignores ASCII case. This
+    is Django spelling Flash DB's SQLite rule, used to prove the documented
+    difference, never for the answers compared.
     """
     connection = connections[alias]
     connection.ensure_connection()
     raw = connection.connection
     raw.create_function("LOWER", 1, _lower, deterministic=True)
     raw.create_function("UPPER", 1, _upper, deterministic=True)
+    raw.execute("PRAGMA case_sensitive_like = ON")  # contains/startswith/endswith
 
 
 def _lower(value: Any) -> Any:

@@ -746,6 +746,8 @@ class Generator:
             if f is not None:
                 if k == "text" and "F:to-many" not in f.tags:
                     tags.add("F:text-lookup")
+                if k == "text" and op != "exact":
+                    tags.add("text-lookup")
                 return Leaf(key, f, frozenset(tags))
         now = k == "datetime" and op in ("lt", "gt") and "Now" in self.features.names
         if now and rng.random() < 0.15:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -249,6 +250,8 @@ class Report:
     total: int = 0
     counts: Counter[str] = field(default_factory=Counter)  # class -> queries
     findings: dict[str, Finding] = field(default_factory=dict)  # class -> smallest example
+    #: Known open classes this run did not hit: does their reproduction still differ?
+    unseen_known: dict[str, bool] = field(default_factory=dict)
     seconds: float = 0.0
 
     def agreement(self) -> float:
@@ -264,6 +267,10 @@ class Report:
     def new_classes(self) -> list[str]:
         """Return the classes that are neither deliberate nor known open."""
         return sorted(k for k, f in self.findings.items() if f.kind == "new")
+
+    def fixed_known(self) -> list[str]:
+        """Return the known open classes not hit whose reproduction now agrees (fixed)."""
+        return sorted(k for k, differs in self.unseen_known.items() if not differs)
 
     def failing(self) -> int:
         """Return how many queries differ outside the deliberate list (or Flash DB raised)."""
@@ -316,6 +323,10 @@ async def check(
                 report.findings[finding.klass] = finding
             if log:
                 log(f"{backend}: {finding.kind} {finding.klass}")
+        for known in classes.KNOWN_OPEN:
+            if backend in known.backends and known.name not in report.counts:
+                differs = await reproduction_differs(known.reproduction, django, flash)
+                report.unseen_known[known.name] = differs
     finally:
         await django.close()
     report.seconds = loop.time() - start
@@ -424,6 +435,63 @@ async def _deliberate(
     return None
 
 
+_ANNOTATION = re.compile(r"annotate\((\w+)=")
+
+
+def _split(code: str) -> tuple[str, str, str]:
+    """Split a reproduction into (chain, terminal kind, aggregate arguments)."""
+    if code.endswith(".count()"):
+        return code[: -len(".count()")], "count", ""
+    match = re.search(r"\.aggregate\((.*)\)$", code)
+    if match:
+        return code[: match.start()], "aggregate", match.group(1)
+    return code, "rows", ""
+
+
+def _plain_rows(code: str, rows: Any) -> Any:
+    names = _ANNOTATION.findall(code)
+    out = []
+    for row in rows:
+        if hasattr(row, "pk"):
+            out.append(norm((row.pk, *(getattr(row, n) for n in names))))
+        else:
+            out.append(norm(dict(row) if isinstance(row, dict) else row))
+    return tuple(sorted(out, key=repr))
+
+
+async def reproduction_differs(code: str, django: DjangoRunner, flash: FlashRunner) -> bool:
+    """Return whether a known open class's reproduction still answers differently."""
+    chain, kind, args = _split(code)
+
+    def on_django() -> Answer:
+        if not django.ns:
+            django._setup()
+        try:
+            if kind == "count":
+                return Answer(norm(eval(code, django.ns)))
+            if kind == "aggregate":
+                return Answer(norm(eval(code, django.ns)))
+            return Answer(_plain_rows(code, list(eval(chain, django.ns))))
+        except Exception as exc:
+            return Answer(error=_error(exc))
+
+    loop = asyncio.get_running_loop()
+    dj = await loop.run_in_executor(django.executor, on_django)
+    async with flash.sessions() as db:
+        try:
+            qs = eval(chain, flash.ns)
+            if kind == "count":
+                fl = Answer(norm(await qs.count(db)))
+            elif kind == "aggregate":
+                named = eval(f"dict({args})", flash.ns)
+                fl = Answer(norm(await qs.aggregate(db, **named)))
+            else:
+                fl = Answer(_plain_rows(code, await qs.fetch(db)))
+        except Exception as exc:
+            fl = Answer(error=_error(exc))
+    return verdict(dj, fl) not in ("agree", "both-raise")
+
+
 def format_report(reports: list[Report]) -> str:
     """Return the agreement table and one reproduction per class."""
     lines = []
@@ -438,6 +506,9 @@ def format_report(reports: list[Report]) -> str:
         for klass, count in order:
             kind = r.findings[klass].kind if klass in r.findings else "same"
             lines.append(f"{klass:<58} {kind:<11} {count:>7} {100 * count / r.total:>5.1f}%")
+        for name, differs in sorted(r.unseen_known.items()):
+            state = "still differs (not hit by this run)" if differs else "FIXED: now agrees"
+            lines.append(f"{name:<58} {'known-open':<11} {0:>7}   {state}")
         for klass, finding in sorted(r.findings.items()):
             lines.append(f"\n-- {klass} ({finding.kind}, {finding.verdict}) on {r.backend}")
             lines.append(f"   Django:   {finding.query.django_code()}")
