@@ -240,6 +240,24 @@ KNOWN_OPEN: list[KnownOpen] = [
         MISMATCH,
         reproduction="Publisher.objects.filter(Q(books__pages__gt=0) & ~Q(books__price__gt=12))",
     ),
+    KnownOpen(
+        "exclude() on an aggregate annotation that is NULL",
+        _tags("neg:annotation-lookup"),
+        MISMATCH,
+        reproduction=(
+            'Review.objects.annotate(a0=Max("book__pages", filter=Q(book__in_print__in=[])))'
+            ".exclude(a0__gte=0).count()"
+        ),
+    ),
+    KnownOpen(
+        "to-many conditions under | in one filter(): not on the same related row",
+        _tags("Q| filter:to-many"),
+        MISMATCH,
+        reproduction=(
+            "Tag.objects.filter(Q(books__pages__gte=1000) | Q(name__startswith='s'), "
+            "books__title__iendswith='ALPHA').count()"
+        ),
+    ),
 ]
 
 

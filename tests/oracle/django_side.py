@@ -174,7 +174,10 @@ def _lower(value: Any) -> Any:
 
 
 def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
+    # One character to one, as PostgreSQL (and Flash DB on SQLite): "ß" stays "ß".
+    if not isinstance(value, str):
+        return value
+    return "".join(u if len(u := c.upper()) == 1 else c for c in value)
 
 
 class _Bound:
@@ -196,8 +199,11 @@ def namespace(alias: str) -> dict[str, Any]:
 def _optional_names() -> dict[str, Any]:
     """Django's names for the expressions the generator uses only where Flash DB has them."""
     from django.db.models import Case, Value, When, functions
+    from django.db.models.lookups import Contains, EndsWith, Exact, StartsWith
 
     names: dict[str, Any] = {"Case": Case, "When": When, "Value": Value}
+    # For the SQLite proof of case-insensitive lookups against F(): Exact(Upper(..), ..).
+    names.update(Exact=Exact, Contains=Contains, StartsWith=StartsWith, EndsWith=EndsWith)
     for name in (
         "Lower",
         "Upper",

@@ -88,6 +88,13 @@ TABLE_OF = {
 }
 
 NUMERIC = {"int", "float", "decimal"}
+#: Django's lookup class for each case-insensitive lookup (compared on Upper()).
+_CI_LOOKUPS = {
+    "iexact": "Exact",
+    "icontains": "Contains",
+    "istartswith": "StartsWith",
+    "iendswith": "EndsWith",
+}
 #: The regex each LIKE-based lookup means (``{}`` is the escaped value).
 LIKE_PATTERNS = {
     "iexact": "^{}$",
@@ -192,6 +199,15 @@ class Leaf:
     tags: frozenset[str]
     raw: Any = None  # the literal value of a text lookup (for the regex rewrite)
 
+    def positional(self, mode: Mode = PLAIN) -> str | None:
+        """Return the lookup as a positional expression where ``mode`` rewrites it so."""
+        path, _, lookup = self.key.rpartition("__")
+        if mode.like_regex and "F" in self.value.tags and lookup in _CI_LOOKUPS:
+            # Django's i-lookups against F() on SQLite are LIKE; spell Flash DB's rule.
+            rhs = self.value.render(mode)
+            return f'{_CI_LOOKUPS[lookup]}(Upper("{path}"), Upper({rhs}))'
+        return None
+
     def render(self, mode: Mode = PLAIN) -> str:
         """Return ``key=value``."""
         if mode.like_regex and isinstance(self.raw, str):
@@ -228,7 +244,7 @@ Node = Leaf | Not | Combo
 def render_node(node: Node, mode: Mode = PLAIN) -> str:
     """Return code for a ``Q`` tree."""
     if isinstance(node, Leaf):
-        return f"Q({node.render(mode)})"
+        return f"Q({node.positional(mode) or node.render(mode)})"
     if isinstance(node, Not):
         return f"~{render_node(node.child, mode)}"
     return "(" + f" {node.op} ".join(render_node(c, mode) for c in node.children) + ")"
@@ -261,7 +277,8 @@ class Step:
         """Return ``.method(...)`` (or ``[a:b]``)."""
         if self.method in ("filter", "exclude"):
             args = [render_node(n, mode) for n in self.nodes]
-            args += [leaf.render(mode) for leaf in self.leaves]
+            args += [p for leaf in self.leaves if (p := leaf.positional(mode))]
+            args += [leaf.render(mode) for leaf in self.leaves if not leaf.positional(mode)]
             if mode.exists_form and "filter:to-many" in self.all_tags():
                 inner = f"{mode.exists_form}.objects.filter({', '.join(args)})"
                 return f'.{self.method}(pk__in={inner}.values("pk"))'
@@ -471,7 +488,7 @@ class Generator:
     # paths ---------------------------------------------------------------------------
 
     def path(
-        self, model: str, max_hops: int = 2, kinds: set[str] | None = None
+        self, model: str, max_hops: int = 2, kinds: set[str] | None = None, to_one: bool = False
     ) -> tuple[str, str, str, list[str]]:
         """Return (path, target model, field kind, hop kinds) of a random field path."""
         rng = self.rng
@@ -480,7 +497,14 @@ class Generator:
             hops: list[str] = []
             current = model
             while len(hops) < max_hops and rng.random() < 0.4:
-                name, (target, hop) = rng.choice(list(RELATIONS[current].items()))
+                choices = [
+                    (n, th)
+                    for n, th in RELATIONS[current].items()
+                    if not to_one or th[1] in ("one", "one?")
+                ]
+                if not choices:
+                    break
+                name, (target, hop) = rng.choice(choices)
                 parts.append(name)
                 hops.append(hop)
                 current = target
@@ -589,7 +613,7 @@ class Generator:
                 op2 = rng.choice(extra_ops)
                 tags.add(f"F{op2}")
                 code = f"({code} {op2} 2)"
-                div_code = None if div_code is None else f"({div_code} {op2} 2)"
+                div_code = None if div_code is None else f"({div_code} {op2} 2.0)"
         return Expr(code, frozenset(tags), div_code)
 
     # database functions (generated only where Flash DB has them) ------------------------
@@ -633,8 +657,8 @@ class Generator:
         elif name == "Trunc":
             part = rng.choice(["year", "month", "day"])
             code, out = f'Trunc({p}, "{part}")', k
-        else:  # Case / When / Value
-            leaf = self.leaf(model)
+        else:  # Case / When / Value (a to-many path in When() is a join in Django)
+            leaf = self.leaf(model, to_one=True)
             tags |= leaf.all_tags()
             suffix = f", then=Value({rng.choice([1, 2])})), default=Value({rng.choice([0, 3])}))"
             return Expr(
@@ -646,7 +670,9 @@ class Generator:
 
     # lookups ---------------------------------------------------------------------------------
 
-    def leaf(self, model: str, allow_annotations: dict[str, str] | None = None) -> Leaf:
+    def leaf(
+        self, model: str, allow_annotations: dict[str, str] | None = None, to_one: bool = False
+    ) -> Leaf:
         """Return a random lookup on ``model`` (or on an annotation in scope)."""
         rng = self.rng
         text = {k: v for k, v in (allow_annotations or {}).items() if v == "text"}
@@ -675,7 +701,7 @@ class Generator:
                 Expr(literal(value)),
                 frozenset({"annotation-lookup", f"lookup:{op}"}),
             )
-        path, target, kind, hops = self.path(model)
+        path, target, kind, hops = self.path(model, to_one=to_one)
         fname = path.rsplit("__", 1)[-1]
         k = base_kind(kind)
         tags = set(self.hop_tags(hops, "filter")) | {f"kind:{k}"}
