@@ -214,13 +214,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         reproduction='Publisher.objects.annotate(a=Avg("books__price"))',
     ),
     KnownOpen(
-        "PostgreSQL: case-insensitive lookups and the final sigma",
-        _tags("value:sigma text-lookup"),
-        MISMATCH,
-        POSTGRESQL,
-        reproduction='Book.objects.filter(title__istartswith="ΟΔΟΣ BOOKS")',
-    ),
-    KnownOpen(
         "aggregate() after a slice, distinct() or an aggregate annotate()",
         _tags(""),
         CRASH,
