@@ -48,7 +48,7 @@ from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
 from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
 from flash_db.functions import Random
-from flash_db.lookups import outside
+from flash_db.lookups import outside, sendable
 from flash_db.resolver import Resolver
 
 __all__ = [
@@ -731,7 +731,7 @@ def _where_shape(
                 bounds = ranges[name]
                 if bounds is not None and outside(bounds, value):
                     return None  # settled before SQL (no match), as the lookup does
-            elif kind is str and "\x00" in value:
+            elif kind is str and not sendable(value):
                 return None  # refused by the lookup
             keys.append((key, kind))
             values.append(value)
@@ -834,7 +834,7 @@ def _value_shape(entry: _Templates, values: Mapping[str, Any]) -> tuple[Any, ...
                 bounds = entry.ranges[name]
                 if bounds is not None and outside(bounds, value):
                     return None
-            elif kind is str and "\x00" in value:
+            elif kind is str and not sendable(value):
                 return None
         shape.append((name, None if value is None else kind))
     return tuple(shape)

@@ -12,14 +12,15 @@ other is fine; only overlapping use is refused.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from asyncio import Task, current_task
+from asyncio import CancelledError, Task, current_task
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from flash_db.exceptions import SessionBusy, TransactionError
 
@@ -64,6 +65,10 @@ def _guarded(method: F) -> F:
             self._flash_operation = operation
             try:
                 return await method(self, *args, **kwargs)
+            except CancelledError:
+                if refusable:
+                    await _after_cancel(self)
+                raise
             finally:
                 self._flash_owner = None
         if owner is not task:
@@ -72,6 +77,23 @@ def _guarded(method: F) -> F:
         return await method(self, *args, **kwargs)
 
     return cast(F, guarded)  # same signature as the wrapped method
+
+
+async def _after_cancel(db: FlashAsyncSession) -> None:
+    """Make the session usable again after a call was cancelled mid-statement (SPEC §1).
+
+    The connection may be mid-statement: it is invalidated (the pool replaces
+    it) and, outside an ``atomic`` block, the session's transaction is rolled
+    back, so that the next call reconnects instead of raising
+    ``PendingRollbackError``. Inside a block, the block's exit rolls back.
+    """
+    bind = db.bind
+    if isinstance(bind, AsyncConnection):
+        with contextlib.suppress(Exception):
+            await bind.invalidate()
+    if db._flash_block is None:
+        with contextlib.suppress(Exception):
+            await db.rollback()
 
 
 def _check_block(db: FlashAsyncSession, refusable: bool = True) -> None:

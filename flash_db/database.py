@@ -25,6 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -39,7 +40,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from flash_db import sqlite
 from flash_db.concurrency import FlashAsyncSession
 from flash_db.config import database_url
-from flash_db.exceptions import FlashDBError, TransactionError
+from flash_db.exceptions import DatabaseUnavailable, FlashDBError, TransactionError
 from flash_db.schema import metadata
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "init_db",
     "normalize_url",
     "session",
+    "unavailable",
 ]
 
 _DRIVERS = {
@@ -255,7 +257,14 @@ class _SessionBlock:
     async def __aenter__(self) -> AsyncSession:
         database = self.database
         database._check_open()
-        self.connection = await database.engine.connect()
+        try:
+            self.connection = await database.engine.connect()
+        except (sa_exc.SQLAlchemyError, OSError) as error:
+            # Nothing was sent: whatever stopped the checkout (the pool's timeout,
+            # a refused or failed connection), no connection could be had.
+            raise unavailable(error) or DatabaseUnavailable(
+                f"No database connection could be had: {_described(error)}"
+            ) from error
         self.db = database.new_session(self.connection)
         return self.db
 
@@ -268,6 +277,54 @@ class _SessionBlock:
                 await db.close()
         finally:
             await self.connection.close()
+
+
+# SQLite's busy errors (SQLITE_BUSY, SQLITE_LOCKED) once its busy timeout has passed.
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+# PostgreSQL SQLSTATEs that say the server takes no work now: too many connections,
+# shutting down, starting up, crash recovery.
+_PG_UNAVAILABLE = frozenset({"53300", "57P01", "57P02", "57P03"})
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """Return the ``DatabaseUnavailable`` that ``error`` stands for, or None.
+
+    The pool's checkout timeout (``sqlalchemy.exc.TimeoutError``), a connection
+    the server refused (no server listening, too many connections, shutting
+    down) and SQLite still busy after its timeout: each means no connection
+    could do the work now, and a later try may succeed. Other errors (a
+    constraint, a connection dropped mid-statement) are not this.
+    """
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    if isinstance(error, sa_exc.TimeoutError):
+        return DatabaseUnavailable(
+            "No database connection was free within the pool's timeout; the database "
+            "is overloaded (raise pool_size, or shorten what holds connections)."
+        )
+    if isinstance(error, OSError):
+        return DatabaseUnavailable(f"The database server could not be reached: {_described(error)}")
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    orig = error.orig
+    if isinstance(orig, OSError) or isinstance(getattr(orig, "__cause__", None), OSError):
+        return DatabaseUnavailable(f"The database server could not be reached: {_described(orig)}")
+    sqlstate = str(getattr(orig, "sqlstate", "") or "")
+    if not sqlstate:
+        sqlstate = str(getattr(getattr(orig, "__cause__", None), "sqlstate", "") or "")
+    if sqlstate in _PG_UNAVAILABLE:
+        return DatabaseUnavailable("The database server accepts no connection now.")
+    message = str(orig).lower()
+    if isinstance(error, sa_exc.OperationalError) and any(b in message for b in _SQLITE_BUSY):
+        return DatabaseUnavailable(
+            "The SQLite database stayed locked by another writer past its busy timeout."
+        )
+    return None
+
+
+def _described(error: BaseException | None) -> str:
+    """Return the error's class name: its message may hold a host or a user name."""
+    return type(error).__name__
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:

@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 
 from flash_db.concurrency import check_usable, claim, release
-from flash_db.database import DRIVER_KEY, STACK_KEY
+from flash_db.database import DRIVER_KEY, STACK_KEY, unavailable
 from flash_db.transaction import OUTER_KEY, mark_failed
 
 __all__ = ["Link", "Prepared", "observers", "prepared", "rowcount", "rows"]
@@ -259,6 +259,9 @@ async def _send(
         if db.sync_session.info.get(STACK_KEY):
             mark_failed(db)
         failure = await _failed(db, link, found.sql, args, error)
+        busy = unavailable(failure)
+        if busy is not None:
+            raise busy from failure
         if failure is error:
             raise
         raise failure from error

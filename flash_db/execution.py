@@ -19,16 +19,18 @@ block (:func:`flash_db.transaction.marking_failure`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from flash_db import driver
 from flash_db.concurrency import hold_session
+from flash_db.database import unavailable
 from flash_db.exceptions import SessionBusy
 from flash_db.instances import gc_paused
 from flash_db.transaction import OUTER_KEY, Atomic, in_atomic, marking_failure
@@ -39,6 +41,7 @@ __all__ = [
     "fetch",
     "run",
     "scalar",
+    "settle",
     "write",
     "write_returning",
     "write_statement",
@@ -62,9 +65,13 @@ async def run(db: AsyncSession, work: Callable[..., T], *args: Any, operation: s
         try:
             with marking_failure(db), hold_session(db, operation):
                 return await db.run_sync(_on_connection, work, args)
-        except DBAPIError as error:
-            driver.hint_missing_table(error)
-            raise
+        except Exception as error:
+            if isinstance(error, DBAPIError):
+                driver.hint_missing_table(error)
+            busy = unavailable(error)
+            if busy is None or busy is error:
+                raise
+            raise busy from error
     try:
         with hold_session(db, operation):
             return await db.run_sync(_on_connection, work, args)
@@ -72,8 +79,35 @@ async def run(db: AsyncSession, work: Callable[..., T], *args: Any, operation: s
         raise
     except BaseException as error:
         driver.hint_missing_table(error)
+        await settle(db, error)
+        busy = unavailable(error)
+        if busy is None or busy is error:
+            raise
+        raise busy from error
+
+
+async def settle(db: AsyncSession, error: BaseException) -> None:
+    """Leave ``db`` usable after a statement outside ``atomic`` failed or was cancelled.
+
+    A cancelled statement (``asyncio.timeout``, a cancelled task, a failing
+    ``TaskGroup`` sibling) may have left the connection mid-statement: it is
+    invalidated, so that the pool replaces it. Then the session's bookkeeping
+    transaction is rolled back, which is what lets SQLAlchemy reconnect (instead
+    of raising ``PendingRollbackError`` on the next call). If that rollback
+    fails too, the connection is invalidated and the rollback tried once more.
+    """
+    bind = db.bind
+    if not isinstance(error, Exception) and isinstance(bind, AsyncConnection):
+        with contextlib.suppress(Exception):
+            await bind.invalidate()
+    try:
         await db.rollback()
-        raise
+    except Exception:
+        if isinstance(bind, AsyncConnection):
+            with contextlib.suppress(Exception):
+                await bind.invalidate()
+        with contextlib.suppress(Exception):
+            await db.rollback()
 
 
 #: Builds a SELECT's results from its rows and column names.

@@ -9,11 +9,14 @@ Django: an integer outside its column's range (SmallInteger 16 bits, Integer 32,
 BigInteger 64; every integer column holds 64 bits on SQLite) can never be
 equal to a stored value, so ``exact``/``in`` drop it (``age=2**40`` matches no
 row) and ``gt``/``gte``/``lt``/``lte``/``range`` become always false or "is not
-NULL". A string with a NUL character raises ``ValueError`` (PostgreSQL cannot
-store or compare one; SQLite follows for consistency), and a ``regex``/``iregex``
-pattern Python's ``re`` cannot compile raises ``ValueError``. PostgreSQL's ARE
-syntax is close to Python's but not equal: a pattern Python accepts may still
-be read differently (or rejected) by PostgreSQL. Pattern lookups on enum or
+NULL". A string with a NUL character or a lone surrogate raises ``InvalidValue``
+(a ``ValueError``: PostgreSQL cannot store or compare one; SQLite follows for
+consistency). A ``regex``/``iregex`` pattern must be valid for Python's ``re``
+and for RE2, the linear-time engine that runs it on SQLite (see
+``flash_db.sqlite``): backreferences and lookaround raise ``ValueError`` on
+both databases, so that one pattern means one thing everywhere. PostgreSQL's
+ARE syntax is close to Python's but not equal: a pattern Python accepts may
+still be read differently (or rejected) by PostgreSQL. Pattern lookups on enum or
 number columns compare their text, as in Django.
 """
 
@@ -39,7 +42,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ColumnClause
 
-from flash_db import constructs
+from flash_db import constructs, sqlite
+from flash_db.exceptions import InvalidValue
 from flash_db.fields import integer_range, pk_name
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "check_nul",
     "outside",
     "plain",
+    "sendable",
 ]
 
 LookupFn = Callable[[ColumnElement[Any], Any], ColumnElement[bool]]
@@ -237,16 +242,22 @@ def _isnull(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
 
 
 def _pattern(value: Any, lookup: str, flags: int = 0) -> ColumnElement[str]:
-    """Return a regular expression as a bound parameter, after checking Python can compile it."""
+    """Return a regular expression as a bound parameter, after checking it can run everywhere.
+
+    Python's ``re`` reads it as PostgreSQL nearly does; RE2 runs it on SQLite.
+    """
     if isinstance(value, ColumnElement):
         return value  # an expression (F("pattern")): the database reads it
     text = str(value)
     try:
         re.compile(text, flags)
-    except re.error as error:
+        sqlite.compile_pattern(text, bool(flags & re.IGNORECASE))
+    except (re.error, sqlite.PatternError) as error:
         raise ValueError(
             f"Invalid regular expression {text!r} for the '{lookup}' lookup: {error}. "
-            "(PostgreSQL reads it as a POSIX ARE, SQLite with Python's re.)"
+            "Patterns must suit Python's re (PostgreSQL reads them as POSIX AREs, which "
+            "are close) and RE2, which runs them on SQLite in linear time: no "
+            "backreferences or lookaround."
         ) from None
     return _text(text)
 
@@ -297,12 +308,33 @@ def plain(value: Any) -> Any:
     return value
 
 
-def check_nul(key: str, value: Any) -> None:
-    """Raise ``ValueError`` when a string value (or one in a list) holds a NUL character."""
+def check_nul(model: type[Any], key: str, value: Any) -> None:
+    """Raise ``InvalidValue`` when a string value (or one in a list) cannot be sent as text.
+
+    A NUL character (PostgreSQL cannot store or compare one; SQLite follows for
+    consistency) or a lone surrogate (no UTF-8 encoding exists for it, so no
+    driver can send it).
+    """
     values = value if isinstance(value, list | tuple) else (value,)
     for item in values:
-        if isinstance(item, str) and "\x00" in item:
-            raise ValueError(
-                f"filter({key}=...) got {item!r}, which contains a NUL character ('\\x00'); "
-                "NUL characters cannot be stored or compared in text (PostgreSQL rejects them)."
+        if isinstance(item, str) and not sendable(item):
+            raise InvalidValue(
+                model,
+                key,
+                item,
+                "text without NUL characters ('\\x00') or lone surrogates: no database "
+                "can compare one",
             )
+
+
+def sendable(text: str) -> bool:
+    """Return whether ``text`` has no NUL character and encodes as UTF-8."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -56,7 +56,11 @@ from flash_db.expressions import Aggregate, Expression, F, Q, Queryable
 from flash_db.fields import field_choices, local_foreign_key, pk_name
 from flash_db.lookups import LOOKUP_CHOICES, LOOKUPS, TRANSFORMS, check_nul, plain
 
-__all__ = ["Resolver", "SubqueryCompiler", "correlated"]
+__all__ = ["MAX_PATH_PARTS", "Resolver", "SubqueryCompiler", "correlated"]
+
+#: The most ``"__"``-separated parts a lookup or field path may have (relation hops,
+#: the field, transforms and the lookup).
+MAX_PATH_PARTS = 24
 
 #: Compiles a query standing inside another: (query, the resolver to use, ordered, pk only).
 SubqueryCompiler = Callable[[Queryable, "Resolver", bool, bool], Select[Any]]
@@ -161,8 +165,21 @@ class Resolver:
             self.aggregate_annotations.add(name)
 
     def parse(self, key: str, *, lookups: bool, context: str = "") -> _Path:
-        """Split ``key`` into relation hops, a field and trailing lookup/transform names."""
+        """Split ``key`` into relation hops, a field and trailing lookup/transform names.
+
+        A path of more than :data:`MAX_PATH_PARTS` parts raises ``FieldError``: no
+        model is that deep, and compiling one would exhaust Python's recursion limit.
+        """
         parts = key.split("__")
+        if len(parts) > MAX_PATH_PARTS:
+            shown = key if len(key) <= 60 else key[:57] + "..."
+            error = FieldError(self.model, shown, (), context=context)
+            error.args = (
+                f"Cannot resolve keyword {shown!r}{f' in {context}' if context else ''} on "
+                f"{self.model.__name__}: a path takes at most {MAX_PATH_PARTS} '__'-separated "
+                f"parts, this one has {len(parts)}.",
+            )
+            raise error
         if self.annotations:
             # The longest prefix naming an annotation (``posts__count__gt``: Django's
             # default alias ``posts__count``).
@@ -434,7 +451,7 @@ class Resolver:
             and not isinstance(value, Queryable)
         ):
             value = list(value)  # a set or generator: read once, checked below
-        check_nul(key, value)
+        check_nul(self.model, key, value)
         split = self.split_many(key, context)
         if split is not None:
             path, index, rest = split

@@ -7,6 +7,13 @@ or year; the lookups and functions compile to these functions on SQLite (see
 ``regex``, ``Upper``, ``week``, ``iso_year`` and ``Trunc`` answer as on
 PostgreSQL. :func:`flash_db.database.Database` registers :data:`FUNCTIONS` on
 each new connection.
+
+Regular expressions run on RE2 (``google-re2``), whose matching time is linear
+in the text: a pattern such as ``^(a+)+$``, which makes a backtracking engine
+(Python's ``re``) take seconds per row while holding the GIL in the driver's
+thread and freezing the event loop, is as cheap as any other there. RE2 has no
+backreferences and no lookaround; the lookups refuse such patterns up front
+(``flash_db.lookups``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,21 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FUNCTIONS"]
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
+__all__ = ["FUNCTIONS", "PatternError", "compile_pattern"]
+
+#: The error RE2 raises for a pattern it cannot compile.
+PatternError: type[Exception] = re2.error
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # an invalid pattern is the caller's error, not a log line
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(pattern: str, ignore_case: bool = False) -> Any:
+    """Return ``pattern`` compiled by RE2 (cached); raise :data:`PatternError` if it cannot be."""
+    return re2.compile(f"(?i){pattern}" if ignore_case else pattern, _OPTIONS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -64,13 +85,13 @@ def _sqlite_like(value: Any, pattern: Any) -> bool | None:
 def _sqlite_regexp(value: Any, pattern: Any) -> bool | None:
     if value is None or pattern is None:
         return None
-    return re.search(str(pattern), str(value)) is not None
+    return compile_pattern(str(pattern)).search(str(value)) is not None
 
 
 def _sqlite_iregexp(value: Any, pattern: Any) -> bool | None:
     if value is None or pattern is None:
         return None
-    return re.search(str(pattern), str(value), re.IGNORECASE) is not None
+    return compile_pattern(str(pattern), True).search(str(value)) is not None
 
 
 def _parse(value: Any) -> dt.datetime | dt.date | dt.time | None:

@@ -41,6 +41,7 @@ from flash_db.database import (
     ISOLATION_KEY,
     STACK_KEY,
     check_isolation_level,
+    unavailable,
 )
 from flash_db.exceptions import SessionBusy, TransactionError
 
@@ -180,10 +181,13 @@ class Atomic:
         stack.append(_Block(savepoint=None, isolation_level=level))
         try:
             await db.connection(execution_options={"isolation_level": level})
-        except BaseException:
+        except BaseException as error:
             stack.pop()
             await _autocommit_again(db)
-            raise
+            busy = unavailable(error)
+            if busy is None or busy is error:
+                raise
+            raise busy from error
 
     async def __aexit__(
         self,

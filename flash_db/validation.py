@@ -24,11 +24,13 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from flash_db.exceptions import ValidationError
 from flash_db.fields import integer_range
 from flash_db.instances import is_related, is_stored
+from flash_db.lookups import sendable
 
 __all__ = ["afull_clean", "field_errors", "full_clean"]
 
 _NULL = "This field cannot be null."
 _NUL_CHARACTER = "Null characters are not allowed."
+_SURROGATE = "Lone surrogate characters are not allowed."
 
 
 def _impl(type_: TypeEngine[Any]) -> TypeEngine[Any]:
@@ -168,6 +170,8 @@ def field_errors(obj: Any, fields: Iterable[str] | None = None) -> dict[str, lis
                     )
                 if "\x00" in value:  # PostgreSQL cannot store NUL in text
                     errors.setdefault(key, []).append(_NUL_CHARACTER)
+                elif not sendable(value):  # a lone surrogate: no UTF-8 encoding exists
+                    errors.setdefault(key, []).append(_SURROGATE)
         elif check.bounds is not None:
             message = _bounds_error(check.bounds, value)
             if message is not None:

@@ -29,17 +29,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, RelationshipProperty
 
-from flash_db import Model, ValidationError
+from flash_db import Model, QuerySet, ValidationError, atomic
 from flash_db.fields import pk_name
 from flash_db.query import MAX_ROWS
+from flash_db.transaction import in_atomic
 from flash_db_fastapi.dependencies import Session
 from flash_db_fastapi.errors import ErrorMessage, constraint_violation, validation_detail
 from flash_db_fastapi.schemas import NO_NUL, ModelField, model_fields, model_schema
 
-__all__ = ["ROUTES", "CRUDRouter"]
+__all__ = ["MAX_FILTER_LENGTH", "MAX_ORDER_TERMS", "ROUTES", "CRUDRouter"]
 
 ROUTES = ("list", "get", "create", "update", "replace", "delete")
-_RESERVED = ("limit", "offset", "order_by", "fields")
+_RESERVED = ("limit", "offset", "order_by", "fields", "total")
+#: The most ``order_by`` terms a list request may give (SPEC §7).
+MAX_ORDER_TERMS = 8
+#: The longest value a text filter may have, in characters (SPEC §7).
+MAX_FILTER_LENGTH = 1000
 _TEXT_LOOKUPS = (
     "exact",
     "iexact",
@@ -170,6 +175,8 @@ class CRUDRouter(APIRouter):
     order on (default: the read schema's columns; relation paths such as
     ``"author__name"`` only when listed). ``dependencies`` is a list for every
     route, or a mapping from route name (``"create"``, ...) to a list.
+    ``count=False`` leaves the list route's ``total`` out (``null``) unless a
+    request asks for it with ``?total=true``; ``?total=false`` skips it per request.
     """
 
     def __init__(
@@ -189,6 +196,7 @@ class CRUDRouter(APIRouter):
         dependencies: Sequence[params.Depends]
         | Mapping[str, Sequence[params.Depends]]
         | None = None,
+        count: bool = True,
     ) -> None:
         routes = tuple(routes)
         unknown = [name for name in routes if name not in ROUTES]
@@ -220,6 +228,7 @@ class CRUDRouter(APIRouter):
         self.update_schema = update_schema or model_schema(model, "update")
         self.default_limit = default_limit
         self.max_limit = max_limit
+        self.count = count
         self.fields = model_fields(model)
         self.pk_name = pk_name(model)
         self.pk_type = self.fields[self.pk_name].python_type
@@ -322,9 +331,14 @@ class CRUDRouter(APIRouter):
             raise HTTPException(404, f"{self.model.__name__} not found.") from None
 
     async def _save(self, db: AsyncSession, obj: Model[Any]) -> None:
-        """Write ``obj``, turning validation and constraint errors into 422/409 responses."""
+        """Write ``obj``, turning validation and constraint errors into 422/409 responses.
+
+        A row deleted since it was read (a concurrent DELETE) is a 404.
+        """
         try:
             await obj.save(db)
+        except self.model.DoesNotExist:
+            raise HTTPException(404, f"{self.model.__name__} not found.") from None
         except ValidationError as error:
             raise HTTPException(422, validation_detail(error)) from None
         except IntegrityError as error:
@@ -379,6 +393,19 @@ class CRUDRouter(APIRouter):
                 default=None,
             ),
             inspect.Parameter(
+                "total",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[
+                    bool,
+                    Query(
+                        description=(
+                            "Count the matching rows (false: total is null, one query less)."
+                        )
+                    ),
+                ],
+                default=self.count,
+            ),
+            inspect.Parameter(
                 "fields",
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=Annotated[
@@ -401,12 +428,12 @@ class CRUDRouter(APIRouter):
             offset: int = kwargs.pop("offset")
             order_by: str | None = kwargs.pop("order_by")
             fields: str | None = kwargs.pop("fields")
+            counted: bool = kwargs.pop("total")
             lookups = router._filters_from(request)
             ordering = router._ordering(order_by)
             include = router._include(fields)
             qs = router.model.objects.filter(**lookups)
-            total = await qs.count(db)
-            rows = await qs.order_by(*ordering)[offset : offset + limit].fetch(db) if limit else []
+            total, rows = await router._page(db, qs, ordering, offset, limit, counted)
             page = router.page_schema(
                 items=[router.read_schema.model_validate(row) for row in rows],
                 total=total,
@@ -438,6 +465,33 @@ class CRUDRouter(APIRouter):
             openapi_extra={"parameters": [spec.openapi() for spec in self.filters.values()]},
         )
 
+    async def _page(
+        self,
+        db: AsyncSession,
+        qs: QuerySet[Any],
+        ordering: list[str],
+        offset: int,
+        limit: int,
+        counted: bool,
+    ) -> tuple[int | None, list[Any]]:
+        """Return the count (or None) and the page's rows, read from one snapshot.
+
+        With both queries, they run in one transaction: REPEATABLE READ on
+        PostgreSQL (one snapshot for both statements), SQLite's transaction
+        otherwise (it reads one snapshot). Inside a request's own ``atomic`` block
+        they join it.
+        """
+        page = qs.order_by(*ordering)[offset : offset + limit]
+        if not counted:
+            return None, await page.fetch(db) if limit else []
+        if not limit:
+            return await qs.count(db), []
+        if in_atomic(db):
+            return await qs.count(db), await page.fetch(db)
+        level = "REPEATABLE READ" if db.get_bind().dialect.name == "postgresql" else None
+        async with atomic(db, isolation_level=level):
+            return await qs.count(db), await page.fetch(db)
+
     def _filters_from(self, request: Request) -> dict[str, Any]:
         """Return the lookups a request's filter parameters ask for; 400/422 on bad ones."""
         lookups: dict[str, Any] = {}
@@ -448,6 +502,12 @@ class CRUDRouter(APIRouter):
             spec = self.filters.get(name)
             if spec is None:
                 raise HTTPException(400, self._unknown_parameter(name))
+            if spec.python_type is str and len(raw) > MAX_FILTER_LENGTH:
+                raise HTTPException(
+                    400,
+                    f"The filter {name!r} takes at most {MAX_FILTER_LENGTH} characters, "
+                    f"got {len(raw)}.",
+                )
             try:
                 lookups[name] = spec.convert(raw)
             except PydanticValidationError as error:
@@ -480,17 +540,26 @@ class CRUDRouter(APIRouter):
         )
 
     def _ordering(self, order_by: str | None) -> list[str]:
+        items = [item.strip() for item in (order_by or "").split(",", MAX_ORDER_TERMS + 1)]
+        items = [item for item in items if item]
+        if len(items) > MAX_ORDER_TERMS:
+            raise HTTPException(
+                400, f"order_by takes at most {MAX_ORDER_TERMS} comma-separated fields."
+            )
         ordering: list[str] = []
-        for item in (order_by or "").split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if item.lstrip("-") not in self.order_fields:
+        seen: set[str] = set()
+        for item in items:
+            name = item[1:] if item.startswith("-") else item
+            if name not in self.order_fields:
+                shown = name if len(name) <= 60 else name[:57] + "..."
                 raise HTTPException(
                     400,
-                    f"Cannot order by {item.lstrip('-')!r}. "
+                    f"Cannot order by {shown!r}. "
                     f"Choices are: {', '.join(self.order_fields) or '(none)'}.",
                 )
+            if name in seen:
+                raise HTTPException(400, f"order_by names {name!r} twice.")
+            seen.add(name)
             ordering.append(item)
         # The primary key last: a stable order, so that pages neither skip nor repeat rows.
         if not {item.lstrip("-") for item in ordering} & {"pk", self.pk_name}:
@@ -662,7 +731,7 @@ def _page_schema(read_schema: type[BaseModel]) -> type[BaseModel]:
             f"{read_schema.__name__}Page",
             __doc__="One page of results and the total count.",
             items=(list[read_schema], ...),  # type: ignore[valid-type]  # built at runtime
-            total=(int, ...),
+            total=(int | None, ...),
             limit=(int, ...),
             offset=(int, ...),
         )

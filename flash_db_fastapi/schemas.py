@@ -60,11 +60,16 @@ class ModelField:
 def _refuse_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("Text may not contain NUL (\\x00) characters.")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("Text may not contain lone surrogate characters.") from None
     return value
 
 
 NO_NUL = AfterValidator(_refuse_nul)
-"""Refuses NUL characters, which PostgreSQL cannot store in text (a 422, not a 500)."""
+"""Refuses NUL characters and lone surrogates, which no database can store in text (a 422)."""
 
 
 def python_type(column_type: sqltypes.TypeEngine[Any]) -> tuple[Any, tuple[Any, ...]]:

@@ -1,13 +1,16 @@
 """The exception handlers: 404/409/422/400 bodies that name fields, never SQL or row values."""
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import flash_db
 from flash_db import ValidationError
 from flash_db_fastapi import Session, add_exception_handlers, exception_handlers, flash_lifespan
+from flash_db_fastapi.schemas import NO_NUL
 from tests.fastapi.conftest import Serve
 from tests.fastapi.models import Wallet
 from tests.models import Comment, Post, User
@@ -191,13 +194,164 @@ async def test_field_error_from_a_query_parameter_is_400(backend_url: str, serve
     app = _app(backend_url)
 
     @app.get("/users")
-    async def list_users(order_by: str, db: Session) -> list[str]:
+    async def list_users(order_by: str, db: Session) -> list[UserName]:
+        return [UserName(name=u.name) for u in await User.objects.order_by(order_by).fetch(db)]
+
+    @app.get("/names")
+    async def list_names(order_by: str, db: Session) -> list[str]:
         return [user.name for user in await User.objects.order_by(order_by).fetch(db)]
 
     async with serve(app) as client:
         response = await client.get("/users", params={"order_by": "passwrd"})
+        bare = await client.get("/names", params={"order_by": "passwrd"})
         ok = await client.get("/users", params={"order_by": "-name"})
     assert response.status_code == 400
-    assert "'passwrd'" in response.json()["detail"]
-    assert "Choices are:" in response.json()["detail"]
+    # Only the fields the route shows are offered: never email, age or company_id.
+    assert response.json() == {"detail": "Cannot resolve field 'passwrd'. Choices are: name."}
+    assert bare.json() == {"detail": "Cannot resolve field 'passwrd'."}
     assert ok.status_code == 200
+
+
+class UserName(BaseModel):
+    name: str
+
+
+async def test_a_200_hop_path_is_a_field_error_not_a_recursion_error(
+    backend_url: str, serve: Serve
+) -> None:
+    app = _app(backend_url)
+
+    @app.get("/users")
+    async def list_users(path: str, db: Session) -> list[str]:
+        return [user.name for user in await User.objects.filter(**{path: "x"}).fetch(db)]
+
+    async with serve(app) as client:
+        response = await client.get("/users", params={"path": "__".join(["posts__author"] * 100)})
+    assert response.status_code == 400
+    assert "at most 24" not in response.text  # the route's message names no internals
+    assert response.json()["detail"].startswith("Cannot resolve field 'posts__author__")
+
+
+async def test_invalid_value_is_422_and_names_the_field(backend_url: str, serve: Serve) -> None:
+    app = _app(backend_url)
+
+    @app.get("/users/by-name/{name}")
+    async def by_name(name: str, db: Session) -> list[str]:
+        return [user.name for user in await User.objects.filter(name=name).fetch(db)]
+
+    async with serve(app) as client:
+        nul = await client.get("/users/by-name/a%00b")
+        ok = await client.get("/users/by-name/ab")
+    assert nul.status_code == 422
+    assert nul.json()["detail"].startswith("Invalid value for 'name': expected text without NUL")
+    assert ok.json() == []
+
+
+def _render(request: Request, status_code: int, detail: Any) -> dict[str, Any]:
+    return {"error": {"status": status_code, "detail": detail, "path": request.url.path}}
+
+
+async def test_pool_timeout_is_503_with_retry_after_in_the_rendered_shape(
+    backend_url: str, serve: Serve
+) -> None:
+    # One connection, a 0.2 s checkout timeout: a second session in one request waits, then 503.
+    app = FastAPI(
+        lifespan=flash_lifespan(backend_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    )
+    add_exception_handlers(app, render=_render)
+
+    @app.get("/hold")
+    async def hold(db: Session) -> int:
+        await User.objects.count(db)
+        async with flash_db.session() as other:
+            return await User.objects.count(other)
+
+    @app.get("/missing")
+    async def missing(db: Session) -> int:
+        return (await User.objects.get(db, pk=1)).age or 0
+
+    async with serve(app) as client:
+        busy = await client.get("/hold")
+        not_found = await client.get("/missing")
+    assert busy.status_code == 503
+    assert busy.headers["Retry-After"] == "1"
+    assert busy.json() == {
+        "error": {
+            "status": 503,
+            "detail": "The database is unavailable or busy; try again shortly.",
+            "path": "/hold",
+        }
+    }
+    assert not_found.status_code == 404
+    assert not_found.json()["error"]["detail"] == "User not found."
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": 1e400, "age": 1}',
+        b'{"name": NaN, "age": 1}',
+        b'{"name": "x", "age": 1e400}',
+        b'{"name": "\\ud800", "age": 1}',
+        b'{"name": "x", "age": 1, "\\ud800": 1}',
+        b'{"name": "x", "age": Infinity}',
+    ],
+)
+async def test_unrepresentable_json_is_422_and_never_echoed(
+    backend_url: str, serve: Serve, raw: bytes
+) -> None:
+    app = _app(backend_url)
+
+    class Person(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        name: Annotated[str, NO_NUL]
+        age: int
+
+    @app.post("/people")
+    async def create(person: Person) -> dict[str, str]:
+        return {"name": person.name}
+
+    async with serve(app) as client:
+        response = await client.post(
+            "/people", content=raw, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    # What JSON cannot hold exactly is never echoed (an unknown key's value 1 may be).
+    assert all(entry.get("input", 1) == 1 for entry in body["detail"]), body
+    assert "inf" not in response.text.lower()
+    assert "nan" not in response.text.lower()
+    assert "\\ud800" not in response.text
+
+
+async def test_any_other_error_is_a_json_500(backend_url: str, serve: Serve) -> None:
+    app = _app(backend_url)
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    async with serve(app, raise_app_exceptions=False) as client:
+        response = await client.get("/broken")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}
+
+
+async def test_http_exception_keeps_status_and_headers_under_render(
+    backend_url: str, serve: Serve
+) -> None:
+    app = FastAPI(lifespan=flash_lifespan(backend_url))
+    add_exception_handlers(app, render=_render)
+
+    @app.get("/private")
+    async def private() -> None:
+        raise HTTPException(401, "Sign in first.", headers={"WWW-Authenticate": "Bearer"})
+
+    async with serve(app) as client:
+        response = await client.get("/private")
+        unknown = await client.get("/nowhere")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["detail"] == "Sign in first."
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["status"] == 404

@@ -1,10 +1,13 @@
 """CRUDRouter: every route, the list query language, allow-lists, errors and OpenAPI."""
 
+import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI, Header, HTTPException
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db.testing import capture_queries
@@ -457,3 +460,86 @@ async def test_nul_characters_are_422(backend_url: str, db: AsyncSession, serve:
     assert created.json()["detail"][0]["msg"].endswith("may not contain NUL (\\x00) characters.")
     assert filtered.status_code == 422
     assert await User.objects.count(db) == 0
+
+
+async def test_order_by_terms_and_text_filters_are_bounded(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    await _users(db, ("Ann", 30))
+    async with serve(_app(backend_url, _users_router())) as client:
+        eight = await client.get(
+            "/users", params={"order_by": "name,-age,created_at"}
+        )  # within the bound
+        many = await client.get("/users", params={"order_by": ",".join(["name"] * 2000)})
+        nine = await client.get(
+            "/users", params={"order_by": "name,age,created_at,-name,-age,a,b,c,d"}
+        )
+        twice = await client.get("/users", params={"order_by": "name,-name"})
+        long_filter = await client.get("/users", params={"name__icontains": "a" * 50_001})
+        at_limit = await client.get("/users", params={"name__icontains": "a" * 1000})
+    assert eight.status_code == 200
+    assert many.status_code == nine.status_code == 400
+    assert many.json() == {"detail": "order_by takes at most 8 comma-separated fields."}
+    assert twice.status_code == 400
+    assert twice.json() == {"detail": "order_by names 'name' twice."}
+    assert long_filter.status_code == 400
+    assert long_filter.json() == {
+        "detail": "The filter 'name__icontains' takes at most 1000 characters, got 50001."
+    }
+    assert at_limit.json()["total"] == 0
+
+
+async def test_total_is_optional_per_request_or_per_router(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    await _users(db, ("Ann", 30), ("Bob", 40))
+    app = _app(backend_url, _users_router(), _users_router(prefix="/quick", count=False))
+    async with serve(app) as client, capture_queries(app.state.flash_db.database) as captured:
+        counted = await client.get("/users")
+        uncounted = await client.get("/users", params={"total": "false"})
+        quick = await client.get("/quick")
+        quick_counted = await client.get("/quick", params={"total": "true"})
+    assert counted.json()["total"] == 2
+    assert uncounted.json()["total"] is None
+    assert len(uncounted.json()["items"]) == 2
+    assert quick.json()["total"] is None
+    assert quick_counted.json()["total"] == 2
+    counts = [sql for sql in captured.statements if "count(" in sql.lower()]
+    assert len(counts) == 2  # the two counted requests only
+
+
+async def test_the_count_and_the_page_come_from_one_transaction(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    await _users(db, ("Ann", 30))
+    app = _app(backend_url, _users_router())
+    seen: list[str] = []
+    async with serve(app) as client:
+        engine = app.state.flash_db.database.engine.sync_engine
+        event.listen(engine, "begin", lambda conn: seen.append("BEGIN"))
+        event.listen(engine, "commit", lambda conn: seen.append("COMMIT"))
+        async with capture_queries(app.state.flash_db.database) as captured:
+            response = await client.get("/users")
+            uncounted = await client.get("/users", params={"total": "false"})
+    assert response.json()["total"] == 1
+    assert uncounted.json()["total"] is None
+    assert [sql.split()[0].upper() for sql in captured.statements] == ["SELECT"] * 3
+    assert seen == ["BEGIN", "COMMIT"]  # around the counted request's two statements only
+
+
+async def test_concurrent_patch_and_delete_of_one_row_never_500(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    """25 PATCH + 25 DELETE of one row at once: only 200, 204 and 404; one 204 per row."""
+    (user,) = await _users(db, ("Ann", 30))
+    app = _app(backend_url, _users_router())
+    async with serve(app) as client:
+        requests = [client.patch(f"/users/{user.id}", json={"age": n}) for n in range(25)]
+        requests += [client.delete(f"/users/{user.id}") for _ in range(25)]
+        responses = await asyncio.gather(*requests)
+    patches = Counter(r.status_code for r in responses[:25])
+    deletes = Counter(r.status_code for r in responses[25:])
+    assert set(patches) <= {200, 404}, [r.text for r in responses[:25]]
+    assert deletes[204] == 1
+    assert deletes[404] == 24
+    assert not await User.objects.filter(id=user.id).exists(db)
