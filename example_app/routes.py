@@ -1,9 +1,12 @@
-"""Hand-written routes of the blog: search, popularity, details, publishing, likes, tags, stats.
+"""Hand-written routes of the blog: sign-up, writing as the signed-in user, search, popularity,
+details, publishing, likes, tags, stats and a user's own notifications.
 
 Each shows one part of Flash DB's public API: lookups and ``Q`` (search),
 ``annotate``/``Count`` (popular), ``select_related``/``prefetch_related``
 (details), ``atomic`` and ``on_commit`` (publish), ``F`` (like),
-``get_or_create`` inside ``atomic`` (tags) and ``aggregate`` (stats).
+``get_or_create`` inside ``atomic`` (tags) and ``aggregate`` (stats). Writes
+act as the user of the request's token (``example_app.auth``): the author of a
+post or comment is that user, never a field the client sends.
 """
 
 from __future__ import annotations
@@ -14,14 +17,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, PostStatus
+from example_app.auth import USER_RESPONSES, CurrentUser, token_for
+from example_app.models import BlogComment, BlogPost, BlogTag, BlogUser, Notification, PostStatus
 from example_app.schemas import (
+    CommentCreate,
+    CommentRead,
     Likes,
+    NotificationPage,
+    NotificationRead,
+    PostCreate,
     PostDetail,
     PostPopularity,
+    PostRead,
     PostSummary,
     Published,
     TagNames,
+    UserAccount,
+    UserSignedUp,
+    UserSignup,
     UserStats,
 )
 from flash_db import Count, F, Prefetch, Q, Sum, atomic, on_commit
@@ -29,7 +42,13 @@ from flash_db_fastapi import Session
 from flash_db_fastapi.errors import ErrorMessage
 from flash_db_fastapi.schemas import NO_NUL
 
-__all__ = ["OUTBOX", "router"]
+__all__ = [
+    "OUTBOX",
+    "require_comment_author",
+    "require_post_author",
+    "require_self",
+    "router",
+]
 
 logger = logging.getLogger("example_app")
 
@@ -46,6 +65,116 @@ UserId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The user's id.")]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorMessage, "description": "No such row."}
 }
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorMessage, "description": "The email address is taken."}
+}
+RowId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The row's id.")]
+
+
+# -- who may write what ------------------------------------------------------------
+
+
+def require_self(id: RowId, user: CurrentUser) -> None:  # `id`: the router's path name
+    """Allow a change to the user ``id`` only to that user (403 otherwise)."""
+    if id != user.id:
+        raise HTTPException(403, "You can change only your own account.")
+
+
+async def require_post_author(id: RowId, user: CurrentUser, db: Session) -> None:
+    """Allow a change to post ``id`` only to its author (404 when missing, 403 otherwise)."""
+    author_id = await BlogPost.objects.filter(pk=id).values_list("author_id", flat=True).first(db)
+    if author_id is None:
+        raise HTTPException(404, "BlogPost not found.")
+    if author_id != user.id:
+        raise HTTPException(403, "Only the post's author can change it.")
+
+
+async def require_comment_author(id: RowId, user: CurrentUser, db: Session) -> None:
+    """Allow a change to comment ``id`` only to its author (404 when missing, 403 otherwise)."""
+    found = await BlogComment.objects.filter(pk=id).values_list("author_id", flat=True).fetch(db)
+    if not found:
+        raise HTTPException(404, "BlogComment not found.")
+    if found[0] != user.id:
+        raise HTTPException(403, "Only the comment's author can change it.")
+
+
+# -- accounts ------------------------------------------------------------------------
+
+
+@router.post(
+    "/users", status_code=201, response_model=UserSignedUp, tags=["users"], responses=_CONFLICT
+)
+async def sign_up(body: UserSignup, db: Session) -> Any:
+    """Create a user; the answer holds the user's bearer token (shown once)."""
+    user = await BlogUser.objects.create(db, **body.model_dump())
+    return UserSignedUp(**UserAccount.model_validate(user).model_dump(), token=token_for(user.id))
+
+
+@router.get("/users/me", response_model=UserAccount, tags=["users"], responses=USER_RESPONSES)
+async def me(user: CurrentUser) -> Any:
+    """Return the signed-in user, email address included."""
+    return user
+
+
+@router.get(
+    "/notifications",
+    response_model=NotificationPage,
+    tags=["notifications"],
+    responses=USER_RESPONSES,
+)
+async def my_notifications(
+    user: CurrentUser,
+    db: Session,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
+) -> Any:
+    """List the signed-in user's notifications, newest first (nobody else's)."""
+    mine = Notification.objects.filter(user_id=user.id)
+    async with atomic(db):  # the count and the page from one snapshot
+        total = await mine.count(db)
+        items = await mine.order_by("-created_at", "-id")[offset : offset + limit].fetch(db)
+    return NotificationPage(
+        items=[NotificationRead.model_validate(item) for item in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/notifications/{notification_id}",
+    response_model=NotificationRead,
+    tags=["notifications"],
+    responses={**USER_RESPONSES, **_NOT_FOUND},
+)
+async def my_notification(
+    notification_id: Annotated[int, Path(ge=1, le=_MAX_ID)], user: CurrentUser, db: Session
+) -> Any:
+    """Return one of the signed-in user's notifications (404 for anyone else's)."""
+    return await Notification.objects.get(db, id=notification_id, user_id=user.id)
+
+
+# -- writing as the signed-in user -----------------------------------------------------
+
+
+@router.post(
+    "/posts", status_code=201, response_model=PostRead, tags=["posts"], responses=USER_RESPONSES
+)
+async def create_post(body: PostCreate, user: CurrentUser, db: Session) -> Any:
+    """Write a draft post as the signed-in user."""
+    return await BlogPost.objects.create(db, author_id=user.id, **body.model_dump())
+
+
+@router.post(
+    "/comments",
+    status_code=201,
+    response_model=CommentRead,
+    tags=["comments"],
+    responses={**USER_RESPONSES, 409: {"model": ErrorMessage, "description": "No such post."}},
+)
+async def create_comment(body: CommentCreate, user: CurrentUser, db: Session) -> Any:
+    """Comment on a post as the signed-in user (its author is notified)."""
+    return await BlogComment.objects.create(db, author_id=user.id, **body.model_dump())
 
 
 @router.get("/posts/search")
@@ -105,12 +234,18 @@ async def announce(title: str) -> None:
 
 @router.post(
     "/posts/{post_id}/publish",
-    responses={**_NOT_FOUND, 409: {"model": ErrorMessage, "description": "Already published."}},
+    responses={
+        **USER_RESPONSES,
+        **_NOT_FOUND,
+        409: {"model": ErrorMessage, "description": "Already published."},
+    },
 )
-async def publish_post(post_id: PostId, db: Session) -> Published:
-    """Publish a draft; the announcement goes out only once the transaction has committed."""
+async def publish_post(post_id: PostId, user: CurrentUser, db: Session) -> Published:
+    """Publish your draft; the announcement goes out only once the transaction has committed."""
     async with atomic(db):
         post = await BlogPost.objects.select_for_update().get(db, id=post_id)
+        if post.author_id != user.id:
+            raise HTTPException(403, "Only the post's author can publish it.")
         if post.status is PostStatus.PUBLISHED:
             raise HTTPException(409, "This post is already published.")
         post.publish()
@@ -119,8 +254,8 @@ async def publish_post(post_id: PostId, db: Session) -> Published:
     return Published.model_validate(post)
 
 
-@router.post("/posts/{post_id}/like", responses=_NOT_FOUND)
-async def like_post(post_id: PostId, db: Session) -> Likes:
+@router.post("/posts/{post_id}/like", responses={**USER_RESPONSES, **_NOT_FOUND})
+async def like_post(post_id: PostId, user: CurrentUser, db: Session) -> Likes:
     """Add a like with ``UPDATE ... SET likes = likes + 1``: no lost update under concurrency."""
     if not await BlogPost.objects.filter(id=post_id).update(db, likes=F("likes") + 1):
         raise BlogPost.DoesNotExist(f"Post {post_id} does not exist.")
@@ -128,12 +263,16 @@ async def like_post(post_id: PostId, db: Session) -> Likes:
     return Likes(id=post_id, likes=likes)
 
 
-@router.put("/posts/{post_id}/tags", responses=_NOT_FOUND)
-async def set_post_tags(post_id: PostId, body: TagNames, db: Session) -> TagNames:
-    """Replace a post's tags by name, creating the tags that do not exist yet."""
+@router.put("/posts/{post_id}/tags", responses={**USER_RESPONSES, **_NOT_FOUND})
+async def set_post_tags(
+    post_id: PostId, body: TagNames, user: CurrentUser, db: Session
+) -> TagNames:
+    """Replace your post's tags by name, creating the tags that do not exist yet."""
     names = sorted({name.strip().lower() for name in body.names if name.strip()})
     async with atomic(db):
         post = await BlogPost.objects.get(db, id=post_id)
+        if post.author_id != user.id:
+            raise HTTPException(403, "Only the post's author can tag it.")
         tags = [(await BlogTag.objects.get_or_create(db, name=name))[0] for name in names]
         await post.related(BlogPost.tags).set(db, tags)
     return TagNames(names=[tag.name for tag in tags])

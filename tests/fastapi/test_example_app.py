@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from openapi_spec_validator import validate
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from example_app.app import MIGRATIONS, create_app
+from example_app.auth import token_for
 from example_app.models import (
     BlogComment,
     BlogPost,
@@ -42,6 +44,19 @@ async def _ids(db: AsyncSession) -> dict[str, int]:
     return {**users, **posts}
 
 
+def _as(user_id: int) -> dict[str, str]:
+    """Return the headers of a request made by this user."""
+    return {"Authorization": f"Bearer {token_for(user_id)}"}
+
+
+ADMIN = {"X-Admin-Token": "test-admin-token"}
+
+
+@pytest.fixture(autouse=True)
+def _admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOG_ADMIN_TOKEN", ADMIN["X-Admin-Token"])
+
+
 async def test_demo_data_is_seeded_once(backend_url: str, db: AsyncSession, serve: Serve) -> None:
     async with blog(backend_url, serve) as client:
         users = (await client.get("/users")).json()
@@ -61,11 +76,14 @@ async def test_crud_routes_and_filters(backend_url: str, db: AsyncSession, serve
             "/posts", params={"author__name__icontains": "grace", "order_by": "title"}
         )
         published = await client.get("/posts", params={"status": "published", "fields": "id"})
-        created = await client.post("/posts", json={"title": "New", "author_id": ids["ada"]})
+        created = await client.post("/posts", json={"title": "New"}, headers=_as(ids["ada"]))
+        post = f"/posts/{created.json()['id']}"
         forced = await client.post(
-            "/posts", json={"title": "Sneaky", "author_id": ids["ada"], "status": "published"}
+            "/posts", json={"title": "Sneaky", "status": "published"}, headers=_as(ids["ada"])
         )
-        liked = await client.patch(f"/posts/{created.json()['id']}", json={"likes": 1000})
+        liked = await client.patch(post, json={"likes": 1000}, headers=_as(ids["ada"]))
+        edited = await client.patch(post, json={"body": "More."}, headers=_as(ids["ada"]))
+        anonymous = await client.post("/posts", json={"title": "Who?"})
     assert [p["title"] for p in by_author.json()["items"]] == [
         "Draft: debugging moths",
         "What is a nanosecond?",
@@ -73,8 +91,85 @@ async def test_crud_routes_and_filters(backend_url: str, db: AsyncSession, serve
     assert published.json()["total"] == 4
     assert created.status_code == 201
     assert created.json()["status"] == "draft"
+    assert created.json()["author_id"] == ids["ada"]  # the signed-in user
     assert forced.status_code == 422  # only the publish route publishes
     assert liked.status_code == 422  # likes have their own route
+    assert edited.json()["body"] == "More."
+    assert anonymous.status_code == 401
+
+
+async def test_writes_act_as_the_signed_in_user_only(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    async with blog(backend_url, serve) as client:
+        ids = await _ids(db)
+        ada, grace = _as(ids["ada"]), _as(ids["grace"])
+        adas_post = ids["Notes on the Analytical Engine"]
+        as_other = await client.post(
+            "/posts", json={"title": "Forged", "author_id": ids["grace"]}, headers=ada
+        )
+        reassign = await client.patch(
+            f"/posts/{adas_post}", json={"author_id": ids["grace"]}, headers=ada
+        )
+        not_mine = await client.patch(f"/posts/{adas_post}", json={"title": "X"}, headers=grace)
+        replace = await client.put(f"/posts/{adas_post}", json={"title": "X"}, headers=grace)
+        delete = await client.delete(f"/posts/{adas_post}", headers=grace)
+        publish = await client.post(f"/posts/{ids['Draft: debugging moths']}/publish", headers=ada)
+        tags = await client.put(f"/posts/{adas_post}/tags", json={"names": ["x"]}, headers=grace)
+        comment = await client.post(
+            "/comments",
+            json={"post_id": adas_post, "text": "Hi", "author_id": ids["ada"]},
+            headers=grace,
+        )
+        forged = await client.get("/users/me", headers={"Authorization": "Bearer 1.forged"})
+        other_account = await client.patch(
+            f"/users/{ids['ada']}", json={"bio": "hacked"}, headers=grace
+        )
+        own_account = await client.patch(
+            f"/users/{ids['grace']}", json={"bio": "Hi"}, headers=grace
+        )
+        me = await client.get("/users/me", headers=grace)
+        tag_delete = await client.delete("/tags/1", headers=grace)
+    assert as_other.status_code == 422  # author_id is not writable
+    assert reassign.status_code == 422
+    assert not_mine.status_code == replace.status_code == delete.status_code == 403
+    assert publish.status_code == 403  # Grace's draft
+    assert tags.status_code == 403
+    assert comment.status_code == 422  # author_id is not writable on comments either
+    assert forged.status_code == 401
+    assert other_account.status_code == 403
+    assert own_account.json()["bio"] == "Hi"
+    assert me.json()["email"] == "grace@example.com"
+    assert tag_delete.status_code == 401  # the admin token, not a user's
+    assert (await BlogPost.objects.get(db, id=adas_post)).title == "Notes on the Analytical Engine"
+
+
+async def test_emails_are_private_and_sizes_bounded(
+    backend_url: str, db: AsyncSession, serve: Serve
+) -> None:
+    async with blog(backend_url, serve) as client:
+        ids = await _ids(db)
+        users = await client.get("/users")
+        one = await client.get(f"/users/{ids['ada']}")
+        probe = await client.get("/users", params={"email__startswith": "ada"})
+        detail = await client.get(f"/posts/{ids['A first program']}/detail")
+        big_bio = await client.post(
+            "/users", json={"name": "Big", "email": "big@example.com", "bio": "x" * 2001}
+        )
+        big_post = await client.post(
+            "/posts", json={"title": "Big", "body": "x" * 20_001}, headers=_as(ids["ada"])
+        )
+        big_comment = await client.post(
+            "/comments",
+            json={"post_id": ids["A first program"], "text": "x" * 2001},
+            headers=_as(ids["ada"]),
+        )
+    for body in (users.text, one.text, detail.text):
+        assert "@example.com" not in body
+        assert "email" not in body
+    assert probe.status_code == 400
+    assert "email" not in probe.json()["detail"].split("Choices are:")[1]
+    assert big_bio.status_code == big_post.status_code == big_comment.status_code == 422
 
 
 async def test_search_uses_lookups_q_and_a_relation_path(backend_url: str, serve: Serve) -> None:
@@ -132,12 +227,15 @@ async def test_publish_runs_clean_in_atomic_and_announces_on_commit(
     OUTBOX.clear()
     async with blog(backend_url, serve) as client:
         draft = (await _ids(db))["Draft: debugging moths"]
-        empty_body = await client.post(f"/posts/{draft}/publish")
+        grace = _as((await _ids(db))["grace"])
+        empty_body = await client.post(f"/posts/{draft}/publish", headers=grace)
         assert type(OUTBOX)() == OUTBOX  # nothing announced for a rolled-back publish
-        await client.patch(f"/posts/{draft}", json={"body": "Found one in relay 70."})
-        published = await client.post(f"/posts/{draft}/publish")
-        again = await client.post(f"/posts/{draft}/publish")
-        missing = await client.post("/posts/424242/publish")
+        await client.patch(
+            f"/posts/{draft}", json={"body": "Found one in relay 70."}, headers=grace
+        )
+        published = await client.post(f"/posts/{draft}/publish", headers=grace)
+        again = await client.post(f"/posts/{draft}/publish", headers=grace)
+        missing = await client.post("/posts/424242/publish", headers=grace)
     assert empty_body.status_code == 422
     assert empty_body.json()["detail"] == [
         {"loc": ["body", "body"], "msg": "A published post needs a body.", "type": "value_error"}
@@ -154,10 +252,11 @@ async def test_publish_runs_clean_in_atomic_and_announces_on_commit(
 
 async def test_like_with_f_expression(backend_url: str, db: AsyncSession, serve: Serve) -> None:
     async with blog(backend_url, serve) as client:
-        post_id = (await _ids(db))["Just a hobby"]
+        ids = await _ids(db)
+        post_id = ids["Just a hobby"]
         for _ in range(3):
-            liked = await client.post(f"/posts/{post_id}/like")
-        missing = await client.post("/posts/424242/like")
+            liked = await client.post(f"/posts/{post_id}/like", headers=_as(ids["ada"]))
+        missing = await client.post("/posts/424242/like", headers=_as(ids["ada"]))
     assert liked.json() == {"id": post_id, "likes": 3}
     assert missing.status_code == 404
 
@@ -166,10 +265,13 @@ async def test_set_tags_creates_missing_ones(
     backend_url: str, db: AsyncSession, serve: Serve
 ) -> None:
     async with blog(backend_url, serve) as client:
-        post_id = (await _ids(db))["Just a hobby"]
-        response = await client.put(f"/posts/{post_id}/tags", json={"names": ["OS", "linux"]})
+        ids = await _ids(db)
+        post_id, linus = ids["Just a hobby"], _as(ids["linus"])
+        response = await client.put(
+            f"/posts/{post_id}/tags", json={"names": ["OS", "linux"]}, headers=linus
+        )
         too_many = await client.put(
-            f"/posts/{post_id}/tags", json={"names": [str(n) for n in range(11)]}
+            f"/posts/{post_id}/tags", json={"names": [str(n) for n in range(11)]}, headers=linus
         )
     assert response.json() == {"names": ["linux", "os"]}
     assert too_many.status_code == 422
@@ -185,7 +287,7 @@ async def test_set_tags_creates_missing_ones(
 async def test_user_stats_aggregate(backend_url: str, db: AsyncSession, serve: Serve) -> None:
     async with blog(backend_url, serve) as client:
         ids = await _ids(db)
-        await client.post(f"/posts/{ids['A first program']}/like")
+        await client.post(f"/posts/{ids['A first program']}/like", headers=_as(ids["grace"]))
         grace = await client.get(f"/users/{ids['grace']}/stats")
         ada = await client.get(f"/users/{ids['ada']}/stats")
         missing = await client.get("/users/424242/stats")
@@ -206,18 +308,34 @@ async def test_new_comment_notifies_the_post_author(
     async with blog(backend_url, serve, seed_data=False) as client:
         ann = (await client.post("/users", json={"name": "Ann", "email": "ann@example.com"})).json()
         bob = (await client.post("/users", json={"name": "Bob", "email": "bob@example.com"})).json()
-        post = (await client.post("/posts", json={"title": "Hi", "author_id": ann["id"]})).json()
+        as_ann = {"Authorization": f"Bearer {ann['token']}"}
+        as_bob = {"Authorization": f"Bearer {bob['token']}"}
+        post = (await client.post("/posts", json={"title": "Hi"}, headers=as_ann)).json()
         own = await client.post(
-            "/comments", json={"post_id": post["id"], "author_id": ann["id"], "text": "Me"}
+            "/comments", json={"post_id": post["id"], "text": "Me"}, headers=as_ann
         )
         other = await client.post(
-            "/comments", json={"post_id": post["id"], "author_id": bob["id"], "text": "Nice"}
+            "/comments", json={"post_id": post["id"], "text": "Nice"}, headers=as_bob
         )
-        blank = await client.post("/comments", json={"post_id": post["id"], "text": "  "})
-        inbox = await client.get("/notifications", params={"user_id": ann["id"]})
+        blank = await client.post(
+            "/comments", json={"post_id": post["id"], "text": "  "}, headers=as_bob
+        )
+        inbox = await client.get("/notifications", headers=as_ann)
+        bobs_view = await client.get("/notifications", headers=as_bob)
+        probe = await client.get("/notifications", params={"user_id": ann["id"]}, headers=as_bob)
+        one = inbox.json()["items"][0]["id"]
+        mine = await client.get(f"/notifications/{one}", headers=as_ann)
+        not_mine = await client.get(f"/notifications/{one}", headers=as_bob)
+        anonymous = await client.get("/notifications")
     assert own.status_code == other.status_code == 201
+    assert other.json()["author_id"] == bob["id"]
     assert blank.status_code == 422
     assert [n["message"] for n in inbox.json()["items"]] == ["New comment on 'Hi'."]
+    assert bobs_view.json()["items"] == []
+    assert probe.json()["items"] == []
+    assert mine.status_code == 200
+    assert not_mine.status_code == 404
+    assert anonymous.status_code == 401
     assert await Notification.objects.count(db) == 1
 
 
@@ -229,15 +347,17 @@ async def test_user_rules_and_admin_only_delete(
         bad_email = await client.post("/users", json={"name": "X", "email": "not-an-email"})
         duplicate = await client.post("/users", json={"name": "X", "email": "ada@example.com"})
         no_token = await client.delete(f"/users/{ids['ada']}")
-        has_posts = await client.delete(f"/users/{ids['ada']}", headers={"X-Admin-Token": "admin"})
-        new = await client.post("/users", json={"name": "Y", "email": "y@example.com"})
-        deleted = await client.delete(
-            f"/users/{new.json()['id']}", headers={"X-Admin-Token": "admin"}
+        wrong_token = await client.delete(
+            f"/users/{ids['ada']}", headers={"X-Admin-Token": "admin"}
         )
+        has_posts = await client.delete(f"/users/{ids['ada']}", headers=ADMIN)
+        new = await client.post("/users", json={"name": "Y", "email": "y@example.com"})
+        deleted = await client.delete(f"/users/{new.json()['id']}", headers=ADMIN)
     assert bad_email.status_code == 422
     assert bad_email.json()["detail"][0]["loc"] == ["body", "email"]
     assert duplicate.status_code == 409
-    assert no_token.status_code == 403
+    assert no_token.status_code == 401
+    assert wrong_token.status_code == 403
     assert has_posts.status_code == 409
     assert deleted.status_code == 204
 
@@ -246,8 +366,9 @@ async def test_deleting_a_post_removes_its_comments_and_tag_links(
     backend_url: str, db: AsyncSession, serve: Serve
 ) -> None:
     async with blog(backend_url, serve) as client:
-        post_id = (await _ids(db))["Notes on the Analytical Engine"]
-        response = await client.delete(f"/posts/{post_id}")
+        ids = await _ids(db)
+        post_id = ids["Notes on the Analytical Engine"]
+        response = await client.delete(f"/posts/{post_id}", headers=_as(ids["ada"]))
     assert response.status_code == 204
     assert not await BlogComment.objects.filter(post_id=post_id).exists(db)
     links = await db.execute(post_tags.select().where(post_tags.c.post_id == post_id))
@@ -285,8 +406,8 @@ def test_openapi_is_valid_and_names_schemas_stably() -> None:
         "CommentUpdate",
         "ErrorMessage",
         "Likes",
+        "NotificationPage",
         "NotificationRead",
-        "NotificationReadPage",
         "PostCreate",
         "PostDetail",
         "PostPopularity",
@@ -300,9 +421,11 @@ def test_openapi_is_valid_and_names_schemas_stably() -> None:
         "TagRead",
         "TagReadPage",
         "TagUpdate",
-        "UserCreate",
+        "UserAccount",
         "UserRead",
         "UserReadPage",
+        "UserSignedUp",
+        "UserSignup",
         "UserStats",
         "UserUpdate",
     }
@@ -312,3 +435,16 @@ def test_openapi_is_valid_and_names_schemas_stably() -> None:
         assert "__" not in name, name
         assert "_" not in name or name in {"Body_create_post"}, name
     assert spec == _openapi()  # the same document every time
+
+
+def test_openapi_documents_who_may_call_what() -> None:
+    paths = _openapi()["paths"]
+    delete_user = paths["/users/{id}"]["delete"]
+    assert delete_user["security"] == [{"AdminToken": []}]
+    assert {"401", "403"} <= set(delete_user["responses"])
+    create_post = paths["/posts"]["post"]
+    assert create_post["security"] == [{"UserToken": []}]
+    assert {"401", "403"} <= set(create_post["responses"])
+    assert "author_id" not in str(create_post["requestBody"])
+    users = paths["/users"]["get"]
+    assert not any("email" in p["name"] for p in users.get("parameters", []))
