@@ -39,9 +39,11 @@ What does not see these statements: SQLAlchemy's ``before_cursor_execute`` and
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -53,7 +55,16 @@ from flash_db.concurrency import check_usable, claim, release
 from flash_db.database import DRIVER_KEY, STACK_KEY, unavailable
 from flash_db.transaction import OUTER_KEY, mark_failed
 
-__all__ = ["Link", "Prepared", "observers", "prepared", "rowcount", "rows"]
+__all__ = [
+    "HeldCursor",
+    "Link",
+    "Prepared",
+    "held_cursor",
+    "observers",
+    "prepared",
+    "rowcount",
+    "rows",
+]
 
 #: Called with ``(connection, sql)`` before each statement this module sends
 #: (``flash_db.testing.capture_queries`` adds one while it records).
@@ -165,6 +176,15 @@ def prepared(stmt: Any, dialect: Dialect) -> Prepared | None:
         return _PREPARED[key]
     except KeyError:
         pass
+    found = _compiled(stmt, dialect)
+    if len(_PREPARED) >= _PREPARED_LIMIT:
+        _PREPARED.clear()
+    _PREPARED[key] = found
+    return found
+
+
+def _compiled(stmt: Any, dialect: Dialect) -> Prepared | None:
+    """Return ``stmt`` compiled for ``dialect``, or None (see :func:`prepared`); not cached."""
     compiled = stmt.compile(dialect=dialect)
     found: Prepared | None = None
     names = compiled.positiontup
@@ -183,9 +203,6 @@ def prepared(stmt: Any, dialect: Dialect) -> Prepared | None:
             types=tuple(column.type.dialect_impl(dialect) for column in stmt.exported_columns),
             keys=tuple(stmt.exported_columns.keys()),
         )
-    if len(_PREPARED) >= _PREPARED_LIMIT:
-        _PREPARED.clear()
-    _PREPARED[key] = found
     return found
 
 
@@ -310,6 +327,74 @@ async def rowcount(
         return len(await _send(db, link, found, found.arguments(params), "write", _ROWS))
     status = await _send(db, link, found, found.arguments(params), "write", _STATUS)
     return int(status.rpartition(" ")[2] or 0)
+
+
+# -- streaming -----------------------------------------------------------------------
+
+_cursor_names = itertools.count(1)
+
+
+class HeldCursor:
+    """A PostgreSQL ``WITH HOLD`` cursor on the session's own connection, outside a transaction.
+
+    A plain server-side cursor lives in a transaction, and a session outside
+    ``atomic`` is in autocommit mode: streaming would need a second pooled
+    connection, and two streams on a pool of two would each hold one and wait
+    for another (a pool deadlock). A cursor declared ``WITH HOLD`` outlives its
+    (implicit) transaction: the server computes the result when it is declared
+    and keeps it (in memory, spilling to disk) until ``CLOSE``, while the client
+    fetches it in chunks on the session's connection. Statements between the
+    fetches (writes in the loop body) run and commit on that connection as usual.
+    """
+
+    __slots__ = ("found", "keys", "link", "name")
+
+    def __init__(self, link: Link, found: Prepared) -> None:
+        self.link = link
+        self.found = found
+        self.keys = found.keys
+        self.name = f"flash_stream_{next(_cursor_names)}"
+
+    async def chunks(self, db: AsyncSession, chunk_size: int) -> AsyncIterator[Sequence[Any]]:
+        """Yield the rows (tuples of Python values) in lists of at most ``chunk_size``."""
+        found, link = self.found, self.link
+        declare = Prepared(
+            f"DECLARE {self.name} NO SCROLL CURSOR WITH HOLD FOR {found.sql}",
+            found.names,
+            found.binds,
+            found.defaults,
+            (),
+            (),
+        )
+        await _send(db, link, declare, found.arguments({}), "stream", _STATUS)
+        fetch = Prepared(
+            f"FETCH FORWARD {int(chunk_size)} FROM {self.name}", (), (), {}, found.types, found.keys
+        )
+        try:
+            while True:
+                rows = await _send(db, link, fetch, [], "stream", _ROWS)
+                if rows:
+                    yield fetch.process(rows)
+                if len(rows) < chunk_size:
+                    return
+        finally:
+            if link.driver is not None and not link.driver.is_closed():
+                close = Prepared(f"CLOSE {self.name}", (), (), {}, (), ())
+                with contextlib.suppress(Exception):
+                    await _send(db, link, close, [], "stream", _STATUS)
+
+
+def held_cursor(db: AsyncSession, stmt: Any) -> HeldCursor | None:
+    """Return a :class:`HeldCursor` for ``stmt`` on ``db``'s connection, or None.
+
+    None unless the session is on PostgreSQL's driver path, in autocommit mode,
+    and the statement has no parameters expanded at execution time (``IN`` lists).
+    """
+    link = _route(db)
+    if link is None or not link.postgres or link.in_transaction():
+        return None
+    found = _compiled(stmt, link.dialect)
+    return None if found is None else HeldCursor(link, found)
 
 
 # -- errors ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapper, RelationshipProperty
 
-from flash_db import execution
+from flash_db import driver, execution
 from flash_db.compiler import Layout, QueryState, prefetch_paths, select_statement
 from flash_db.concurrency import hold_session
 from flash_db.execution import Build
@@ -240,16 +240,32 @@ async def stream(
 
     On PostgreSQL a server-side cursor lives in a transaction. Inside ``atomic``
     the stream runs on the session's own connection and transaction. Outside it,
-    it runs on a connection of its own in a short read transaction (the session
-    stays in autocommit mode, so writes in the loop body commit as usual; the
-    objects, tied to no session, can be saved with ``db``). SQLite reads in
+    it reads a ``WITH HOLD`` cursor on the session's own connection
+    (``flash_db.driver.HeldCursor``): no second pooled connection, so streams
+    cannot deadlock the pool, and writes in the loop body commit as usual (the
+    objects, tied to no session, can be saved with ``db``). A statement the
+    driver path cannot send (``IN`` lists, ``driver_path=False``, named rows) streams on a
+    connection of its own in a short read transaction instead. SQLite reads in
     chunks on the session's connection. ``prefetch_related`` runs once per
     chunk, on ``db``.
     """
-    stmt = stmt.execution_options(yield_per=chunk_size)
     build_rows = rows(layout, state.kind)
+    postgres = db.get_bind().dialect.name == "postgresql"
+    # values_list(named=True) yields SQLAlchemy's Row objects: SQLAlchemy's path.
+    direct = postgres and not in_atomic(db) and state.kind != "named"
+    held = driver.held_cursor(db, stmt) if direct else None
+    if held is not None:
+        with hold_session(db):
+            async for found in held.chunks(db, chunk_size):
+                with gc_paused():
+                    chunk = build_rows(found, held.keys)
+                if state.kind == "model" and state.prefetch_related:
+                    await prefetch_related_objects(db, chunk, *state.prefetch_related)
+                yield chunk
+        return
+    stmt = stmt.execution_options(yield_per=chunk_size)
     bind = db.bind
-    if db.get_bind().dialect.name == "postgresql" and not in_atomic(db):
+    if postgres and not in_atomic(db):
         engine = bind.engine if isinstance(bind, AsyncConnection) else bind
         if not isinstance(engine, AsyncEngine):
             raise TypeError(f"iterator() needs a session bound to an async engine, not {bind!r}.")

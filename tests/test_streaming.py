@@ -140,7 +140,7 @@ async def test_another_task_gets_session_busy_while_a_stream_is_open(
     assert len(seen) == 10
 
 
-async def test_stream_on_postgresql_outside_atomic_uses_its_own_connection(
+async def test_stream_on_postgresql_outside_atomic_uses_the_sessions_connection(
     database: flash_db.Database, db: AsyncSession
 ) -> None:
     await _seed(database, posts=3)
@@ -152,7 +152,8 @@ async def test_stream_on_postgresql_outside_atomic_uses_its_own_connection(
             posts.append(post)
     assert [p.title for p in posts] == ["p00", "p01", "p02"]
     if database.backend == "postgresql":
-        assert len(captured) == 0  # a connection (and read transaction) of its own
+        # A WITH HOLD cursor on the session's own connection: DECLARE, FETCH, CLOSE.
+        assert [sql.split()[0] for sql in captured.statements] == ["DECLARE", "FETCH", "CLOSE"]
     else:
         assert len(captured) == 1
     assert all(inspect(p).session is None for p in posts)  # objects belong to no session
@@ -176,3 +177,32 @@ async def test_chunk_size_must_be_positive(db: AsyncSession) -> None:
     with pytest.raises(ValueError, match="chunk_size must be positive, got 0"):
         async for _ in Post.objects.iterator(db, chunk_size=0):
             pass  # pragma: no cover
+
+
+async def test_two_streams_on_a_pool_of_two_do_not_deadlock(backend_url: str) -> None:
+    """Two sessions hold the pool's two connections; each streams at once (and writes, on
+    PostgreSQL: SQLite's open read cursor of the other stream blocks a writer's commit)."""
+    database = flash_db.Database(backend_url, pool_size=2, max_overflow=0, pool_timeout=2)
+    writes = database.backend == "postgresql"
+    try:
+        await _seed(database, posts=6)
+
+        async def stream(tag: str) -> list[str]:
+            async with database.session() as db:
+                titles = []
+                async for post in Post.objects.order_by("title").iterator(db, chunk_size=2):
+                    titles.append(post.title)
+                    if writes and tag == "a":
+                        post.views += 1
+                        await post.save(db)  # the loop body writes on the same connection
+                    await asyncio.sleep(0.01)  # interleave with the other stream
+                return titles
+
+        async with asyncio.timeout(10):
+            first, second = await asyncio.gather(stream("a"), stream("b"))
+        async with database.session() as db:
+            views = await Post.objects.order_by("title").values_list("views", flat=True).fetch(db)
+    finally:
+        await database.close()
+    assert first == second == [f"p{i:02d}" for i in range(6)]
+    assert views == [i + (1 if writes else 0) for i in range(6)]  # the saves committed
