@@ -33,6 +33,8 @@ PG_ADMIN_DSN = os.environ.get(
 FULL = os.environ.get("FLASH_RELIABILITY", "").lower() == "full"
 POOL_SIZE = 10
 APP = os.environ.get("FLASH_RELIABILITY_APP", "example_app.app:app")
+#: The example app's admin token in the served process ($BLOG_ADMIN_TOKEN).
+ADMIN_TOKEN = "reliability-admin-" + uuid.uuid4().hex
 
 
 def pick(reduced: int, full: int) -> int:
@@ -124,6 +126,7 @@ class AppServer:
             "DATABASE_URL": self.dsn,
             "FLASH_DB_POOL_SIZE": str(self.pool_size),
             "FLASH_DB_MAX_OVERFLOW": "0",
+            "BLOG_ADMIN_TOKEN": ADMIN_TOKEN,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self._process = subprocess.Popen(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import (
+    ADMIN_TOKEN,
     FULL,
     AppServer,
     known_defects_in,
@@ -54,7 +55,7 @@ def test_schemathesis_finds_no_server_error(app_server: AppServer) -> None:
         "20",
         "--no-color",
         "--header",
-        "X-Admin-Token: admin",
+        f"X-Admin-Token: {ADMIN_TOKEN}",
     ]
     if not FULL:
         command += ["--phases", "examples,fuzzing", "--seed", "20261127"]

@@ -49,22 +49,27 @@ async def seed_counter(client: httpx.AsyncClient, name: str) -> None:
 
 
 async def seed_blog(client: httpx.AsyncClient, prefix: str) -> tuple[list[int], list[int]]:
-    """Create users, posts and comments through the CRUD routes; return post and user ids."""
-    users, posts = [], []
+    """Sign users up, write posts and comments as them; return post and user ids.
+
+    The client then sends the first user's token with every request (likes need one).
+    """
+    users, tokens, posts = [], [], []
     for n in range(4):
         response = await client.post(
             "/users", json={"name": f"{prefix} {n}", "email": f"{prefix}-{n}@example.com"}
         )
         assert response.status_code == 201, response.text
         users.append(response.json()["id"])
+        tokens.append({"Authorization": f"Bearer {response.json()['token']}"})
     for n in range(12):
-        body = {"title": f"{prefix} post {n}", "body": "the body", "author_id": users[n % 4]}
-        response = await client.post("/posts", json=body)
+        body = {"title": f"{prefix} post {n}", "body": "the body"}
+        response = await client.post("/posts", json=body, headers=tokens[n % 4])
         assert response.status_code == 201, response.text
         posts.append(response.json()["id"])
-        comment = {"post_id": posts[-1], "author_id": users[0], "text": "Lovely."}
-        response = await client.post("/comments", json=comment)
+        comment = {"post_id": posts[-1], "text": "Lovely."}
+        response = await client.post("/comments", json=comment, headers=tokens[0])
         assert response.status_code == 201, response.text
+    client.headers.update(tokens[0])
     return posts, users
 
 
