@@ -68,14 +68,19 @@ async def prepare_database(database: Database) -> None:
 
 
 def _engine_options() -> dict[str, Any]:
-    """Pool settings from the environment (``FLASH_DB_POOL_SIZE``, ``FLASH_DB_MAX_OVERFLOW``)."""
+    """Pool settings from the environment.
+
+    ``FLASH_DB_POOL_SIZE``, ``FLASH_DB_MAX_OVERFLOW`` and ``FLASH_DB_POOL_TIMEOUT``
+    (seconds a request waits for a connection before its 503).
+    """
     options: dict[str, Any] = {}
-    for name, key in (
-        ("FLASH_DB_POOL_SIZE", "pool_size"),
-        ("FLASH_DB_MAX_OVERFLOW", "max_overflow"),
+    for name, key, kind in (
+        ("FLASH_DB_POOL_SIZE", "pool_size", int),
+        ("FLASH_DB_MAX_OVERFLOW", "max_overflow", int),
+        ("FLASH_DB_POOL_TIMEOUT", "pool_timeout", float),
     ):
         if os.environ.get(name):
-            options[key] = int(os.environ[name])
+            options[key] = kind(os.environ[name])
     return options
 
 

@@ -81,11 +81,11 @@ def test_example_app_serves_over_http(server: tuple[str, Path]) -> None:
         assert posts.json()["total"] == 4  # the demo data, seeded at the first start
         user = client.post("/users", json={"name": "Eve", "email": "eve@example.com"})
         assert user.status_code == 201
-        post = client.post(
-            "/posts", json={"title": "Over HTTP", "body": "Hi.", "author_id": user.json()["id"]}
-        )
+        eve = {"Authorization": f"Bearer {user.json()['token']}"}
+        post = client.post("/posts", json={"title": "Over HTTP", "body": "Hi."}, headers=eve)
         assert post.status_code == 201
-        published = client.post(f"/posts/{post.json()['id']}/publish")
+        assert post.json()["author_id"] == user.json()["id"]
+        published = client.post(f"/posts/{post.json()['id']}/publish", headers=eve)
         assert published.json()["status"] == "published"
         found = client.get("/posts/search", params={"q": "over http"})
         assert [p["title"] for p in found.json()] == ["Over HTTP"]
