@@ -129,6 +129,7 @@ async def test_a_statement_cancelled_mid_flight_leaves_the_session_usable(
             await User.objects.filter(pk=user.pk).update(db, age=2)
             assert (await User.objects.get(db, pk=user.pk)).age == 2
             await db.execute(text("SELECT 1"))
+            await User.objects.filter(pk=user.pk).delete(db)
     finally:
         await database.close()
 

@@ -179,9 +179,12 @@ async def test_chunk_size_must_be_positive(db: AsyncSession) -> None:
             pass  # pragma: no cover
 
 
-async def test_two_streams_on_a_pool_of_two_do_not_deadlock(backend_url: str) -> None:
+async def test_two_streams_on_a_pool_of_two_do_not_deadlock(
+    backend_url: str, database: flash_db.Database
+) -> None:
     """Two sessions hold the pool's two connections; each streams at once (and writes, on
     PostgreSQL: SQLite's open read cursor of the other stream blocks a writer's commit)."""
+    del database  # the fixture empties the tables afterwards
     database = flash_db.Database(backend_url, pool_size=2, max_overflow=0, pool_timeout=2)
     writes = database.backend == "postgresql"
     try:
