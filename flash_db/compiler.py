@@ -234,8 +234,8 @@ def _order(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -
         try:
             result.append(ordering.resolve(resolver))
         except FieldError as error:
-            if not isinstance(item, str) or "in F()" not in str(error):
-                raise
+            if not isinstance(item, str) or "in F()" not in str(error) or not error.choices:
+                raise  # (no choices: the path is too long, and its message says so)
             raise FieldError(
                 error.model,
                 error.name,
