@@ -272,6 +272,7 @@ class Step:
     flat: bool = False
     bounds: tuple[int, int] = (0, 0)
     tags: frozenset[str] = frozenset()
+    inner: tuple[Step, ...] = ()  # union/intersection/difference: the other QuerySet's steps
 
     def render(self, mode: Mode = PLAIN) -> str:
         """Return ``.method(...)`` (or ``[a:b]``)."""
@@ -291,6 +292,12 @@ class Step:
         if self.method == "values_list":
             flat = ", flat=True" if self.flat else ""
             return f".values_list({', '.join(repr(n) for n in self.names)}{flat})"
+        if self.method in ("union", "intersection", "difference"):
+            other = "".join(s.render(mode) for s in self.inner) or ".all()"
+            keep = ", all=True" if self.flat else ""
+            return f".{self.method}({self.names[0]}.objects{other}{keep})"
+        if self.method in ("dates", "datetimes"):
+            return f".{self.method}({self.names[0]!r}, {self.names[1]!r})"
         if self.method == "distinct":
             return ".distinct()"
         if self.method == "slice":
@@ -309,6 +316,8 @@ class Step:
             tags |= {"filter~to-many"}
         for _, e in self.named:
             tags |= e.tags
+        for step in self.inner:
+            tags |= step.all_tags()
         return tags
 
 
@@ -395,6 +404,8 @@ class Query:
     def shape(self) -> str:
         """Return "model", "dict", "tuple" or "flat": what one row is."""
         for s in reversed(self.steps):
+            if s.method in ("dates", "datetimes"):
+                return "flat"
             if s.method == "values":
                 return "dict"
             if s.method == "values_list":
@@ -476,6 +487,7 @@ class _Scope:
     aggregate_annotations: set[str] = field(default_factory=set)
     to_many_rows: bool = False  # a to-many hop in values/order_by/annotate multiplies rows
     values_fields: tuple[str, ...] | None = None
+    aliases: set[str] = field(default_factory=set)  # alias() names: not in values()
 
 
 class Generator:
@@ -627,6 +639,8 @@ class Generator:
             return Expr('F("id")'), "int"
         names, kinds, _ = rng.choice(makers)
         path, _, kind, hops = self.path(model, max_hops=1, kinds=kinds)
+        if base_kind(kind) not in kinds:  # the model has no such column near it
+            return Expr('F("id")'), "int"
         tags = {f"func:{n}" for n in names} | self.hop_tags(hops, "F")
         p = f'"{path}"'
         k = base_kind(kind)
@@ -857,6 +871,9 @@ class Generator:
         """Return a random query."""
         rng = self.rng
         model = rng.choice(["Book", "Book", "Author", "Review", "Publisher", "Tag"])
+        special = self.features.methods & {"union", "intersection", "difference", "dates"}
+        if special and rng.random() < 0.08:
+            return self.special_query(model, sorted(special))
         scope = _Scope()
         steps: list[Step] = []
         attrs: list[str] = []
@@ -902,7 +919,11 @@ class Generator:
                     kind = "float"
                     if "F:to-many" in agg.tags:
                         scope.to_many_rows = True
-                steps.append(Step("annotate", named=((name, agg),)))
+                method = "annotate"
+                if "alias" in self.features.methods and rng.random() < 0.3:
+                    method = "alias"  # usable in filter()/order_by(), not returned
+                    scope.aliases.add(name)
+                steps.append(Step(method, named=((name, agg),)))
                 scope.annotations[name] = kind
                 attrs.append(name)
             if rng.random() < 0.5:
@@ -951,6 +972,33 @@ class Generator:
             terminal = Terminal("aggregate", tuple(named))
         return Query(model, tuple(steps), terminal, ordered=ordered)
 
+    def special_query(self, model: str, methods: list[str]) -> Query:
+        """Return a set operation (union/intersection/difference) or a dates() query."""
+        rng = self.rng
+        method = rng.choice(methods)
+        scope = _Scope()
+        steps = [self.filter_step(model, scope)]
+        if method == "dates":
+            dated = [(m, f) for m in FIELDS for f, k in FIELDS[m].items() if k == "date"]
+            fname = next(f for m, f in dated if m == model) if model in dict(dated) else None
+            if fname is None:
+                model, fname = rng.choice([("Book", "published"), ("Publisher", "founded")])
+                steps = [self.filter_step(model, scope)]
+            kind = rng.choice(["year", "month", "week", "day"])
+            steps.append(Step("dates", names=(fname, kind), tags=frozenset({"dates"})))
+            return Query(model, tuple(steps), Terminal("rows"), ordered=True)
+        other = (self.filter_step(model, _Scope()),)
+        every = method == "union" and rng.random() < 0.3
+        steps.append(Step(method, names=(model,), inner=other, flat=every))
+        ordered = rng.random() < 0.5
+        if ordered:
+            steps.append(Step("order_by", names=(rng.choice(["pk", "-pk"]),)))
+            if rng.random() < 0.4:
+                a = rng.randrange(0, 4)
+                steps.append(Step("slice", bounds=(a, a + rng.randrange(1, 6))))
+        terminal = Terminal(rng.choice(["rows", "rows", "count"]))
+        return Query(model, tuple(steps), terminal, ordered=ordered)
+
     def value_names(self, model: str, scope: _Scope) -> tuple[str, ...]:
         """Return 1-3 field paths for values()/values_list()."""
         names: list[str] = []
@@ -961,6 +1009,8 @@ class Generator:
             if path not in names:
                 names.append(path)
         for name in scope.annotations:
+            if name in scope.aliases:
+                continue
             if self.rng.random() < 0.3 and name not in names:
                 names.append(name)
         return tuple(names)
