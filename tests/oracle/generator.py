@@ -377,7 +377,7 @@ class Query:
                     # a to-many filter after an aggregate annotate(): Django joins anew
                     other_joins += 1
                 filter_hops |= hops
-            elif s.method == "annotate":
+            elif s.method in ("annotate", "alias"):
                 for _, e in s.named:
                     if any(t.startswith("agg:") for t in e.tags):
                         aggregates.append(e)
