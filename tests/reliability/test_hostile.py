@@ -506,9 +506,14 @@ def _number_values() -> list[Any]:
     return ["abc", 2**70, *(([-(2**70), "1e400", True]) if FULL else [])]
 
 
+# httpx refuses URLs over 64 KiB: values in a URL stay below that.
+_URL_LONG = 60_000
+
+
 def _requests(spec: dict[str, Any], long: int) -> list[tuple[str, str, Any]]:
     """Return (method, path, JSON body or raw bytes) for every route and every hostile value."""
     out: list[tuple[str, str, Any]] = []
+    in_url = min(long, _URL_LONG)
     for template, item in spec["paths"].items():
         for method, operation in item.items():
             params = operation.get("parameters", [])
@@ -534,7 +539,7 @@ def _requests(spec: dict[str, Any], long: int) -> list[tuple[str, str, Any]]:
             body = _valid(spec, body_schema) if body_schema else None
             verb = method.upper()
             out.append((verb, path_with({}), body))
-            path_values = ["a%00b", "9" * long, "abc"]
+            path_values = ["a%00b", "9" * in_url, "abc"]
             if FULL:
                 path_values += ["1e400", str(2**70), "-1"]
             for name in path_params:
@@ -543,7 +548,7 @@ def _requests(spec: dict[str, Any], long: int) -> list[tuple[str, str, Any]]:
             for param in query:
                 kind = _kind(spec, param.get("schema", {}))
                 values: list[str] = (
-                    ["a%00b", "x" * min(long, 1001), "x" * long, "%ED%A0%80"]
+                    ["a%00b", "x" * 1001, "x" * in_url, "%ED%A0%80"]
                     if kind == "string"
                     else ["abc", "1e400", str(2**70), "-1", "a%00b"]
                 )
@@ -580,7 +585,7 @@ def _list_limits(spec: dict[str, Any], long: int) -> list[tuple[str, str, Any]]:
             "offset=-1",
             f"offset={2**70}",
             "order_by=" + ",".join(["-created_at"] * 9),
-            "order_by=" + ",".join(["x"] * long),
+            "order_by=" + ",".join(["x"] * (min(long, _URL_LONG) // 2)),
             "order_by=id,id",
             "order_by=%00",
             "fields=" + ",".join(["nope"] * 50),
