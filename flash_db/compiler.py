@@ -34,9 +34,13 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
+    except_,
     func,
+    intersect,
     literal_column,
     select,
+    union,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -101,6 +105,8 @@ class QueryState:
     for_update: tuple[bool, bool, tuple[Any, ...]] | None = None
     # Annotations made by alias(): usable in filter()/order_by(), never selected.
     aliases: tuple[str, ...] = ()
+    # union()/intersection()/difference(): (operator, ALL, the combined QuerySets).
+    combinator: tuple[str, bool, tuple[Any, ...]] | None = None
 
     def clone(self, **changes: Any) -> QueryState:
         """Return a copy with ``changes`` applied (field by field: cheaper than ``replace``)."""
@@ -412,6 +418,8 @@ def _select(
     ``resolver`` is given for a subquery (``Exists``/``Subquery``): it selects
     from an alias of the model and resolves ``OuterRef`` in the enclosing query.
     """
+    if state.combinator is not None:
+        return _combined_select(model, state, default_pk=default_pk)
     if resolver is None:
         resolver = _resolver(model, state)
     resolver.grouping = resolver.grouping or bool(state.group_by)
@@ -458,6 +466,90 @@ def _select(
     return stmt, layout
 
 
+_COMPOUNDS = {
+    ("union", False): union,
+    ("union", True): union_all,
+    ("intersection", False): intersect,
+    ("difference", False): except_,
+}
+
+
+def _combined_select(
+    model: type[Any], state: QueryState, *, default_pk: bool
+) -> tuple[Select[Any], Layout | None]:
+    """Return ``SELECT * FROM (a UNION b ...)`` with the combined query's order and slice.
+
+    Each query keeps its filters and annotations; its ordering is dropped unless
+    it is sliced (then it stands in a subquery of its own, which both databases
+    take). The combined rows are ordered by the names of the first query's columns.
+    """
+    op, all_rows, parts = state.combinator or ("union", False, ())
+    selects: list[Select[Any]] = []
+    layout: Layout | None = None
+    names: list[str] = []
+    for index, part in enumerate(parts):
+        part_state: QueryState = part.state.clone(select_related=(), prefetch_related=())
+        sliced = part_state.limit is not None or part_state.offset is not None
+        if not sliced:
+            part_state = part_state.clone(order_by=())
+        stmt, part_layout = _select(part.model, part_state)
+        if sliced or part_state.combinator is not None:
+            inner = stmt.subquery()
+            stmt = select(*inner.c)
+        if index == 0:
+            layout = part_layout
+            if part_layout is not None:
+                names = [*part_layout.keys, *part_layout.annotations]
+            else:
+                names = list(stmt.selected_columns.keys())
+        elif len(stmt.selected_columns) != len(selects[0].selected_columns):
+            raise TypeError(
+                f"{op}() needs queries of the same number of columns: "
+                f"{len(selects[0].selected_columns)} and {len(stmt.selected_columns)}."
+            )
+        selects.append(stmt)
+    combined = _COMPOUNDS[op, all_rows](*selects).subquery()
+    columns = list(combined.c)
+    stmt = select(*columns)
+    order = _combined_order(model, state, names, columns, default_pk=default_pk)
+    if order:
+        stmt = stmt.order_by(*order)
+    if state.limit is not None:
+        stmt = stmt.limit(state.limit)
+    if state.offset is not None:
+        stmt = stmt.offset(state.offset)
+    return stmt, layout
+
+
+def _combined_order(
+    model: type[Any], state: QueryState, names: list[str], columns: list[Any], *, default_pk: bool
+) -> list[Any]:
+    """Return the ORDER BY of a combined query: names of the first query's columns."""
+    items: tuple[Any, ...]
+    if state.order_by is None or (not state.order_by and state.reversed):
+        wanted = default_pk or state.reversed
+        items = ("pk",) if wanted and pk_name(model) in names else ()
+    else:
+        items = state.order_by
+    result = []
+    for item in items:
+        if not isinstance(item, str) or item == "?":
+            raise TypeError(
+                "A combined QuerySet (union(), intersection(), difference()) is ordered by "
+                f"the names of its columns, like order_by('-name'); got {item!r}."
+            )
+        descending = item.startswith("-")
+        name = item.lstrip("-")
+        key = pk_name(model) if name == "pk" and "pk" not in names else name
+        if key not in names:
+            raise FieldError(model, name, names, context="order_by() of a combined QuerySet")
+        column = columns[names.index(key)]
+        if state.reversed:
+            descending = not descending
+        result.append(column.desc() if descending else column.asc())
+    return result
+
+
 def select_statement(
     model: type[Any], state: QueryState, *, first: bool = False
 ) -> tuple[Select[Any], Layout | None]:
@@ -480,6 +572,9 @@ def check_backend(state: QueryState, dialect_name: str) -> None:
 
 def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
     """Return ``SELECT count(*)`` of the rows the query would return."""
+    if state.combinator is not None:
+        inner, _ = _select(model, state.clone(order_by=()))
+        return select(func.count()).select_from(inner.subquery())
     sliced = state.limit is not None or state.offset is not None
     # values("posts__title") has one row per related row: count those rows.
     joined = state.kind != "model" and any("__" in name for name in state.fields)
@@ -503,7 +598,7 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
 
 def exists_statement(model: type[Any], state: QueryState) -> Select[Any]:
     """Return ``SELECT EXISTS (...)`` of the query."""
-    if state.group_by:
+    if state.group_by or state.combinator is not None:
         inner, _ = _select(model, state.clone(order_by=()))
     else:
         inner, _ = _select(model, state.clone(order_by=(), kind="tuple", fields=("pk",)))
@@ -772,6 +867,7 @@ def template(
     if (
         state.annotations
         or state.group_by
+        or state.combinator is not None
         or (state.for_update is not None and state.for_update[2])
         or (state.order_by is not None and any(type(o) is not str for o in state.order_by))
         or any(type(p) is not str for p in state.prefetch_related)

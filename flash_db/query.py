@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
 
-from sqlalchemy import ColumnElement, UniqueConstraint
+from sqlalchemy import ColumnElement, Date, DateTime, UniqueConstraint
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from typing_extensions import TypeVar
@@ -39,6 +39,7 @@ from flash_db.constructs import Explain
 from flash_db.exceptions import FieldError
 from flash_db.expressions import Aggregate, Expression, Q, Queryable
 from flash_db.fields import pk_name
+from flash_db.functions import Trunc
 from flash_db.instances import store
 from flash_db.transaction import write_block
 from flash_db.writes import deleted
@@ -99,12 +100,21 @@ class QuerySet(Queryable, Generic[M, R]):
         object.__setattr__(clone, "state", new_state)
         return clone
 
+    def _refuse_combined(self, method: str) -> None:
+        if self.state.combinator is not None:
+            op = self.state.combinator[0]
+            raise TypeError(
+                f"Calling {method}() after {op}() is not supported (as in Django): "
+                f"call it on each QuerySet before combining them."
+            )
+
     def all(self) -> Self:
         """Return a copy of this QuerySet."""
         return self._clone()
 
     def filter(self, *conditions: Any, **lookups: Any) -> Self:
         """Return a new QuerySet with the conditions and lookups ANDed to the filters."""
+        self._refuse_combined("filter")
         if not conditions and not lookups:
             return self._clone()
         return self._clone(where=(*self.state.where, Q(*conditions, **lookups)))
@@ -114,6 +124,7 @@ class QuerySet(Queryable, Generic[M, R]):
 
         Rows where a compared column is NULL are kept, as in Django.
         """
+        self._refuse_combined("exclude")
         if not conditions and not lookups:
             return self._clone()
         return self._clone(where=(*self.state.where, ~Q(*conditions, **lookups)))
@@ -131,6 +142,7 @@ class QuerySet(Queryable, Generic[M, R]):
 
     def distinct(self, *fields: str) -> Self:
         """Return a new QuerySet with ``SELECT DISTINCT`` (PostgreSQL: ``DISTINCT ON (fields)``)."""
+        self._refuse_combined("distinct")
         return self._clone(distinct=True, distinct_fields=tuple(fields))
 
     def limit(self, n: int | None) -> Self:
@@ -174,14 +186,17 @@ class QuerySet(Queryable, Generic[M, R]):
 
     def only(self, *fields: str) -> Self:
         """Return a new QuerySet that loads only ``fields`` (and the primary key) now."""
+        self._refuse_combined("only")
         return self._clone(only=tuple(fields), defer=())
 
     def defer(self, *fields: str) -> Self:
         """Return a new QuerySet that does not load ``fields`` now."""
+        self._refuse_combined("defer")
         return self._clone(defer=(*self.state.defer, *fields))
 
     def select_related(self, *relations: str) -> Self:
         """Return a new QuerySet that JOIN-loads the to-one ``relations``."""
+        self._refuse_combined("select_related")
         return self._clone(select_related=(*self.state.select_related, *relations))
 
     def prefetch_related(self, *relations: Any) -> Self:
@@ -206,6 +221,7 @@ class QuerySet(Queryable, Generic[M, R]):
         return self._annotate(_named(aggregates, expressions, "alias"), select=False)
 
     def _annotate(self, expressions: dict[str, Any], *, select: bool) -> Self:
+        self._refuse_combined("annotate" if select else "alias")
         attrs = self.model.__mapper__.attrs
         for name, expression in expressions.items():
             if name in attrs or name == "pk":
@@ -243,6 +259,7 @@ class QuerySet(Queryable, Generic[M, R]):
         self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[Any] = ()
     ) -> Self:
         """Return a new QuerySet that locks its rows (``FOR UPDATE``; no effect on SQLite)."""
+        self._refuse_combined("select_for_update")
         return self._clone(for_update=(nowait, skip_locked, tuple(of)))
 
     def values(self, *fields: str, **expressions: Any) -> QuerySet[M, dict[str, Any]]:
@@ -251,6 +268,7 @@ class QuerySet(Queryable, Generic[M, R]):
         ``expressions`` are annotated first and selected under their names:
         ``values("id", lower=Lower("name"))``.
         """
+        self._refuse_combined("values")
         base = self._annotate(expressions, select=True) if expressions else self
         qs = base._clone(fields=(*fields, *expressions), kind="dict")
         return cast("QuerySet[M, dict[str, Any]]", qs)  # only the result type changes
@@ -280,9 +298,85 @@ class QuerySet(Queryable, Generic[M, R]):
             raise TypeError(
                 f"values_list(flat=True) takes exactly one field, got {len(fields)}: {fields!r}."
             )
+        self._refuse_combined("values_list")
         kind: ResultKind = "flat" if flat else "named" if named else "tuple"
         qs = self._clone(fields=tuple(fields), kind=kind)
         return cast("QuerySet[M, Any]", qs)  # only the result type changes
+
+    def union(self, *others: QuerySet[Any, Any], all: bool = False) -> Self:
+        """Return the rows of this QuerySet and ``others`` (``UNION``; ``all=True`` keeps repeats).
+
+        The queries must select the same number of columns; the combined QuerySet
+        can be ordered (by the first query's column names), sliced, counted and
+        fetched, as in Django.
+        """
+        return self._combine("union", others, all)
+
+    def intersection(self, *others: QuerySet[Any, Any]) -> Self:
+        """Return the rows found in this QuerySet and in every one of ``others`` (``INTERSECT``)."""
+        return self._combine("intersection", others, False)
+
+    def difference(self, *others: QuerySet[Any, Any]) -> Self:
+        """Return the rows of this QuerySet found in none of ``others`` (``EXCEPT``)."""
+        return self._combine("difference", others, False)
+
+    def _combine(self, op: str, others: tuple[Any, ...], all_rows: bool) -> Self:
+        for other in others:
+            if not isinstance(other, QuerySet):
+                raise TypeError(f"{op}() takes QuerySets, got {other!r}.")
+        if not others:
+            return self._clone()
+        state = QueryState(
+            kind=self.state.kind,
+            fields=self.state.fields,
+            combinator=(op, all_rows, (self, *others)),
+        )
+        clone = object.__new__(type(self))
+        object.__setattr__(clone, "model", self.model)
+        object.__setattr__(clone, "state", state)
+        return clone
+
+    def dates(self, field: str, kind: str, order: str = "ASC") -> QuerySet[M, date]:
+        """Return a QuerySet of the distinct dates of ``field`` truncated to ``kind``.
+
+        ``kind`` is ``year``, ``quarter``, ``month``, ``week`` or ``day``; ``order``
+        is ``ASC`` or ``DESC``. Rows where the field is NULL are left out, as in Django.
+        """
+        if kind not in _DATE_KINDS:
+            raise ValueError(
+                f"dates()'s kind must be one of {', '.join(_DATE_KINDS)}; got {kind!r}."
+            )
+        qs = self._truncated(field, Trunc(field, kind, output_field=Date()), "datefield", order)
+        return cast("QuerySet[M, date]", qs)  # only the result type changes
+
+    def datetimes(self, field: str, kind: str, order: str = "ASC") -> QuerySet[M, datetime]:
+        """Return a QuerySet of the distinct datetimes of ``field`` truncated to ``kind``.
+
+        ``kind`` is ``year``, ``quarter``, ``month``, ``week``, ``day``, ``hour``,
+        ``minute`` or ``second``; timezone-aware fields are truncated in UTC.
+        """
+        if kind not in _DATETIME_KINDS:
+            raise ValueError(
+                f"datetimes()'s kind must be one of {', '.join(_DATETIME_KINDS)}; got {kind!r}."
+            )
+        prop = self.model.__mapper__.column_attrs.get(field)
+        if prop is not None and not isinstance(_impl(prop.columns[0].type), DateTime):
+            raise TypeError(f"datetimes() needs a datetime field; {field!r} is not one.")
+        qs = self._truncated(field, Trunc(field, kind), "datetimefield", order)
+        return cast("QuerySet[M, datetime]", qs)  # only the result type changes
+
+    def _truncated(self, field: str, trunc: Trunc, name: str, order: str) -> QuerySet[M, Any]:
+        self._refuse_combined("dates" if name == "datefield" else "datetimes")
+        if order not in ("ASC", "DESC"):
+            raise ValueError(f"order must be 'ASC' or 'DESC', got {order!r}.")
+        qs = self._clone(kind="model", fields=(), annotations=(), aliases=(), group_by=())
+        return (
+            qs._annotate({name: trunc}, select=True)
+            .values_list(name, flat=True)
+            .filter(**{f"{name}__isnull": False})
+            .distinct()
+            .order_by(f"-{name}" if order == "DESC" else name)
+        )
 
     # -- terminals --------------------------------------------------------------
 
@@ -320,6 +414,7 @@ class QuerySet(Queryable, Generic[M, R]):
         """
         qs = self
         if conditions or lookups:
+            self._refuse_combined("get")
             where = (*self.state.where, Q(*conditions, **lookups))
             qs = self._clone(
                 where=where, limit=21 if self.state.limit is None else self.state.limit
@@ -353,6 +448,7 @@ class QuerySet(Queryable, Generic[M, R]):
         self, db: AsyncSession, ids: Iterable[Any] | None = None, *, field_name: str = "pk"
     ) -> dict[Any, M]:
         """Return ``{key: object}`` for rows whose ``field_name`` is in ``ids`` (or all rows)."""
+        self._refuse_combined("in_bulk")
         qs = cast("QuerySet[M, M]", self._clone(kind="model", fields=()))
         key = pk_name(self.model) if field_name == "pk" else field_name
         column_attrs = self.model.__mapper__.column_attrs
@@ -405,6 +501,7 @@ class QuerySet(Queryable, Generic[M, R]):
 
         A positional aggregate takes Django's name (``Sum("views")``: ``views__sum``).
         """
+        self._refuse_combined("aggregate")
         aggregates = _named(args, named, "aggregate")
         if not aggregates:
             raise TypeError("aggregate() needs at least one name=aggregate.")
@@ -422,6 +519,7 @@ class QuerySet(Queryable, Generic[M, R]):
         set on ``TimestampMixin`` models); validation does not run, and objects
         already loaded keep the values they were loaded with, as in Django.
         """
+        self._refuse_combined("update")
         found = write_template(self.model, self.state, values)
         if found is not None:
             stmt, counted, params = found
@@ -445,6 +543,7 @@ class QuerySet(Queryable, Generic[M, R]):
         return await self._delete(db, soft=False)
 
     async def _delete(self, db: AsyncSession, *, soft: bool) -> int:
+        self._refuse_combined("delete")
         if self.state.limit is not None or self.state.offset is not None:
             raise TypeError("Cannot delete() a sliced QuerySet; filter it instead.")
         qs = self.filter(deleted_at=None) if soft else self
@@ -541,6 +640,14 @@ class QuerySet(Queryable, Generic[M, R]):
     def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncGenerator[R, None]:
         """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""
         return self.iterator(db, chunk_size)
+
+
+_DATE_KINDS = ("year", "quarter", "month", "week", "day")
+_DATETIME_KINDS = (*_DATE_KINDS, "hour", "minute", "second")
+
+
+def _impl(kind: Any) -> Any:
+    return getattr(kind, "impl", kind)  # a TypeDecorator (AwareDateTime) or the type
 
 
 def _named(args: tuple[Any, ...], named: dict[str, Any], method: str) -> dict[str, Any]:
