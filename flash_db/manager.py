@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from sqlalchemy.engine import Row
@@ -182,6 +183,26 @@ class Manager(Generic[M]):
     async def aggregate(self, db: AsyncSession, *args: Any, **aggregates: Any) -> dict[str, Any]:
         """Return aggregate values over every (visible) row."""
         return await self.get_queryset().aggregate(db, *args, **aggregates)
+
+    def union(self, *others: QuerySet[Any, Any], all: bool = False) -> QuerySet[M]:
+        """Return every (visible) row and the rows of ``others`` (``UNION``)."""
+        return self.get_queryset().union(*others, all=all)
+
+    def intersection(self, *others: QuerySet[Any, Any]) -> QuerySet[M]:
+        """Return the (visible) rows also found in every one of ``others`` (``INTERSECT``)."""
+        return self.get_queryset().intersection(*others)
+
+    def difference(self, *others: QuerySet[Any, Any]) -> QuerySet[M]:
+        """Return the (visible) rows found in none of ``others`` (``EXCEPT``)."""
+        return self.get_queryset().difference(*others)
+
+    def dates(self, field: str, kind: str, order: str = "ASC") -> QuerySet[M, date]:
+        """Return a QuerySet of the distinct dates of ``field`` truncated to ``kind``."""
+        return self.get_queryset().dates(field, kind, order)
+
+    def datetimes(self, field: str, kind: str, order: str = "ASC") -> QuerySet[M, datetime]:
+        """Return a QuerySet of the distinct datetimes of ``field`` truncated to ``kind``."""
+        return self.get_queryset().datetimes(field, kind, order)
 
     def sql(self, db: AsyncSession) -> str:
         """Return the SELECT of every (visible) row as ``db``'s database would get it."""

@@ -3,12 +3,14 @@ sql() and explain(), on both databases."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import Count, F, FieldError, Lower, Max, Q, Sum
 from flash_db.testing import capture_queries
-from tests.models import Post, User
+from tests.models import Post, Sample, User
 from tests.query_data import seed
 
 HOSTILE = "x'); DROP TABLE users; --"
@@ -140,3 +142,132 @@ async def test_explain(db: AsyncSession) -> None:
         assert "Execution Time" in analyzed
     templated = await User.objects.filter(name="Alice").explain(db)
     assert templated
+
+
+async def test_union_intersection_difference(db: AsyncSession) -> None:
+    await seed(db)
+    young = User.objects.filter(age__lt=35)  # Alice 30, Carol 25
+    acme = User.objects.filter(company__name="Acme")  # Alice, Émile
+
+    async def names(qs: object) -> list[str]:
+        users = await qs.order_by("name").fetch(db)  # type: ignore[attr-defined]
+        return [u.name for u in users]
+
+    assert await names(young.union(acme)) == ["Alice", "Carol", "Émile"]
+    assert await names(young.intersection(acme)) == ["Alice"]
+    assert await names(young.difference(acme)) == ["Carol"]
+    assert await names(acme.difference(young)) == ["Émile"]
+    both = young.union(acme, all=True)
+    assert await both.count(db) == 4  # Alice twice
+    assert await young.union(acme).count(db) == 3
+    assert await young.intersection(User.objects.filter(age__gt=100)).exists(db) is False
+    # Ordering (by the first query's column names), reverse, slicing, first/last.
+    combined = young.union(acme)
+    assert [u.name for u in await combined.order_by("-age")[:2].fetch(db)] == ["Émile", "Alice"]
+    assert [u.name for u in await combined.order_by("age").reverse().fetch(db)] == [
+        "Émile",
+        "Alice",
+        "Carol",
+    ]
+    first = await combined.first(db)  # by primary key
+    last = await combined.last(db)
+    assert (first and first.name, last and last.name) == ("Alice", "Émile")
+    # Three queries; a sliced one keeps its own order and slice.
+    bob = User.objects.filter(name="Bob")
+    oldest = User.objects.filter(age__isnull=False).order_by("-age")[:1]
+    assert await names(young.union(bob, oldest)) == ["Alice", "Bob", "Carol", "Émile"]
+    # values()/values_list() queries, also across models.
+    rows = await (
+        User.objects.filter(age__gt=35)
+        .values_list("name", flat=True)
+        .union(Post.objects.filter(views__gt=9).values_list("title", flat=True))
+        .order_by("name")
+        .fetch(db)
+    )
+    assert rows == ["Hello World", "Émile"]
+    dicts = await (
+        User.objects.filter(name="Bob")
+        .values("name", "age")
+        .union(User.objects.filter(name="Carol").values("name", "age"))
+        .order_by("-name")
+        .fetch(db)
+    )
+    assert dicts == [{"name": "Carol", "age": 25}, {"name": "Bob", "age": None}]
+    # Annotated queries combine too.
+    counted = await (
+        User.objects.filter(name="Alice")
+        .annotate(n=Count("posts"))
+        .union(User.objects.filter(name="Bob").annotate(n=Count("posts")))
+        .order_by("n")
+        .fetch(db)
+    )
+    assert [(u.name, u.n) for u in counted] == [("Bob", 1), ("Alice", 2)]  # type: ignore[attr-defined]
+    assert await young.union().count(db) == 2
+
+
+async def test_combined_querysets_refuse_what_django_refuses(db: AsyncSession) -> None:
+    await seed(db)
+    combined = User.objects.filter(age__lt=35).union(User.objects.filter(name="Bob"))
+    with pytest.raises(TypeError, match=r"Calling filter\(\) after union\(\) is not supported"):
+        combined.filter(name="Alice")
+    with pytest.raises(TypeError, match=r"Calling annotate\(\) after union\(\)"):
+        combined.annotate(n=Count("posts"))
+    with pytest.raises(TypeError, match=r"Calling update\(\) after union\(\)"):
+        await combined.update(db, age=1)
+    with pytest.raises(TypeError, match=r"Calling delete\(\) after union\(\)"):
+        await combined.delete(db)
+    with pytest.raises(TypeError, match="same number of columns"):
+        await User.objects.values("name").union(User.objects.values("name", "age")).fetch(db)
+    with pytest.raises(FieldError, match="'nme'"):
+        await combined.order_by("nme").fetch(db)
+    with pytest.raises(TypeError, match="names of its columns"):
+        await combined.order_by(F("name")).fetch(db)
+    with pytest.raises(TypeError, match="takes QuerySets"):
+        User.objects.union([1])  # type: ignore[arg-type]
+    assert await User.objects.count(db) == 4
+
+
+async def test_dates_and_datetimes(db: AsyncSession) -> None:
+    await seed(db)
+    # p1 2024-01-05 10:30, p2 2024-03-10 23:15, p3 2023-12-31 08:00, p4 2024-07-04 12:00 (UTC)
+    assert await Post.objects.dates("created_at", "year").fetch(db) == [
+        date(2023, 1, 1),
+        date(2024, 1, 1),
+    ]
+    assert await Post.objects.dates("created_at", "month", order="DESC").fetch(db) == [
+        date(2024, 7, 1),
+        date(2024, 3, 1),
+        date(2024, 1, 1),
+        date(2023, 12, 1),
+    ]
+    assert await Post.objects.filter(published=True).dates("created_at", "quarter").fetch(db) == [
+        date(2023, 10, 1),
+        date(2024, 1, 1),
+        date(2024, 7, 1),
+    ]
+    weeks = await Post.objects.dates("created_at", "week").fetch(db)
+    assert weeks == [date(2023, 12, 25), date(2024, 1, 1), date(2024, 3, 4), date(2024, 7, 1)]
+    assert await Post.objects.dates("created_at", "day").count(db) == 4
+    assert await Post.objects.datetimes("created_at", "hour").fetch(db) == [
+        datetime(2023, 12, 31, 8, tzinfo=UTC),
+        datetime(2024, 1, 5, 10, tzinfo=UTC),
+        datetime(2024, 3, 10, 23, tzinfo=UTC),
+        datetime(2024, 7, 4, 12, tzinfo=UTC),
+    ]
+    assert await Post.objects.datetimes("created_at", "year", order="DESC").fetch(db) == [
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2023, 1, 1, tzinfo=UTC),
+    ]
+    # NULL dates are left out; a Date column.
+    await Sample.objects.create(db, label="a", day=date(2024, 2, 29))
+    await Sample.objects.create(db, label="b", day=date(2024, 2, 3))
+    await Sample.objects.create(db, label="c")
+    assert await Sample.objects.dates("day", "month").fetch(db) == [date(2024, 2, 1)]
+    with pytest.raises(ValueError, match="kind must be one of year, quarter, month, week, day"):
+        Post.objects.dates("created_at", "hour")
+    with pytest.raises(ValueError, match="order must be 'ASC' or 'DESC'"):
+        Post.objects.dates("created_at", "day", order="up")
+    with pytest.raises(TypeError, match="needs a datetime field"):
+        Sample.objects.datetimes("day", "month")
+    with pytest.raises(FieldError, match="'created'"):
+        await Post.objects.dates("created", "day").fetch(db)
