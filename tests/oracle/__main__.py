@@ -62,15 +62,16 @@ async def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'oracle.sqlite3'}"
             reports.append(await _on(url, args.n, args.seed, args.verbose))
+            print(format_report(reports[-1:]), flush=True)
     if args.backend in ("postgresql", "both"):
         name = f"flash_oracle_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         await _admin(f'CREATE DATABASE "{name}"')
         try:
             url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
             reports.append(await _on(url, args.n, args.seed, args.verbose))
+            print(format_report(reports[-1:]), flush=True)
         finally:
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print(format_report(reports))
     status = 0
     for report in reports:
         new = report.new_classes()

@@ -251,6 +251,21 @@ KNOWN_OPEN: list[KnownOpen] = [
             "books__title__iendswith='ALPHA').count()"
         ),
     ),
+    KnownOpen(
+        "SQLite: negated case-insensitive lookup against a nullable F() drops NULL rows",
+        _tags("neg:F:nullable neg:F:text-lookup"),
+        MISMATCH,
+        SQLITE,
+        reproduction='Review.objects.exclude(body__iexact=F("body")).count()',
+    ),
+    KnownOpen(
+        "distinct() on values() ignores order_by() columns (Django selects them too)",
+        _tags("distinct values", "distinct values_list"),
+        MISMATCH,
+        reproduction=(
+            'Book.objects.order_by("title").distinct().values_list("publisher__id", flat=True)'
+        ),
+    ),
 ]
 
 
