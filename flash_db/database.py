@@ -16,11 +16,33 @@ connection for its lifetime (like Django's connection per request): the
 connection is checked out (and pinged on PostgreSQL) once, not once per write.
 To Flash DB the session is that connection and its transaction state: Flash DB's
 objects are never in its unit of work (see ``flash_db.instances``).
+
+Read replicas (``replicas=[...]``) are engines of their own with the same
+options. ``session(readonly=True)`` takes its connection from the next replica
+in turn (round robin) that gives one within ``replica_timeout``, else from the
+primary; a replica that failed is skipped for ``REPLICA_RETRY_AFTER`` seconds.
+A read session refuses Flash DB's write methods before any SQL
+(:func:`check_writable`).
+
+Behind PgBouncer in transaction-pooling mode (``pooler="pgbouncer"``, or
+``?pooler=pgbouncer`` in the URL) consecutive transactions of one client
+connection may run on different server connections, so no named prepared
+statement may outlive its transaction: asyncpg's statement cache is off
+(``statement_cache_size=0``: asyncpg then sends every statement unnamed and
+parses it again in the same round trip as its execution) and so is SQLAlchemy's
+(``prepared_statement_cache_size=0``). Nothing else changes: Flash DB never
+sends a session-level ``SET``, and ``atomic`` blocks are transactions, which
+PgBouncer keeps on one server connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -48,11 +70,16 @@ __all__ = [
     "DRIVER_KEY",
     "ISOLATION_KEY",
     "ISOLATION_LEVELS",
+    "POOLERS",
+    "READONLY_KEY",
+    "REPLICA_RETRY_AFTER",
     "Database",
     "FlashSession",
+    "check_writable",
     "close_db",
     "create_all",
     "drop_all",
+    "fail_over",
     "get_database",
     "get_db",
     "init_db",
@@ -60,6 +87,8 @@ __all__ = [
     "session",
     "unavailable",
 ]
+
+_log = logging.getLogger("flash_db")
 
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
@@ -79,6 +108,19 @@ STACK_KEY = "flash_db.atomic"
 DRIVER_KEY = "flash_db.driver"
 #: ``Session.info`` key set while Flash DB itself commits an atomic block.
 COMMITTING_KEY = "flash_db.committing"
+#: ``Session.info`` key of a read session (``session(readonly=True)``): what serves it,
+#: ``"replica"`` or ``"primary"`` (no replica answered, or none is configured).
+READONLY_KEY = "flash_db.readonly"
+
+#: ``Session.info`` key of the block that holds a read session's connection (fail-over).
+_READ_BLOCK_KEY = "flash_db.read_block"
+#: SQLSTATEs of a lost connection: class 08, and the server shutting down (57P01-03).
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+#: The connection poolers ``Database(pooler=...)`` knows.
+POOLERS = ("pgbouncer",)
+#: Seconds a replica that did not give a connection is skipped before it is tried again.
+REPLICA_RETRY_AFTER = 5.0
 
 #: The isolation levels ``atomic`` blocks may run at, per database.
 ISOLATION_LEVELS: dict[str, tuple[str, ...]] = {
@@ -125,6 +167,57 @@ def check_isolation_level(backend: str, level: str, context: str) -> str:
     return str(normal)
 
 
+def check_writable(db: AsyncSession, operation: str = "write") -> None:
+    """Raise ``TransactionError`` if ``db`` is a read session (before any SQL is sent)."""
+    served = db.sync_session.info.get(READONLY_KEY)
+    if served is not None:
+        raise TransactionError(
+            f"A {operation} was attempted on a read session (session(readonly=True) or "
+            f"ReadSession, served by the {served}): read sessions only read. Use a session "
+            "on the primary (session() or Session) for writes."
+        )
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Return whether ``error`` says the connection to the server was lost."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(current, "connection_invalidated", False):
+            return True
+        if str(getattr(current, "sqlstate", None) or "").startswith(_LOST_SQLSTATES):
+            return True
+        orig = getattr(current, "orig", None)
+        pending.extend([orig if isinstance(orig, BaseException) else None, current.__cause__])
+    return False
+
+
+async def fail_over(db: AsyncSession, error: BaseException) -> bool:
+    """Move a replica's read session to the primary after its connection was lost.
+
+    Returns True when the failed read may run again on ``db`` (now on a primary
+    connection; the replica is skipped for ``replica_retry_after`` seconds):
+    ``db`` is a read session served by a replica, outside ``atomic`` (a
+    transaction's earlier reads cannot move), and ``error`` is a lost connection
+    (the replica stopped, crashed or was cut off mid-statement).
+    """
+    info = db.sync_session.info
+    block = info.get(_READ_BLOCK_KEY)
+    if (
+        info.get(READONLY_KEY) != "replica"
+        or info.get(STACK_KEY)
+        or not isinstance(block, _SessionBlock)
+        or not _connection_lost(error)
+    ):
+        return False
+    await block.fail_over()
+    return True
+
+
 class FlashSession(SyncSession):
     """The synchronous session class behind Flash DB's ``AsyncSession``s.
 
@@ -146,6 +239,9 @@ def _refuse_commit_inside_atomic(sync_session: SyncSession) -> None:
 class Database:
     """An async engine in AUTOCOMMIT mode and the factory for its sessions."""
 
+    #: Seconds a replica that gave no connection is skipped (then tried again).
+    replica_retry_after: float = REPLICA_RETRY_AFTER
+
     def __init__(
         self,
         url: str | URL,
@@ -153,9 +249,16 @@ class Database:
         echo: bool = False,
         isolation_level: str | None = None,
         driver_path: bool = True,
+        replicas: Sequence[str | URL] = (),
+        replica_timeout: float = 2.0,
+        pooler: str | None = None,
         **engine_kwargs: Any,
     ) -> None:
-        self.url = normalize_url(url)
+        url = normalize_url(url)
+        pooler = _pooler(url, pooler)
+        self.url = url.difference_update_query(["pooler"])
+        #: The connection pooler between Flash DB and the server (``"pgbouncer"``), or None.
+        self.pooler = pooler
         #: Whether statement templates run on the driver connection (``flash_db.driver``).
         self.driver_path = driver_path
         self.backend = self.url.get_backend_name()
@@ -184,15 +287,83 @@ class Database:
             if _sqlite_file(self.url) and "poolclass" not in engine_kwargs:
                 engine_kwargs.setdefault("pool_size", 5)
                 engine_kwargs.setdefault("max_overflow", 0)
-        self.engine: AsyncEngine = create_async_engine(
-            self.url, echo=echo, isolation_level="AUTOCOMMIT", **engine_kwargs
-        )
-        if self.backend == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
-        elif self.engine.dialect.driver == "asyncpg" and not engine_kwargs.get("pool_pre_ping"):
-            event.listen(self.engine.sync_engine, "checkout", _asyncpg_alive)
+        if pooler is not None and self.url.get_driver_name() == "asyncpg":
+            connect_args = dict(engine_kwargs.pop("connect_args", {}))
+            # No named prepared statement outlives its transaction (see the module doc).
+            connect_args.setdefault("statement_cache_size", 0)
+            connect_args.setdefault("prepared_statement_cache_size", 0)
+            engine_kwargs["connect_args"] = connect_args
+        self.engine: AsyncEngine = self._engine(self.url, echo, engine_kwargs)
+        if isinstance(replica_timeout, bool) or not isinstance(replica_timeout, (int, float)):
+            raise TypeError(f"replica_timeout takes seconds (a number), got {replica_timeout!r}.")
+        if isinstance(replicas, (str, URL)):
+            raise TypeError("replicas takes a list of URLs, e.g. replicas=[url]; got one URL.")
+        #: Seconds a replica has to give a connection before a read session skips it.
+        self.replica_timeout = float(replica_timeout)
+        #: The replicas' engines (read sessions), in the order given.
+        self.replicas: list[AsyncEngine] = []
+        for replica in replicas:
+            replica_url = normalize_url(replica)
+            if replica_url.get_backend_name() != self.backend:
+                raise ValueError(
+                    f"replica {replica_url.render_as_string(hide_password=True)!r} is not a "
+                    f"{self.backend} database like the primary."
+                )
+            kwargs = dict(engine_kwargs)
+            if replica_url.get_driver_name() == "asyncpg":
+                connect_args = dict(kwargs.pop("connect_args", {}))
+                connect_args.setdefault("timeout", self.replica_timeout)
+                kwargs["connect_args"] = connect_args
+            self.replicas.append(
+                self._engine(replica_url.difference_update_query(["pooler"]), echo, kwargs)
+            )
+        self._turn = itertools.count()
+        self._skipped_until = [0.0] * len(self.replicas)
         self._closed = False
+
+    def _engine(self, url: URL, echo: bool, engine_kwargs: dict[str, Any]) -> AsyncEngine:
+        engine = create_async_engine(url, echo=echo, isolation_level="AUTOCOMMIT", **engine_kwargs)
+        if self.backend == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        elif engine.dialect.driver == "asyncpg" and not engine_kwargs.get("pool_pre_ping"):
+            event.listen(engine.sync_engine, "checkout", _asyncpg_alive)
+        return engine
+
+    async def read_connection(self) -> tuple[AsyncConnection, str]:
+        """Return a connection for a read session and what serves it (``"replica"``/``"primary"``).
+
+        Replicas are tried in turn (round robin), each for at most
+        ``replica_timeout`` seconds; one that fails is skipped for
+        :data:`REPLICA_RETRY_AFTER` seconds. With none answering, the primary
+        serves the read.
+        """
+        count = len(self.replicas)
+        if count:
+            start = next(self._turn)
+            now = time.monotonic()
+            for step in range(count):
+                index = (start + step) % count
+                if self._skipped_until[index] > now:
+                    continue
+                try:
+                    async with asyncio.timeout(self.replica_timeout):
+                        return await self.replicas[index].connect(), "replica"
+                except Exception as error:  # refused, timed out, starting up, gone...
+                    self.skip_replica(self.replicas[index], error)
+        return await self.engine.connect(), "primary"
+
+    def skip_replica(self, replica: AsyncEngine, error: BaseException) -> None:
+        """Skip ``replica`` for ``replica_retry_after`` seconds (it failed with ``error``)."""
+        for index, engine in enumerate(self.replicas):
+            if engine is replica:
+                self._skipped_until[index] = time.monotonic() + self.replica_retry_after
+                _log.warning(
+                    "replica %s skipped for %.1f s, reads go elsewhere: %s",
+                    engine.url.render_as_string(hide_password=True),
+                    self.replica_retry_after,
+                    error,
+                )
 
     def new_session(self, connection: AsyncConnection) -> AsyncSession:
         """Return an ``AsyncSession`` bound to ``connection`` (``expire_on_commit=False``)."""
@@ -206,16 +377,18 @@ class Database:
         db.info[DRIVER_KEY] = self.driver_path
         return db
 
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+    def session(self, *, readonly: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
         """Return an async context manager: a new session holding one pooled connection.
 
-        Both are closed when the block exits.
+        Both are closed when the block exits. ``readonly=True``: a read session,
+        on a replica that answers, else on the primary; Flash DB's write methods
+        raise ``TransactionError`` on it before any SQL.
         """
-        return _SessionBlock(self)
+        return _SessionBlock(self, readonly)
 
-    async def get_db(self) -> AsyncIterator[AsyncSession]:
+    async def get_db(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """Yield a new session (the generator form of :meth:`session`)."""
-        async with self.session() as db:
+        async with self.session(readonly=readonly) as db:
             yield db
 
     async def create_all(self) -> None:
@@ -231,14 +404,34 @@ class Database:
             await conn.run_sync(metadata.drop_all)
 
     async def close(self) -> None:
-        """Dispose of the engine and its pool; safe to call twice."""
+        """Dispose of the engines (primary and replicas) and their pools; safe to call twice."""
         if not self._closed:
             self._closed = True
+            for replica in self.replicas:
+                await replica.dispose()
             await self.engine.dispose()
 
     def _check_open(self) -> None:
         if self._closed:
             raise FlashDBError("This database was closed with close_db(); call init_db() again.")
+
+
+def _pooler(url: URL, pooler: str | None) -> str | None:
+    """Return the pooler named by ``pooler=`` or the URL's ``?pooler=``; check it."""
+    named = url.query.get("pooler")
+    if isinstance(named, tuple):
+        named = named[-1]
+    chosen = pooler if pooler is not None else named
+    if chosen is None:
+        return None
+    if chosen not in POOLERS:
+        raise ValueError(
+            f"init_db() got pooler={chosen!r}; Flash DB knows {', '.join(map(repr, POOLERS))} "
+            "(transaction pooling)."
+        )
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"pooler={chosen!r} is for PostgreSQL; the URL is {url.drivername}.")
+    return chosen
 
 
 def _sqlite_file(url: URL) -> bool:
@@ -249,16 +442,21 @@ def _sqlite_file(url: URL) -> bool:
 class _SessionBlock:
     """``async with database.session() as db``: check a connection out, bind a session to it."""
 
-    __slots__ = ("connection", "database", "db")
+    __slots__ = ("connection", "database", "db", "readonly")
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, readonly: bool = False) -> None:
         self.database = database
+        self.readonly = readonly
 
     async def __aenter__(self) -> AsyncSession:
         database = self.database
         database._check_open()
+        served = None
         try:
-            self.connection = await database.engine.connect()
+            if self.readonly:  # a replica that answers, else the primary
+                self.connection, served = await database.read_connection()
+            else:
+                self.connection = await database.engine.connect()
         except (sa_exc.SQLAlchemyError, OSError) as error:
             # Nothing was sent: whatever stopped the checkout (the pool's timeout,
             # a refused or failed connection), no connection could be had.
@@ -266,7 +464,27 @@ class _SessionBlock:
                 f"No database connection could be had: {_described(error)}"
             ) from error
         self.db = database.new_session(self.connection)
+        if served is not None:
+            self.db.info[READONLY_KEY] = served
+            if served == "replica":
+                self.db.info[_READ_BLOCK_KEY] = self
         return self.db
+
+    async def fail_over(self) -> None:
+        """Put the session on a primary connection; drop the replica's (see :func:`fail_over`)."""
+        database, db, lost = self.database, self.db, self.connection
+        database.skip_replica(lost.engine, ConnectionError("its connection was lost"))
+        with contextlib.suppress(Exception):
+            await lost.invalidate()
+        with contextlib.suppress(Exception):
+            await db.rollback()
+        with contextlib.suppress(Exception):
+            await lost.close()
+        self.connection = await database.engine.connect()
+        db.bind = self.connection
+        db.info[DRIVER_KEY] = database.driver_path  # link the new connection's driver
+        db.info[READONLY_KEY] = "primary"
+        db.info.pop(_READ_BLOCK_KEY, None)
 
     async def __aexit__(self, *exc_info: object) -> None:
         db = self.db
@@ -383,6 +601,9 @@ def init_db(
     echo: bool = False,
     isolation_level: str | None = None,
     driver_path: bool = True,
+    replicas: Sequence[str | URL] = (),
+    replica_timeout: float = 2.0,
+    pooler: str | None = None,
     **engine_kwargs: Any,
 ) -> Database:
     """Configure the default database; ``url`` defaults to :func:`flash_db.database_url`'s.
@@ -391,6 +612,9 @@ def init_db(
     every statement autocommits at the database's default level).
     ``driver_path=False`` sends every statement through SQLAlchemy's
     ``Connection.execute()`` (see ``flash_db.driver``: what its engine events see).
+    ``replicas`` are the read replicas' URLs (``session(readonly=True)``), each
+    skipped when it gives no connection within ``replica_timeout`` seconds.
+    ``pooler="pgbouncer"``: the URL is PgBouncer's, in transaction-pooling mode.
     """
     global _default
     if url is None:
@@ -400,6 +624,9 @@ def init_db(
         echo=echo,
         isolation_level=isolation_level,
         driver_path=driver_path,
+        replicas=replicas,
+        replica_timeout=replica_timeout,
+        pooler=pooler,
         **engine_kwargs,
     )
     return _default
@@ -419,9 +646,12 @@ async def get_db() -> AsyncIterator[AsyncSession]:
         yield db
 
 
-def session() -> AbstractAsyncContextManager[AsyncSession]:
-    """Return an async context manager yielding a fresh ``AsyncSession``."""
-    return get_database().session()
+def session(*, readonly: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
+    """Return an async context manager yielding a fresh ``AsyncSession``.
+
+    ``readonly=True``: a read session, on a replica when one answers (see ``init_db``).
+    """
+    return get_database().session(readonly=readonly)
 
 
 async def create_all() -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from flash_db import driver
 from flash_db.concurrency import hold_session
-from flash_db.database import unavailable
+from flash_db.database import check_writable, fail_over, unavailable
 from flash_db.exceptions import SessionBusy
 from flash_db.instances import gc_paused
 from flash_db.transaction import OUTER_KEY, Atomic, in_atomic, marking_failure
@@ -137,6 +137,17 @@ async def fetch(
     plain tuples, not SQLAlchemy ``Row`` objects (``on_driver=False`` keeps those;
     ``tuples=False`` lets a builder that keeps no row take the driver's rows).
     """
+    try:
+        return await _fetch_once(db, stmt, params, build, on_driver, tuples)
+    except Exception as error:
+        if not await fail_over(db, error):
+            raise
+    return await _fetch_once(db, stmt, params, build, on_driver, tuples)
+
+
+async def _fetch_once(
+    db: AsyncSession, stmt: Any, params: Any, build: Build[T], on_driver: bool, tuples: bool
+) -> T:
     if params is not None and on_driver:
         sent = await driver.rows(db, stmt, params)
         if sent is not None:
@@ -152,6 +163,15 @@ def _scalar(connection: Connection, stmt: Any, params: Any) -> Any:
 
 async def scalar(db: AsyncSession, stmt: Any, params: Any = None) -> Any:
     """Run a SELECT of one value (a count, EXISTS) and return it (templates: see :func:`fetch`)."""
+    try:
+        return await _scalar_once(db, stmt, params)
+    except Exception as error:
+        if not await fail_over(db, error):
+            raise
+    return await _scalar_once(db, stmt, params)
+
+
+async def _scalar_once(db: AsyncSession, stmt: Any, params: Any) -> Any:
     if params is not None:
         sent = await driver.rows(db, stmt, params)
         if sent is not None:
@@ -168,6 +188,11 @@ def _execute(connection: Connection, stmt: Any, params: Any) -> CursorResult[Any
 
 async def execute(db: AsyncSession, stmt: Any, params: Any = None) -> CursorResult[Any]:
     """Run one statement whose result is small (an aggregate) and return it."""
+    try:
+        return await run(db, _execute, stmt, params)
+    except Exception as error:
+        if not await fail_over(db, error):
+            raise
     return await run(db, _execute, stmt, params)
 
 
@@ -178,6 +203,7 @@ async def write(db: AsyncSession, work: Callable[..., T], *args: Any) -> T:
     outside ``atomic`` gets a savepoint of its own, so that its failure undoes
     only itself, as a failed autocommit statement would.
     """
+    check_writable(db)
     if not in_atomic(db) and db.sync_session.info.get(OUTER_KEY):
         async with Atomic(db):
             return await run(db, work, *args, operation="write")
@@ -195,6 +221,7 @@ async def write_returning(db: AsyncSession, stmt: Any, params: Any) -> list[tupl
     SQLAlchemy; a savepoint of its own inside the testing kit's transaction, as
     :func:`write` gives.
     """
+    check_writable(db)
     if not in_atomic(db) and db.sync_session.info.get(OUTER_KEY):
         async with Atomic(db):
             return await _write_returning(db, stmt, params)
@@ -223,6 +250,7 @@ async def write_statement(
     ``counted`` is the template with ``RETURNING`` a constant, which SQLite's
     driver needs to count the rows (see :func:`flash_db.driver.rowcount`).
     """
+    check_writable(db)
     if params is not None:
         if not in_atomic(db) and db.sync_session.info.get(OUTER_KEY):
             async with Atomic(db):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import bulk
+from flash_db.database import check_writable
 from flash_db.exceptions import FieldError
 from flash_db.fields import pk_name
 from flash_db.query import QuerySet
@@ -249,6 +250,7 @@ class Manager(Generic[M]):
         ``atomic`` the insert runs in a savepoint, so the caller's transaction
         survives the conflict.
         """
+        check_writable(db, "get_or_create()")
         qs = self.get_queryset()
         try:
             return await qs.get(db, **lookups), False
@@ -273,6 +275,7 @@ class Manager(Generic[M]):
         ``get_or_create``, returns the winner's row, updated, when a concurrent
         insert wins. The UPDATE writes only the ``defaults`` fields.
         """
+        check_writable(db, "update_or_create()")
         qs = self.get_queryset()
         async with atomic(db):
             try:

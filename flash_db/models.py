@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from typing_extensions import TypeVar
 
 from flash_db import exceptions, instances, schema, signals, validation, writes
+from flash_db.database import check_writable
 from flash_db.fields import info, pk_name
 from flash_db.loading import Prefetch, prefetch_related_objects
 from flash_db.manager import ManagerDescriptor
@@ -200,6 +201,7 @@ class Model(DeclarativeBase, Generic[PK]):
         ``validate=False``; nothing is written when validation fails.
         ``pre_save``/``post_save`` receivers run in the write's transaction.
         """
+        check_writable(db, "save()")
         created = not instances.is_stored(self) or self.pk is None
         fields = None if update_fields is None else list(update_fields)
         if fields is not None and not created:
@@ -250,6 +252,7 @@ class Model(DeclarativeBase, Generic[PK]):
         Django), unless it was soft-deleted. ``pre_delete``/``post_delete``
         receivers run in the delete's transaction.
         """
+        check_writable(db, "delete()")
         await self._delete(db, soft=isinstance(self, SoftDeleteMixin))
 
     async def hard_delete(self, db: AsyncSession) -> None:

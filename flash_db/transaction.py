@@ -41,6 +41,7 @@ from flash_db.database import (
     ISOLATION_KEY,
     STACK_KEY,
     check_isolation_level,
+    check_writable,
     unavailable,
 )
 from flash_db.exceptions import SessionBusy, TransactionError
@@ -324,6 +325,7 @@ def mark_failed(db: AsyncSession) -> None:
 @contextlib.asynccontextmanager
 async def write_block(db: AsyncSession) -> AsyncIterator[None]:
     """Run several statements as one write: an ``atomic`` block unless already inside one."""
+    check_writable(db)
     if in_atomic(db):
         yield
         return

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flash_db import atomic, get_database
 from flash_db_fastapi.lifespan import STATE_KEY, FlashState
 
-__all__ = ["Session", "get_db"]
+__all__ = ["ReadSession", "Session", "get_db", "get_read_db"]
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
@@ -65,6 +65,25 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
             await session.__aexit__(None, None, None)
 
 
+async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield one read session for the request: on a replica that answers, else the primary.
+
+    ``flash_lifespan(url, replicas=[...])`` (or ``init_db(..., replicas=...)``)
+    names the replicas; without any, the primary serves the read. Flash DB's
+    write methods raise ``TransactionError`` on it before any SQL. Read
+    sessions are never ``atomic_requests`` blocks. Use it as ``ReadSession``.
+    """
+    state = getattr(request.state, STATE_KEY, None) or getattr(request.app.state, STATE_KEY, None)
+    database = state.database if isinstance(state, FlashState) else get_database()
+    session = database.session(readonly=True)
+    db = await session.__aenter__()
+    try:
+        yield db
+    finally:
+        with anyio.CancelScope(shield=True):
+            await session.__aexit__(None, None, None)
+
+
 def _is_driver_integrity_error(error: Exception) -> bool:
     if isinstance(error, DBAPIError):
         return False  # already SQLAlchemy's
@@ -75,3 +94,6 @@ def _is_driver_integrity_error(error: Exception) -> bool:
 
 Session = Annotated[AsyncSession, Depends(get_db, scope="function")]
 """A route parameter ``db: Session`` receives the request's ``AsyncSession``."""
+
+ReadSession = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
+"""A route parameter ``db: ReadSession`` receives a read session (a replica when one answers)."""

@@ -33,7 +33,7 @@ from flash_db import Model, QuerySet, ValidationError, atomic
 from flash_db.fields import pk_name
 from flash_db.query import MAX_ROWS
 from flash_db.transaction import in_atomic
-from flash_db_fastapi.dependencies import Session
+from flash_db_fastapi.dependencies import ReadSession, Session
 from flash_db_fastapi.errors import ErrorMessage, constraint_violation, validation_detail
 from flash_db_fastapi.schemas import NO_NUL, ModelField, model_fields, model_schema
 
@@ -177,6 +177,8 @@ class CRUDRouter(APIRouter):
     route, or a mapping from route name (``"create"``, ...) to a list.
     ``count=False`` leaves the list route's ``total`` out (``null``) unless a
     request asks for it with ``?total=true``; ``?total=false`` skips it per request.
+    ``read_from="replica"`` serves the list and get routes from read replicas
+    (``ReadSession``); the default, ``"primary"``, lets a client read its own writes.
     """
 
     def __init__(
@@ -197,7 +199,15 @@ class CRUDRouter(APIRouter):
         | Mapping[str, Sequence[params.Depends]]
         | None = None,
         count: bool = True,
+        read_from: Literal["primary", "replica"] = "primary",
     ) -> None:
+        if read_from not in ("primary", "replica"):
+            raise ValueError(
+                f"CRUDRouter got read_from={read_from!r}; choices are 'primary' (a client "
+                "reads its own writes) and 'replica' (GET routes on read replicas)."
+            )
+        #: The session the GET routes read with: ``Session`` (primary) or ``ReadSession``.
+        self.read_session: Any = ReadSession if read_from == "replica" else Session
         routes = tuple(routes)
         unknown = [name for name in routes if name not in ROUTES]
         if unknown:
@@ -298,7 +308,12 @@ class CRUDRouter(APIRouter):
     # -- shared pieces ---------------------------------------------------------------
 
     def _declare(
-        self, endpoint: Callable[..., Any], *, pk: bool, body: type[BaseModel] | None = None
+        self,
+        endpoint: Callable[..., Any],
+        *,
+        pk: bool,
+        body: type[BaseModel] | None = None,
+        session: Any = Session,
     ) -> None:
         """Give ``endpoint`` the signature FastAPI reads: the pk path parameter, body, session."""
         parameters = [self._pk_parameter()] if pk else []
@@ -309,7 +324,7 @@ class CRUDRouter(APIRouter):
                 )
             )
         parameters.append(
-            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session)
+            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=session)
         )
         endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # read by FastAPI
 
@@ -361,7 +376,7 @@ class CRUDRouter(APIRouter):
         read_fields = list(self.read_schema.model_fields)
         parameters = [
             inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=Session),
+            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=self.read_session),
             inspect.Parameter(
                 "limit",
                 inspect.Parameter.KEYWORD_ONLY,
@@ -585,7 +600,7 @@ class CRUDRouter(APIRouter):
             obj = await router._get_object(kwargs["db"], kwargs[router.pk_name])
             return router._json(obj, 200)
 
-        self._declare(get_object, pk=True)
+        self._declare(get_object, pk=True, session=self.read_session)
         self.add_api_route(
             f"/{{{self.pk_name}}}",
             get_object,

@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 import flash_db
 from flash_db import Model
-from tests import models  # noqa: F401  (registers the tables)
+from tests import (
+    models,  # noqa: F401  (registers the tables)
+    servers,
+)
 from tests.oracle import schema  # noqa: F401  (the Django oracle's tables)
 
 # The testing kit's plugin, loaded here rather than through its pytest11 entry point
@@ -77,6 +80,49 @@ def postgresql_url() -> Iterator[str]:
     asyncio.run(_pg_drop(name))
 
 
+def _unavailable(what: str, error: Exception) -> None:
+    """Skip the tests that need a server that could not start (fail under CI=true)."""
+    message = f"{what} could not be started: {error}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: these servers are mandatory)")
+    pytest.skip(f"{message} -- skipping the tests that need it")
+
+
+@pytest.fixture(scope="session")
+def replica(postgresql_url: str) -> Iterator[servers.Replica]:
+    """A streaming replica of the primary (pg_basebackup -R), on a free port."""
+    try:
+        started = servers.start_replica()
+    except servers.Unavailable as error:
+        _unavailable("A PostgreSQL streaming replica", error)
+        raise  # pragma: no cover - pytest.skip/fail raised
+    try:
+        started.catch_up()  # the test database and its tables are there
+        yield started
+    finally:
+        started.remove()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgresql_url: str) -> Iterator[servers.PgBouncer]:
+    """PgBouncer in transaction-pooling mode in front of the primary, on a free port."""
+    try:
+        started = servers.start_pgbouncer(install=IN_CI)
+    except servers.Unavailable as error:
+        _unavailable("PgBouncer", error)
+        raise  # pragma: no cover - pytest.skip/fail raised
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(postgresql_url: str, pgbouncer: servers.PgBouncer) -> str:
+    """The test database through PgBouncer; the URL tells Flash DB (``?pooler=pgbouncer``)."""
+    return pgbouncer.url(postgresql_url.rsplit("/", 1)[1]) + "?pooler=pgbouncer"
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Create a SQLite database file with every table."""
@@ -86,11 +132,53 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+#: The behaviour suites that also run through PgBouncer (transaction pooling) in
+#: ``make test``; ``FLASH_PGBOUNCER=all`` runs every behaviour test through it.
+PGBOUNCER_SUITES = frozenset(
+    {
+        "test_transaction.py",
+        "test_writes.py",
+        "test_core_reads.py",
+        "test_driver.py",
+        "test_statement_templates.py",
+        "test_isolation.py",
+        "test_retries.py",
+        "test_get_or_create.py",
+        "test_bulk.py",
+        "test_related.py",
+        "test_pgbouncer.py",
+    }
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "pgbouncer"])
 def backend_url(request: pytest.FixtureRequest) -> str:
-    """The database URL of the backend under test."""
+    """The database URL of the backend under test.
+
+    ``pgbouncer`` is PostgreSQL through PgBouncer in transaction-pooling mode
+    (the same database), for the suites in :data:`PGBOUNCER_SUITES`.
+    """
     name: str = request.param
     return str(request.getfixturevalue(f"{name}_url"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the PgBouncer leg of the suites outside :data:`PGBOUNCER_SUITES` out."""
+    if os.environ.get("FLASH_PGBOUNCER", "") == "all":
+        return
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        through_pgbouncer = callspec is not None and callspec.params.get("backend_url") == (
+            "pgbouncer"
+        )
+        if through_pgbouncer and item.path.name not in PGBOUNCER_SUITES:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture
