@@ -138,23 +138,18 @@ async def fetch(
     ``tuples=False`` lets a builder that keeps no row take the driver's rows).
     """
     try:
-        return await _fetch_once(db, stmt, params, build, on_driver, tuples)
+        if params is not None and on_driver:
+            sent = await driver.rows(db, stmt, params)
+            if sent is not None:
+                prepared, found = sent
+                with gc_paused():
+                    return build(prepared.process(found, tuples), prepared.keys)
+        return await run(db, _fetch, stmt, params, build)
     except Exception as error:
         if not await fail_over(db, error):
             raise
-    return await _fetch_once(db, stmt, params, build, on_driver, tuples)
-
-
-async def _fetch_once(
-    db: AsyncSession, stmt: Any, params: Any, build: Build[T], on_driver: bool, tuples: bool
-) -> T:
-    if params is not None and on_driver:
-        sent = await driver.rows(db, stmt, params)
-        if sent is not None:
-            prepared, found = sent
-            with gc_paused():
-                return build(prepared.process(found, tuples), prepared.keys)
-    return await run(db, _fetch, stmt, params, build)
+    # The read session moved from a lost replica to the primary: read there.
+    return await fetch(db, stmt, params, build, on_driver=on_driver, tuples=tuples)
 
 
 def _scalar(connection: Connection, stmt: Any, params: Any) -> Any:
@@ -164,21 +159,17 @@ def _scalar(connection: Connection, stmt: Any, params: Any) -> Any:
 async def scalar(db: AsyncSession, stmt: Any, params: Any = None) -> Any:
     """Run a SELECT of one value (a count, EXISTS) and return it (templates: see :func:`fetch`)."""
     try:
-        return await _scalar_once(db, stmt, params)
+        if params is not None:
+            sent = await driver.rows(db, stmt, params)
+            if sent is not None:
+                prepared, found = sent
+                processed = prepared.process(found)
+                return processed[0][0] if processed else None
+        return await run(db, _scalar, stmt, params)
     except Exception as error:
         if not await fail_over(db, error):
             raise
-    return await _scalar_once(db, stmt, params)
-
-
-async def _scalar_once(db: AsyncSession, stmt: Any, params: Any) -> Any:
-    if params is not None:
-        sent = await driver.rows(db, stmt, params)
-        if sent is not None:
-            prepared, found = sent
-            processed = prepared.process(found)
-            return processed[0][0] if processed else None
-    return await run(db, _scalar, stmt, params)
+    return await scalar(db, stmt, params)  # on the primary now (see fetch)
 
 
 def _execute(connection: Connection, stmt: Any, params: Any) -> CursorResult[Any]:

@@ -303,6 +303,8 @@ def start_pgbouncer(
         "min_pool_size = 0\n"
         "reserve_pool_size = 0\n"
         "max_client_conn = 500\n"
+        # Idle server connections close soon: the primary's max_connections is shared.
+        "server_idle_timeout = 5\n"
         "server_reset_query = DISCARD ALL\n"
         "ignore_startup_parameters = extra_float_digits,options\n"
         f"logfile = {directory / 'pgbouncer.log'}\n"
