@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
@@ -74,6 +74,10 @@ def _engine_options() -> dict[str, Any]:
     (seconds a request waits for a connection before its 503).
     """
     options: dict[str, Any] = {}
+    # FLASH_DB_REPLICAS (comma-separated URLs): read replicas (docs/scaling.md).
+    replicas = [url for url in os.environ.get("FLASH_DB_REPLICAS", "").split(",") if url]
+    if replicas:
+        options["replicas"] = replicas
     for name, key, kind in (
         ("FLASH_DB_POOL_SIZE", "pool_size", int),
         ("FLASH_DB_MAX_OVERFLOW", "max_overflow", int),
@@ -114,6 +118,10 @@ def create_app(
         version="0.1.0",
         lifespan=flash_lifespan(url, lifespan=startup, **_engine_options()),
     )
+    # FLASH_DB_READ_FROM=replica: the blog's CRUD list/get routes read from replicas.
+    read_from: Literal["primary", "replica"] = (
+        "replica" if os.environ.get("FLASH_DB_READ_FROM") == "replica" else "primary"
+    )
     add_exception_handlers(app)
     offline_docs(app)  # /docs and /redoc with their assets served from here: no CDN
     # /admin (sqladmin) when EXAMPLE_ADMIN_USER and EXAMPLE_ADMIN_PASSWORD are set.
@@ -132,6 +140,7 @@ def create_app(
                 BlogUser,
                 prefix="/users",
                 tags=["users"],
+                read_from=read_from,
                 read_schema=UserRead,
                 update_schema=UserUpdate,
                 filter_fields=["name", "created_at"],
@@ -148,6 +157,7 @@ def create_app(
                 BlogPost,
                 prefix="/posts",
                 tags=["posts"],
+                read_from=read_from,
                 read_schema=PostRead,
                 create_schema=PostCreate,
                 update_schema=PostUpdate,
@@ -174,6 +184,7 @@ def create_app(
                 BlogTag,
                 prefix="/tags",
                 tags=["tags"],
+                read_from=read_from,
                 read_schema=TagRead,
                 create_schema=TagCreate,
                 update_schema=TagUpdate,
@@ -194,6 +205,7 @@ def create_app(
                 BlogComment,
                 prefix="/comments",
                 tags=["comments"],
+                read_from=read_from,
                 read_schema=CommentRead,
                 create_schema=CommentCreate,
                 update_schema=CommentUpdate,

@@ -110,10 +110,16 @@ class AppServer:
     """``example_app.app:app`` served by a real uvicorn subprocess on 127.0.0.1."""
 
     def __init__(
-        self, dsn: str, *, pool_size: int = POOL_SIZE, env: dict[str, str] | None = None
+        self,
+        dsn: str,
+        *,
+        pool_size: int = POOL_SIZE,
+        env: dict[str, str] | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         self.dsn = dsn
         self.env = env or {}
+        self._settle = settle
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.pool_size = pool_size
@@ -174,6 +180,11 @@ class AppServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def settle(self) -> None:
+        """Wait until the app's read replicas have replayed what the primary wrote (if any)."""
+        if self._settle is not None:
+            self._settle()
 
     def log_size(self) -> int:
         """Return the current size of the server's output (a mark for :meth:`log_since`)."""

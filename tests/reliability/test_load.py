@@ -152,6 +152,7 @@ async def test_load_mixed_routes(app_server: AppServer) -> None:
         accounts = await seed_accounts(client, "load")
         await seed_counter(client, "load")
         posts, users = await seed_blog(client, "load")
+        await asyncio.to_thread(app_server.settle)  # replicas serve the reads: let them catch up
         likes_before = await pg_fetchval(
             app_server.dsn, "SELECT coalesce(sum(likes), 0) FROM blog_posts"
         )
