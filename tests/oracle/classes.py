@@ -266,6 +266,15 @@ KNOWN_OPEN: list[KnownOpen] = [
             'Book.objects.order_by("title").distinct().values_list("publisher__id", flat=True)'
         ),
     ),
+    KnownOpen(
+        "isnull=True twice on one to-many relation in one filter()",
+        _tags("isnull:to-many"),
+        MISMATCH,
+        reproduction=(
+            "Book.objects.filter(Q(reviews__pk__isnull=True), "
+            "reviews__book_id__isnull=True).count()"
+        ),
+    ),
 ]
 
 
