@@ -275,6 +275,23 @@ KNOWN_OPEN: list[KnownOpen] = [
             "reviews__book_id__isnull=True).count()"
         ),
     ),
+    KnownOpen(
+        "PostgreSQL: % on a float expression",
+        _tags(""),
+        CRASH,
+        POSTGRESQL,
+        message="operator does not exist: double precision %",
+        reproduction='Book.objects.filter(price__lte=(F("rating") / 2) % 2).count()',
+    ),
+    KnownOpen(
+        "exclude() with a to-many path and a nullable F() on a to-one path",
+        _tags("neg:F:nullable neg:filter:to-many"),
+        MISMATCH,
+        reproduction=(
+            "Book.objects.exclude(Q(tags__id__range=(8, 8)), "
+            'published__lte=F("publisher__founded")).count()'
+        ),
+    ),
 ]
 
 
