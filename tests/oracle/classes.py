@@ -281,7 +281,9 @@ KNOWN_OPEN: list[KnownOpen] = [
         CRASH,
         POSTGRESQL,
         message="operator does not exist: double precision %",
-        reproduction='Book.objects.filter(price__lte=(F("rating") / 2) % 2).count()',
+        reproduction=(
+            'Book.objects.filter(author_id__in=[]).filter(price__lte=(F("rating") / 2) % 2)'
+        ),
     ),
     KnownOpen(
         "exclude() with a to-many path and a nullable F() on a to-one path",
