@@ -65,6 +65,8 @@ class Deliberate:
         """Return the rewrite that makes Django answer by Flash DB's rule."""
         if self.rewrite.exists_form:
             return replace(self.rewrite, exists_form=query.model)
+        if self.rewrite.xor_exists:
+            return replace(self.rewrite, xor_exists=query.model)
         return self.rewrite
 
 
@@ -80,6 +82,14 @@ DELIBERATE = [
         "once per book, Flash DB once",
         frozenset({"filter:to-many"}),
         rewrite=Mode(exists_form="?"),
+    ),
+    Deliberate(
+        "to-many path under Q ^ Q is EXISTS",
+        "Inside Q ^ Q a to-many lookup is an EXISTS of its own (once per parent row); "
+        "Django joins and takes the XOR per joined row.",
+        "Author.objects.filter(Q(age__gt=60) ^ Q(books__pages__gt=300))",
+        frozenset({"Q^"}),
+        rewrite=Mode(xor_exists="?"),
     ),
     Deliberate(
         "true division",
@@ -156,7 +166,7 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
     ),
     KnownOpen(
-        "Q ^ Q with a to-many path",
+        "Q ^ Q with a to-many path (not explained by the EXISTS rule)",
         _tags("Q^ filter:to-many"),
         MISMATCH,
         reproduction=(

@@ -166,6 +166,7 @@ class Mode:
     like_regex: bool = False  # text lookups as regex (case-sensitive / Unicode-folding)
     exists_form: str | None = None  # to-many filter()/exclude() as ``pk__in`` of that model
     sqlite_fold: bool = False  # Django on a SQLite connection whose LOWER/UPPER fold Unicode
+    xor_exists: str | None = None  # to-many lookups under ^ as ``pk__in`` of that model
 
 
 PLAIN = Mode()
@@ -241,13 +242,19 @@ class Combo:
 Node = Leaf | Not | Combo
 
 
-def render_node(node: Node, mode: Mode = PLAIN) -> str:
+def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
     """Return code for a ``Q`` tree."""
     if isinstance(node, Leaf):
-        return f"Q({node.positional(mode) or node.render(mode)})"
+        code = f"Q({node.positional(mode) or node.render(mode)})"
+        if in_xor and mode.xor_exists and "filter:to-many" in node.tags:
+            # Flash DB's rule: a to-many lookup under ^ is an EXISTS of its own.
+            inner = f"{mode.xor_exists}.objects.filter({code})"
+            return f'Q(pk__in={inner}.values("pk"))'
+        return code
     if isinstance(node, Not):
-        return f"~{render_node(node.child, mode)}"
-    return "(" + f" {node.op} ".join(render_node(c, mode) for c in node.children) + ")"
+        return f"~{render_node(node.child, mode, in_xor)}"
+    xor = in_xor or node.op == "^"
+    return "(" + f" {node.op} ".join(render_node(c, mode, xor) for c in node.children) + ")"
 
 
 def node_tags(node: Node, neg: bool = False) -> frozenset[str]:
@@ -258,6 +265,19 @@ def node_tags(node: Node, neg: bool = False) -> frozenset[str]:
     if isinstance(node, Not):
         return node_tags(node.child, not neg) | {"Q~"}
     return frozenset({f"Q{node.op}"}).union(*(node_tags(c, neg) for c in node.children))
+
+
+def _args(items: list[tuple[Node, bool]], mode: Mode) -> str:
+    """Return filter() arguments: Q trees (and rewritten lookups) first, then keywords."""
+    positional, keywords = [], []
+    for node, is_q in items:
+        if is_q:
+            positional.append(render_node(node, mode))
+        elif isinstance(node, Leaf) and (p := node.positional(mode)):
+            positional.append(p)
+        elif isinstance(node, Leaf):
+            keywords.append(node.render(mode))
+    return ", ".join(positional + keywords)
 
 
 @dataclass(frozen=True)
@@ -281,8 +301,15 @@ class Step:
             args += [p for leaf in self.leaves if (p := leaf.positional(mode))]
             args += [leaf.render(mode) for leaf in self.leaves if not leaf.positional(mode)]
             if mode.exists_form and "filter:to-many" in self.all_tags():
-                inner = f"{mode.exists_form}.objects.filter({', '.join(args)})"
-                return f'.{self.method}(pk__in={inner}.values("pk"))'
+                # The conditions that walk a to-many path go into one EXISTS (pk__in);
+                # the others (own columns, annotations) stay in the outer query.
+                items = [(n, True) for n in self.nodes] + [(leaf, False) for leaf in self.leaves]
+                many = [i for i in items if "filter:to-many" in node_tags(i[0])]
+                rest = [i for i in items if i not in many]
+                inner = f"{mode.exists_form}.objects.filter({_args(many, mode)})"
+                exists = f'pk__in={inner}.values("pk")'
+                outer = _args(rest, mode)
+                return f".{self.method}({outer + ', ' if outer else ''}{exists})"
             return f".{self.method}({', '.join(args)})"
         if self.method in ("annotate", "alias"):
             args = [f"{k}={e.render(mode)}" for k, e in self.named]
