@@ -175,12 +175,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
     ),
     KnownOpen(
-        "F() through a to-many relation",
-        _tags("F:to-many"),
-        MISMATCH,
-        reproduction='Author.objects.filter(books__publisher_id__lt=13, id__gt=F("books__id"))',
-    ),
-    KnownOpen(
         "values().annotate() grouped with an order_by() outside the values",
         _tags("order-outside-group"),
         MISMATCH,
