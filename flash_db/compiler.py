@@ -44,9 +44,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import InstrumentedAttribute, Mapper, RelationshipProperty
+from sqlalchemy.orm import InstrumentedAttribute, Mapper, QueryableAttribute, RelationshipProperty
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import Delete, Update
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import Label, UnaryExpression
 
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
@@ -196,7 +197,10 @@ def _group_by(state: QueryState, resolver: Resolver) -> list[ColumnElement[Any]]
     if state.group_by:
         return [resolver.column(name, context="values()") for name in state.group_by]
     if resolver.aggregate_annotations:
-        return [resolver.column("pk")]
+        # The primary key, and those of the to-one rows joined to each row: a
+        # subquery correlated to a joined row (Count("book__reviews")) may name
+        # its columns, and PostgreSQL wants them grouped.
+        return [resolver.column("pk"), *resolver.to_one_keys()]
     return []
 
 
@@ -221,7 +225,20 @@ def _ordering(state: QueryState, item: Any) -> OrderBy | Any:
     raise TypeError(f"order_by() takes field names or expressions, got {item!r}.")
 
 
+@dataclass(slots=True)
+class _Ordered:
+    """One ORDER BY item: its SQL, the expression ordered by, whether that is an aggregate."""
+
+    sql: Any
+    column: ColumnElement[Any] | None  # None for a raw SQLAlchemy ordering
+    aggregate: bool
+
+
 def _order(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -> list[Any]:
+    return [item.sql for item in _ordered(state, resolver, default_pk=default_pk)]
+
+
+def _ordered(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -> list[_Ordered]:
     items: Iterable[Any]
     if state.order_by is None or (not state.order_by and state.reversed):
         # Grouped rows have no primary key: their default order is the grouping.
@@ -235,10 +252,12 @@ def _order(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -
         if state.reversed:
             ordering = ordering.reversed() if isinstance(ordering, OrderBy) else ordering
         if not isinstance(ordering, OrderBy):
-            result.append(ordering)
+            result.append(_Ordered(ordering, None, False))
             continue
+        before = resolver.flags.aggregate
+        resolver.flags.aggregate = False
         try:
-            result.append(ordering.resolve(resolver))
+            sql = ordering.resolve(resolver)
         except FieldError as error:
             if not isinstance(item, str) or "in F()" not in str(error) or not error.choices:
                 raise  # (no choices: the path is too long, and its message says so)
@@ -249,7 +268,85 @@ def _order(state: QueryState, resolver: Resolver, *, default_pk: bool = False) -
                 kind=error.kind,
                 context=f"order_by({item!r})",
             ) from None
+        aggregate = resolver.flags.aggregate or ordering.expression.contains_aggregate
+        resolver.flags.aggregate = before
+        column: Any = sql
+        while isinstance(column, UnaryExpression):
+            column = column.element  # under DESC / NULLS LAST
+        result.append(_Ordered(sql, column, aggregate))
     return result
+
+
+def _expression(column: Any) -> Any:
+    """Return the SQL expression of a column attribute or a label (for comparing)."""
+    if isinstance(column, QueryableAttribute):
+        column = column.expression
+    while isinstance(column, Label):
+        column = column.element
+    return column
+
+
+def _contains(columns: Iterable[Any], column: Any) -> bool:
+    """Return whether ``column`` is one of ``columns`` (as SQL, through labels and attributes)."""
+    target = _expression(column)
+    return any(_expression(other).compare(target) for other in columns)
+
+
+def _distinct_ordered(
+    stmt: Select[Any], ordered: list[_Ordered], state: QueryState
+) -> Select[Any] | None:
+    """Return ``SELECT DISTINCT`` ordered by columns it does not select, as Django does it.
+
+    Django adds each ORDER BY expression missing from the select list to it, so
+    DISTINCT applies to those too (``order_by("posts__title").distinct()`` has
+    one row per post title); PostgreSQL requires them there. The rows keep
+    their own columns: the DISTINCT select is a subquery, ordered and sliced
+    outside. None when every ordering is already selected.
+    """
+    selected = list(stmt.selected_columns)
+    missing = [
+        item for item in ordered if item.column is not None and not _contains(selected, item.column)
+    ]
+    if not missing or any(item.column is None for item in ordered):
+        return None
+    extra = {id(item): f"flash_order_{i}" for i, item in enumerate(missing)}
+    inner = stmt.add_columns(
+        *(item.column.label(extra[id(item)]) for item in missing if item.column is not None)
+    ).subquery()
+    columns = list(inner.c)
+    outer = select(*columns[: len(selected)])
+    order = []
+    for item in ordered:
+        if id(item) in extra:
+            column: Any = inner.c[extra[id(item)]]
+        else:
+            index = next(i for i, c in enumerate(selected) if _contains([c], item.column))
+            column = columns[index]
+        order.append(_reorder(item.sql, column))
+    outer = outer.order_by(*order)
+    if state.limit is not None:
+        outer = outer.limit(state.limit)
+    if state.offset is not None:
+        outer = outer.offset(state.offset)
+    return outer
+
+
+def _reorder(sql: Any, column: Any) -> Any:
+    """Return the ordering ``sql`` (ASC/DESC, NULLS FIRST/LAST) applied to ``column``."""
+    modifiers = []
+    while isinstance(sql, UnaryExpression):
+        modifiers.append(sql.modifier)
+        sql = sql.element
+    for modifier in reversed(modifiers):
+        if modifier is operators.desc_op:
+            column = column.desc()
+        elif modifier is operators.asc_op:
+            column = column.asc()
+        elif modifier is operators.nulls_first_op:
+            column = column.nulls_first()
+        elif modifier is operators.nulls_last_op:
+            column = column.nulls_last()
+    return column
 
 
 def _value_columns(
@@ -439,8 +536,15 @@ def _select(
         stmt = select(*_value_columns(model, state, resolver))
     stmt = stmt.select_from(resolver.entity)
     where = _where(state, resolver)
-    order = _order(state, resolver, default_pk=default_pk)
+    ordered = _ordered(state, resolver, default_pk=default_pk)
+    order = [item.sql for item in ordered]
     group_by = _group_by(state, resolver)
+    if group_by:
+        # As Django: what the rows are ordered by is grouped by too (not aggregates).
+        for item in ordered:
+            column = item.column
+            if column is not None and not item.aggregate and not _contains(group_by, column):
+                group_by.append(column)
     stmt = resolver.apply_joins(stmt)
     if where:
         stmt = stmt.where(*where)
@@ -456,6 +560,10 @@ def _select(
             stmt = stmt.ext(distinct_on(*cols))
         else:
             stmt = stmt.distinct()
+            if order and state.for_update is None:
+                wrapped = _distinct_ordered(stmt.order_by(None), ordered, state)
+                if wrapped is not None:
+                    return wrapped, layout
     if state.limit is not None:
         stmt = stmt.limit(state.limit)
     if state.offset is not None:

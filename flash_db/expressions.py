@@ -7,11 +7,25 @@ them when a terminal method builds the statement, so an unknown name raises
 
 from __future__ import annotations
 
+import decimal
 import operator
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, Float, Numeric, case, cast, func, literal, not_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Float,
+    Numeric,
+    TypeDecorator,
+    case,
+    cast,
+    func,
+    literal,
+    not_,
+    type_coerce,
+)
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.types import TypeEngine
@@ -372,6 +386,10 @@ class Aggregate(Expression):
             if not isinstance(kind, Numeric) or isinstance(kind, Float):
                 # PostgreSQL's avg() of integers is numeric; Django's Avg is a float.
                 return cast(call, Float)
+            # Not rounded to the column's scale: Django's full-precision Decimal.
+            call = getattr(func, self.function)(argument, type_=AvgDecimal())
+            if condition is not None:
+                call = call.filter(condition)
         result: ColumnElement[Any] = call
         return result
 
@@ -380,6 +398,35 @@ class Aggregate(Expression):
         if self.filter is not None:
             extra += f", filter={self.filter!r}"
         return f"{type(self).__name__}({self.expression!r}{extra})"
+
+
+class AvgDecimal(TypeDecorator[Decimal]):
+    """The Decimal of ``Avg()`` over a ``Numeric`` column, at full precision.
+
+    PostgreSQL's ``avg(numeric)`` is a numeric, read as it is. SQLite's is a
+    float; it becomes a Decimal of its 15 significant digits (what SQLite
+    holds), as Django does, instead of being rounded to the column's scale.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """Read SQLite's float as a float (converted below), PostgreSQL's numeric as a Decimal."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(asdecimal=False))
+        return dialect.type_descriptor(Numeric())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        """Return ``value`` as a Decimal (15 significant digits from a float)."""
+        if value is None or isinstance(value, Decimal):
+            return value
+        if isinstance(value, float):
+            return _FIFTEEN_DIGITS.create_decimal_from_float(value)
+        return Decimal(value)
+
+
+_FIFTEEN_DIGITS = decimal.Context(prec=15)
 
 
 class Count(Aggregate):

@@ -53,7 +53,7 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from flash_db.exceptions import FieldError
 from flash_db.expressions import Aggregate, Expression, F, Q, Queryable
-from flash_db.fields import field_choices, local_foreign_key, pk_name
+from flash_db.fields import field_choices, info, local_foreign_key, pk_name
 from flash_db.lookups import LOOKUP_CHOICES, LOOKUPS, TRANSFORMS, check_nul, plain
 
 __all__ = ["MAX_PATH_PARTS", "Resolver", "SubqueryCompiler", "correlated"]
@@ -97,6 +97,8 @@ class _Path:
 class _Join:
     alias: Any
     onclause: Any
+    model: Any = None
+    many: bool = False  # a to-many hop on the way: one row per related row
 
 
 @dataclass
@@ -276,10 +278,20 @@ class Resolver:
             join = self.joins.get(key)
             if join is None:
                 alias = aliased(rel.mapper.class_)
-                join = _Join(alias, getattr(entity, rel.key).of_type(alias))
+                many = any(_is_many(hop) for hop in relations[: i + 1])
+                onclause = getattr(entity, rel.key).of_type(alias)
+                join = _Join(alias, onclause, rel.mapper.class_, many)
                 self.joins[key] = join
             entity = join.alias
         return entity
+
+    def to_one_keys(self) -> list[ColumnElement[Any]]:
+        """Return the primary keys of the rows joined through to-one relations only."""
+        keys: list[ColumnElement[Any]] = []
+        for join in self.joins.values():
+            if not join.many:
+                keys.extend(getattr(join.alias, key) for key in info(join.model).pk_keys)
+        return keys
 
     def join_path(self, relations: list[RelationshipProperty[Any]], names: list[str]) -> Any:
         """Return the alias at the end of the to-one ``relations``, LEFT OUTER JOINed once."""

@@ -7,12 +7,13 @@ comments say which Django rule gives it.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import F, Q
-from tests.models import Comment, Gauge, Post, Tag, User
+from flash_db import Avg, Count, F, Max, Q
+from tests.models import Comment, Gauge, Post, Product, Tag, User
 from tests.query_data import seed
 
 
@@ -155,3 +156,99 @@ async def test_case_insensitive_lookups_fold_final_sigma(db: AsyncSession) -> No
     # One character for one, as PostgreSQL's upper(): 'ß' is not 'SS'.
     assert await post_titles(db, Post.objects.filter(title__iendswith="STRASSE")) == []
     assert await post_titles(db, Post.objects.filter(title__iendswith="STRAßE")) == ["Über Straße"]
+
+
+# -- 5. GROUP BY and DISTINCT with orderings (crashes on PostgreSQL) ----------------------
+
+
+async def test_values_annotate_groups_by_the_ordering_too(db: AsyncSession) -> None:
+    await seed(db)  # ages 30, None, 25, 40: four users, one per age
+    await User.objects.create(db, name="Dan", email="dan@x", age=30)
+    # Django groups by the ordering too: one group per user, each counting 1.
+    rows = await User.objects.order_by("pk").values("age").annotate(n=Count("id")).fetch(db)
+    assert [row["n"] for row in rows] == [1, 1, 1, 1, 1]
+    assert [row["age"] for row in rows] == [30, None, 25, 40, 30]
+    # Ordered by the aggregate or by the grouped field: grouped by age only.
+    by_count = (
+        User.objects.filter(age__isnull=False)
+        .values("age")
+        .annotate(n=Count("id"))
+        .order_by("-n", "age")
+    )
+    assert await by_count.values_list("age", "n").fetch(db) == [(30, 2), (25, 1), (40, 1)]
+    # Ordered through a relation: grouped by the company's name as well.
+    by_company = User.objects.order_by("company__name").values("age").annotate(n=Count("id"))
+    assert sorted(await by_company.values_list("age", "n").fetch(db), key=repr) == [
+        (25, 1),
+        (30, 1),
+        (30, 1),
+        (40, 1),
+        (None, 1),
+    ]
+
+
+async def test_distinct_selects_what_it_is_ordered_by(db: AsyncSession) -> None:
+    data = await seed(db)
+    # A to-one ordering: the same posts, in their authors' order (Alice, Bob, Émile).
+    posts = await Post.objects.order_by("author__name", "pk").distinct().fetch(db)
+    assert [post.title for post in posts] == [
+        "Hello World",
+        "hello again",
+        "SQL 100% fun_stuff",
+        "Über Straße",
+    ]
+    # A to-many ordering: Django selects the post title, so Alice (two posts) is there
+    # twice (Carol, with no post, sorts where the database puts NULL).
+    users = await User.objects.order_by("posts__title", "pk").distinct().fetch(db)
+    assert sorted(user.name for user in users) == ["Alice", "Alice", "Bob", "Carol", "Émile"]
+    flat = User.objects.order_by("-posts__views").values_list("name", flat=True).distinct()
+    assert sorted(await flat.fetch(db)) == ["Alice", "Alice", "Bob", "Carol", "Émile"]
+    assert len(await flat[1:3].fetch(db)) == 2
+    assert await flat.count(db) == 4  # as Django: count() drops the ordering
+    # Already selected: no extra column, no second row.
+    titles = Post.objects.order_by("-views").values_list("title", flat=True).distinct()
+    assert await titles.fetch(db) == [
+        "Hello World",
+        "SQL 100% fun_stuff",
+        "hello again",
+        "Über Straße",
+    ]
+    assert data.p1.title == "Hello World"
+
+
+async def test_aggregate_annotations_next_to_a_correlated_count(db: AsyncSession) -> None:
+    await seed(db)
+    # Comments: "nice" on p1 (views 10, one comment), "ok" on p3 (views 7, one comment).
+    await Comment.objects.create(db, text="more", post_id=(await Post.objects.get(db, views=10)).id)
+    qs = (
+        Comment.objects.annotate(a0=Count("post__comments__id"))
+        .annotate(a1=Max("post__views"))
+        .order_by("text")
+    )
+    assert await qs.values_list("text", "a0", "a1").fetch(db) == [
+        ("more", 2, 10),
+        ("nice", 2, 10),
+        ("ok", 1, 7),
+    ]
+    assert [(c.text, c.a0, c.a1) for c in await qs.fetch(db)] == [
+        ("more", 2, 10),
+        ("nice", 2, 10),
+        ("ok", 1, 7),
+    ]
+
+
+# -- 7. Avg() of a Numeric column ---------------------------------------------------------
+
+
+async def test_avg_of_a_numeric_column_is_not_rounded(db: AsyncSession) -> None:
+    for code, price in [("a", "10.00"), ("b", "10.01"), ("c", "10.01")]:
+        await Product.objects.create(db, code=code, price=Decimal(price))
+    result = await Product.objects.aggregate(db, avg=Avg("price"))
+    # 30.02 / 3 = 10.006666...: Django's Decimal keeps the digits (15 significant on SQLite).
+    assert isinstance(result["avg"], Decimal)
+    assert abs(result["avg"] - Decimal("30.02") / 3) < Decimal("1e-12")
+    assert result["avg"] != Decimal("10.01")
+    annotated = (
+        await Product.objects.values("code").annotate(a=Avg("price")).order_by("code").fetch(db)
+    )
+    assert [row["a"] for row in annotated] == [Decimal("10.00"), Decimal("10.01"), Decimal("10.01")]
