@@ -230,7 +230,8 @@ async def test_aggregate_annotations_next_to_a_correlated_count(db: AsyncSession
         ("nice", 2, 10),
         ("ok", 1, 7),
     ]
-    assert [(c.text, c.a0, c.a1) for c in await qs.fetch(db)] == [
+    rows = [(c.text, c.a0, c.a1) for c in await qs.fetch(db)]  # type: ignore[attr-defined]
+    assert rows == [
         ("more", 2, 10),
         ("nice", 2, 10),
         ("ok", 1, 7),
