@@ -53,7 +53,7 @@ from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
 from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
 from flash_db.functions import Random
-from flash_db.lookups import outside, sendable
+from flash_db.lookups import EXACT_TYPES, outside, sendable, value_kind
 from flash_db.resolver import Resolver
 
 __all__ = [
@@ -879,7 +879,7 @@ _TEMPLATE_LIMIT = 256
 class _Templates:
     """One model's statement templates, and the integer range of each column."""
 
-    __slots__ = ("attrs", "ranges", "statements")
+    __slots__ = ("accepts", "attrs", "ranges", "statements")
 
     def __init__(self, model: type[Any]) -> None:
         mapper = model.__mapper__
@@ -887,8 +887,15 @@ class _Templates:
         self.ranges: dict[str, tuple[int, int] | None] = {
             prop.key: integer_range(prop.columns[0].type) for prop in mapper.column_attrs
         }
+        # The value types each column takes unconverted; others are converted (or
+        # refused with InvalidValue) by a statement built for the call.
+        self.accepts: dict[str, frozenset[type]] = {}
+        for prop in mapper.column_attrs:
+            kind = value_kind(prop.columns[0].type)
+            self.accepts[prop.key] = _TEMPLATE_TYPES if kind is None else EXACT_TYPES[kind]
         if "pk" not in self.ranges:
             self.ranges["pk"] = self.ranges[pk_name(model)]
+            self.accepts["pk"] = self.accepts[pk_name(model)]
         self.statements: dict[tuple[Any, ...], Any] = {}
 
 
@@ -909,6 +916,7 @@ def _where_shape(
 ) -> tuple[tuple[Any, ...], list[Any]] | None:
     """Return ``(shape, values)`` of filters made of plain lookups on own columns, else None."""
     ranges = entry.ranges
+    accepts = entry.accepts
     shape: list[Any] = []
     values: list[Any] = []
     for item in where:
@@ -928,8 +936,8 @@ def _where_shape(
                     return None  # an error, raised by the lookup itself
                 keys.append((key, None))
                 continue
-            if kind not in _TEMPLATE_TYPES:
-                return None
+            if kind not in accepts[name]:
+                return None  # converted (or refused) by the statement built for it
             if kind is int:
                 bounds = ranges[name]
                 if bounds is not None and outside(bounds, value):

@@ -22,18 +22,30 @@ number columns compare their text, as in Django.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import operator
 import re
+import uuid
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
+    Date,
+    DateTime,
     Enum,
+    Float,
+    Integer,
     Numeric,
     Select,
     String,
+    Time,
+    TypeDecorator,
+    Uuid,
     cast,
     false,
     func,
@@ -47,14 +59,19 @@ from flash_db.exceptions import InvalidValue
 from flash_db.fields import integer_range, pk_name
 
 __all__ = [
+    "CONVERTED",
+    "EXACT_TYPES",
+    "EXPECTED",
     "INT64",
     "LOOKUPS",
     "LOOKUP_CHOICES",
     "TRANSFORMS",
     "check_nul",
+    "convert",
     "outside",
     "plain",
     "sendable",
+    "value_kind",
 ]
 
 LookupFn = Callable[[ColumnElement[Any], Any], ColumnElement[bool]]
@@ -338,3 +355,134 @@ def sendable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# -- values to the column's type (before any SQL) ---------------------------------------
+
+#: What each kind of column takes, said in InvalidValue's message.
+EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "decimal": "a decimal number",
+    "bool": "True or False",
+    "date": "a date (a datetime.date or an ISO 8601 string, 'YYYY-MM-DD')",
+    "datetime": "a datetime (a datetime.datetime or an ISO 8601 string)",
+    "time": "a time (a datetime.time or an ISO 8601 string, 'HH:MM[:SS]')",
+    "uuid": "a UUID (a uuid.UUID or its string)",
+    "text": "text",
+}
+#: The Python types each kind takes as they are (the statement templates' check).
+EXACT_TYPES: dict[str, frozenset[type]] = {
+    "int": frozenset({int}),
+    "float": frozenset({float, int}),
+    "decimal": frozenset({Decimal, int, float}),
+    "bool": frozenset({bool}),
+    "date": frozenset({dt.date}),
+    "datetime": frozenset({dt.datetime}),
+    "time": frozenset({dt.time}),
+    "uuid": frozenset({uuid.UUID}),
+    "text": frozenset({str}),
+}
+#: Lookups whose value is converted to the column's type (as Django's get_prep_value).
+CONVERTED = frozenset({"exact", "gt", "gte", "lt", "lte", "in", "range"})
+
+
+def value_kind(kind: Any) -> str | None:
+    """Return the kind of value a column type takes (``"int"``, ``"text"``, ...), or None.
+
+    A ``TypeDecorator`` takes what its ``impl`` takes. Enum, JSON, binary and
+    other types are None: their values are not converted.
+    """
+    kind = getattr(kind, "impl", kind) if isinstance(kind, TypeDecorator) else kind
+    if isinstance(kind, Boolean):
+        return "bool"
+    if isinstance(kind, Integer):
+        return "int"
+    if isinstance(kind, Float):
+        return "float"
+    if isinstance(kind, Numeric):
+        return "decimal"
+    if isinstance(kind, DateTime):
+        return "datetime"
+    if isinstance(kind, Date):
+        return "date"
+    if isinstance(kind, Time):
+        return "time"
+    if isinstance(kind, Uuid):
+        return "uuid"
+    if isinstance(kind, String) and not isinstance(kind, Enum):
+        return "text"
+    return None
+
+
+def convert(kind: str, value: Any, *, round_up: bool = False) -> Any:
+    """Return ``value`` as a column of ``kind`` takes it; raise ValueError/TypeError if it cannot.
+
+    As Django: ``"40"`` for an integer is 40, ``5`` for text is ``"5"``, an ISO
+    string for a date is the date; a float for an integer is truncated, or
+    rounded up for ``gte``/``lt`` (``round_up``) so the same rows match.
+    """
+    if type(value) in EXACT_TYPES[kind]:
+        return value
+    if kind == "text":
+        return str(value)  # as Django's CharField: title__gt=5 compares with "5"
+    if kind == "int":
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float):
+            return math.ceil(value) if round_up else int(value)  # inf, nan: raise
+        if isinstance(value, Decimal):
+            return int(value)
+        if isinstance(value, str):
+            return int(value.strip())
+        raise ValueError(value)
+    if kind == "float":
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, Decimal | str):
+            return float(value)
+        raise ValueError(value)
+    if kind == "decimal":
+        if isinstance(value, str):
+            number = Decimal(value.strip())
+            if not number.is_finite():
+                raise ValueError(value)
+            return number
+        raise ValueError(value)
+    if kind == "bool":
+        if value in (0, 1) and isinstance(value, int):
+            return bool(value)
+        if isinstance(value, str) and value in _BOOL_TEXT:
+            return _BOOL_TEXT[value]
+        raise ValueError(value)
+    if kind == "date":
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.UTC)
+            return value.date()
+        if isinstance(value, str):
+            return dt.date.fromisoformat(value.strip())
+        raise ValueError(value)
+    if kind == "datetime":
+        if isinstance(value, dt.date):
+            return dt.datetime(value.year, value.month, value.day)
+        if isinstance(value, str):
+            text = value.strip()
+            if len(text) == 10:
+                return convert(kind, dt.date.fromisoformat(text))
+            return dt.datetime.fromisoformat(text)
+        raise ValueError(value)
+    if kind == "time":
+        if isinstance(value, str):
+            return dt.time.fromisoformat(value.strip())
+        raise ValueError(value)
+    if kind == "uuid":
+        if isinstance(value, str):
+            return uuid.UUID(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return uuid.UUID(int=value)
+        raise ValueError(value)
+    return value
+
+
+_BOOL_TEXT = {"t": True, "True": True, "1": True, "f": False, "False": False, "0": False}

@@ -51,10 +51,20 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.elements import ColumnClause
 
-from flash_db.exceptions import FieldError
+from flash_db.exceptions import FieldError, InvalidValue
 from flash_db.expressions import Aggregate, Expression, F, Q, Queryable
 from flash_db.fields import field_choices, info, local_foreign_key, pk_name
-from flash_db.lookups import LOOKUP_CHOICES, LOOKUPS, TRANSFORMS, check_nul, plain
+from flash_db.lookups import (
+    CONVERTED,
+    EXPECTED,
+    LOOKUP_CHOICES,
+    LOOKUPS,
+    TRANSFORMS,
+    check_nul,
+    convert,
+    plain,
+    value_kind,
+)
 
 __all__ = ["MAX_PATH_PARTS", "Resolver", "SubqueryCompiler", "correlated"]
 
@@ -501,6 +511,8 @@ class Resolver:
             value = [v.resolve(self.base) if isinstance(v, Expression) else v for v in value]
         else:
             value = plain(value)
+        if lookup in CONVERTED and value is not None and not isinstance(value, ColumnElement):
+            value = self._convert(path, column, lookup, value)
         cond = LOOKUPS[lookup](column, value)
         if negated and lookup != "isnull" and value is not None:
             # SQL's NOT (col = x) is NULL, not TRUE, where col IS NULL; Django's
@@ -512,6 +524,42 @@ class Resolver:
             if value_nullable:
                 cond = and_(cond, value.is_not(None))
         return cond
+
+    def _convert(self, path: _Path, column: Any, lookup: str, value: Any) -> Any:
+        """Return ``value`` as the column's type takes it, or raise ``InvalidValue``.
+
+        As Django (``get_prep_value``): ``"40"`` for an integer is 40, ``5`` for
+        text is ``"5"``; a value no such column could hold raises before any SQL.
+        ``in`` lists are converted item by item, ``range`` bounds each.
+        """
+        kind = value_kind(column.type)
+        if kind is None:
+            return value
+        if lookup == "in":
+            if isinstance(value, str | bytes | Select) or not isinstance(value, Iterable):
+                return value  # the lookup says what it takes
+            return [
+                item
+                if item is None or isinstance(item, ColumnElement)
+                else self._converted(path, kind, plain(item), lookup)
+                for item in value
+            ]
+        if lookup == "range":
+            if not isinstance(value, list | tuple) or len(value) != 2:
+                return value  # the lookup says what it takes
+            return [
+                item
+                if isinstance(item, ColumnElement)
+                else self._converted(path, kind, plain(item), lookup)
+                for item in value
+            ]
+        return self._converted(path, kind, value, lookup)
+
+    def _converted(self, path: _Path, kind: str, value: Any, lookup: str) -> Any:
+        try:
+            return convert(kind, value, round_up=lookup in ("gte", "lt"))
+        except (ValueError, TypeError, ArithmeticError):
+            raise InvalidValue(path.model, path.field or "pk", value, EXPECTED[kind]) from None
 
     def _nullable_field(self, reference: Expression, column: Any) -> bool:
         """Return whether ``reference`` is a plain ``F()`` of a nullable field."""

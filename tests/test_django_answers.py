@@ -7,13 +7,17 @@ comments say which Django rule gives it.
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Avg, Count, F, Max, Q
-from tests.models import Comment, Gauge, Post, Product, Tag, User
+from flash_db import Avg, Count, F, InvalidValue, Max, Q
+from flash_db.testing import capture_queries
+from tests.models import Comment, Gauge, Post, Product, Sample, Tag, User
 from tests.query_data import seed
 
 
@@ -253,3 +257,97 @@ async def test_avg_of_a_numeric_column_is_not_rounded(db: AsyncSession) -> None:
         await Product.objects.values("code").annotate(a=Avg("price")).order_by("code").fetch(db)
     )
     assert [row["a"] for row in annotated] == [Decimal("10.00"), Decimal("10.01"), Decimal("10.01")]
+
+
+# -- 10. Values converted to the column's type, or InvalidValue before any SQL -------------
+
+
+async def _refused(db: AsyncSession, qs: Any, field: str, expected: str) -> InvalidValue:
+    """Run ``qs`` and return its InvalidValue, checking that no SQL was sent."""
+    async with capture_queries(db) as captured:
+        with pytest.raises(InvalidValue) as raised:
+            await qs.fetch(db)
+    assert captured.statements == []
+    assert raised.value.field == field
+    assert expected in str(raised.value)
+    return raised.value
+
+
+async def test_values_no_column_could_hold_raise_invalid_value(db: AsyncSession) -> None:
+    await seed(db)
+    error = await _refused(db, User.objects.filter(age="abc"), "age", "an integer")
+    assert error.model is User
+    assert error.value == "abc"
+    assert isinstance(error, ValueError)
+    await _refused(db, User.objects.exclude(age__gt="1.5"), "age", "an integer")
+    await _refused(db, User.objects.filter(age__in=[30, "x"]), "age", "an integer")
+    await _refused(db, User.objects.filter(age__range=("1", "z")), "age", "an integer")
+    await _refused(db, User.objects.filter(pk="one"), "id", "an integer")
+    await _refused(db, Post.objects.filter(published="yes"), "published", "True or False")
+    await _refused(db, Post.objects.filter(created_at__gte="someday"), "created_at", "datetime")
+    await _refused(db, Post.objects.filter(created_at__date="2024-02-30"), "created_at", "date")
+    await _refused(db, Post.objects.filter(created_at__year="MMXXIV"), "created_at", "integer")
+    await _refused(db, Sample.objects.filter(price="cheap"), "price", "decimal")
+    await _refused(db, Sample.objects.filter(price="NaN"), "price", "decimal")
+    await _refused(db, Sample.objects.filter(ratio="half"), "ratio", "number")
+    await _refused(db, Sample.objects.filter(token="not-a-uuid"), "token", "UUID")
+    await _refused(db, Sample.objects.filter(clock="25:00"), "clock", "time")
+    await _refused(db, Sample.objects.filter(day__lt="tomorrow"), "day", "date")
+    await _refused(db, Gauge.objects.filter(small=float("inf")), "small", "integer")
+
+
+async def test_values_django_converts_are_converted(db: AsyncSession) -> None:
+    data = await seed(db)  # ages: Alice 30, Bob None, Carol 25, Émile 40
+    assert await user_names(db, User.objects.filter(age="40")) == ["Émile"]
+    assert await user_names(db, User.objects.filter(age__in=["30", 25, None])) == ["Alice", "Carol"]
+    assert await user_names(db, User.objects.filter(age__range=("20", "35"))) == ["Alice", "Carol"]
+    assert await user_names(db, User.objects.filter(pk=str(data.bob.pk))) == ["Bob"]
+    # Floats for an integer column: gte/lt round up, the others truncate (as Django).
+    assert await user_names(db, User.objects.filter(age__gte=29.5)) == ["Alice", "Émile"]
+    assert await user_names(db, User.objects.filter(age__lt=29.5)) == ["Carol"]
+    assert await user_names(db, User.objects.filter(age__gt=29.5)) == ["Alice", "Émile"]
+    assert await user_names(db, User.objects.filter(age__lte=29.5)) == ["Carol"]
+    assert await user_names(db, User.objects.filter(age=30.7)) == ["Alice"]
+    assert await user_names(db, User.objects.filter(age=True)) == []  # 1
+    # Beyond any integer column: no row, as for the integer itself.
+    assert await user_names(db, User.objects.filter(age="99999999999999999999999")) == []
+    # Text columns compare with the value's text: every title is above "5".
+    assert len(await post_titles(db, Post.objects.filter(title__gt=5))) == 4
+    assert await post_titles(db, Post.objects.filter(title__in=[5, "hello again"])) == [
+        "hello again"
+    ]
+    assert await post_titles(db, Post.objects.filter(published="0")) == ["hello again"]
+    assert await post_titles(db, Post.objects.filter(created_at__gte="2024-03-01")) == [
+        "hello again",
+        "Über Straße",
+    ]
+    assert await post_titles(db, Post.objects.filter(created_at__date="2024-01-05")) == [
+        "Hello World"
+    ]
+    assert len(await post_titles(db, Post.objects.filter(created_at__year="2024"))) == 3
+    token = uuid.uuid4()
+    await Sample.objects.create(
+        db,
+        label="s",
+        price=Decimal("1.50"),
+        ratio=0.5,
+        token=token,
+        clock=dt.time(10, 30),
+        day=dt.date(2024, 2, 29),
+        naive=dt.datetime(2024, 2, 29, 12, 0),
+    )
+    for lookups in [
+        {"price": "1.5"},
+        {"price__gt": 1},
+        {"price": 1.5},
+        {"ratio": "0.5"},
+        {"ratio__lt": Decimal("0.75")},
+        {"token": str(token)},
+        {"token": token.int},
+        {"clock": "10:30"},
+        {"day": "2024-02-29"},
+        {"day": dt.datetime(2024, 2, 29, 23, 0)},
+        {"naive__date": "2024-02-29"},
+        {"naive__lt": "2024-03-01"},
+    ]:
+        assert await Sample.objects.filter(**lookups).count(db) == 1, lookups
