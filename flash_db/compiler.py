@@ -45,9 +45,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, QueryableAttribute, RelationshipProperty
-from sqlalchemy.sql import operators
+from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
-from sqlalchemy.sql.elements import Label, UnaryExpression
+from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
 
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
@@ -509,11 +509,14 @@ def _select(
     *,
     default_pk: bool = False,
     resolver: Resolver | None = None,
+    lift: Callable[[Resolver], list[ColumnElement[Any]]] | None = None,
 ) -> tuple[Select[Any], Layout | None]:
     """Build the SELECT for ``state`` (names resolved, FieldError raised here).
 
     ``resolver`` is given for a subquery (``Exists``/``Subquery``): it selects
     from an alias of the model and resolves ``OuterRef`` in the enclosing query.
+    ``lift`` returns more columns to select (and group by), resolved after the
+    annotations (``aggregate()`` over this query as a subquery).
     """
     if state.combinator is not None:
         return _combined_select(model, state, default_pk=default_pk)
@@ -521,6 +524,7 @@ def _select(
         resolver = _resolver(model, state)
     resolver.grouping = resolver.grouping or bool(state.group_by)
     _annotate(state, resolver)
+    lifted = lift(resolver) if lift is not None else []
     layout: Layout | None = None
     if state.kind == "model":
         keys = _loaded_keys(model, state)
@@ -534,12 +538,15 @@ def _select(
         prefetch_paths(model, state.prefetch_related)
     else:
         stmt = select(*_value_columns(model, state, resolver))
+    if lifted:
+        stmt = stmt.add_columns(*lifted)
     stmt = stmt.select_from(resolver.entity)
     where = _where(state, resolver)
     ordered = _ordered(state, resolver, default_pk=default_pk)
     order = [item.sql for item in ordered]
     group_by = _group_by(state, resolver)
     if group_by:
+        group_by.extend(lifted)
         # As Django: what the rows are ordered by is grouped by too (not aggregates).
         for item in ordered:
             column = item.column
@@ -768,24 +775,88 @@ def _aggregate_select(
 def _aggregate_over_subquery(
     model: type[Any], state: QueryState, aggregates: Mapping[str, Any]
 ) -> Select[Any]:
-    """Return aggregates over this (sliced, distinct or grouped) query as a subquery."""
-    inner_select, _ = _select(model, state)
+    """Return aggregates over this (sliced, distinct or grouped) query as a subquery.
+
+    As Django: an aggregate of a selected name (a field, an annotation) reads
+    that column of the subquery. Any other (a relation path, ``filter=``, an
+    expression) is resolved on the subquery's rows, joins included, and the
+    columns it reads are selected there (``__colN`` in Django) for the outer
+    aggregate to read.
+    """
+    sliced = state.limit is not None or state.offset is not None
+    if not sliced:
+        state = state.clone(order_by=())  # ordering matters to a slice only
+    selected = _selected_names(model, state)
+    lifted: dict[str, ColumnElement[Any]] = {}
+    columns: dict[tuple[int, str], tuple[str, ColumnElement[Any]]] = {}
+
+    def lift(resolver: Resolver) -> list[ColumnElement[Any]]:
+        previous = resolver.grouping, resolver.many_as_join
+        resolver.grouping = resolver.many_as_join = True
+        try:
+            for name, agg in aggregates.items():
+                if _reads_selected(agg, selected):
+                    continue
+                if not isinstance(agg, Expression):
+                    raise TypeError(
+                        "aggregate() over a sliced, distinct or grouped QuerySet takes "
+                        f"aggregates such as Sum('views'); got {agg!r}."
+                    )
+                lifted[name] = agg.resolve(resolver)
+        finally:
+            resolver.grouping, resolver.many_as_join = previous
+        tables = resolver.from_selectables()
+        for expression in lifted.values():
+            for element in visitors.iterate(expression):
+                if isinstance(element, ColumnClause) and any(
+                    element.table is table for table in tables
+                ):
+                    key = (id(element.table), element.key)
+                    if key not in columns:
+                        columns[key] = (f"flash_col{len(columns)}", element)
+        return [element.label(label) for label, element in columns.values()]
+
+    inner_select, _ = _select(model, state, lift=lift)
     inner = inner_select.subquery()
-    columns = []
+
+    def repoint(element: Any, **kw: Any) -> Any:
+        if isinstance(element, ColumnClause) and element.table is not None:
+            found = columns.get((id(element.table), element.key))
+            if found is not None:
+                return inner.c[found[0]]
+        return None
+
+    result = []
     for name, agg in aggregates.items():
-        source = agg.expression if isinstance(agg, Aggregate) else None
-        if not isinstance(agg, Aggregate) or agg.filter is not None or not isinstance(source, str):
-            raise TypeError(
-                "aggregate() over a sliced, distinct or grouped QuerySet takes aggregates "
-                f"of its selected fields without filter=, like Sum('views'); got {agg!r}."
-            )
-        if source == "*":
-            columns.append(agg.sql(None, None).label(name))
+        if name in lifted:
+            outer: Any = visitors.replacement_traverse(lifted[name], {}, repoint)
+            result.append(outer.label(name))
             continue
-        if source not in inner.c:
-            raise FieldError(model, source, inner.c.keys(), context="aggregate()")
-        columns.append(agg.sql(inner.c[source], None).label(name))
-    return select(*columns).select_from(inner)
+        source = agg.expression
+        if source == "*":
+            result.append(agg.sql(None, None).label(name))
+        else:
+            result.append(agg.sql(inner.c[source], None).label(name))
+    return select(*result).select_from(inner)
+
+
+def _selected_names(model: type[Any], state: QueryState) -> set[str]:
+    """Return the names a query's rows have as columns (fields, annotations)."""
+    if state.kind != "model" and state.fields:
+        return set(state.fields)
+    names = {prop.key for prop in model.__mapper__.column_attrs}
+    return names | {name for name, _ in state.annotations}
+
+
+def _reads_selected(agg: Any, selected: set[str]) -> bool:
+    """Return whether ``agg`` aggregates one selected column as it is (``Sum("views")``)."""
+    return (
+        isinstance(agg, Aggregate)
+        and type(agg).sql is Aggregate.sql
+        and agg.filter is None
+        and isinstance(agg.expression, str)
+        and (agg.expression == "*" or agg.expression in selected)
+    )
 
 
 # -- UPDATE and DELETE --------------------------------------------------------------

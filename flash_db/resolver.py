@@ -36,6 +36,7 @@ from sqlalchemy import (
     and_,
     case,
     false,
+    inspect,
     literal,
     not_,
     or_,
@@ -294,6 +295,13 @@ class Resolver:
                 self.joins[key] = join
             entity = join.alias
         return entity
+
+    def from_selectables(self) -> list[Any]:
+        """Return the tables and aliases this statement selects from (its entity and joins)."""
+        return [
+            inspect(self.entity).selectable,
+            *(inspect(j.alias).selectable for j in self.joins.values()),
+        ]
 
     def to_one_keys(self) -> list[ColumnElement[Any]]:
         """Return the primary keys of the rows joined through to-one relations only."""

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Avg, Count, F, InvalidValue, Max, Q
+from flash_db import Avg, Count, F, InvalidValue, Max, Q, Sum
 from flash_db.testing import capture_queries
 from tests.models import Comment, Gauge, Post, Product, Sample, Tag, User
 from tests.query_data import seed
@@ -336,7 +336,7 @@ async def test_values_django_converts_are_converted(db: AsyncSession) -> None:
         day=dt.date(2024, 2, 29),
         naive=dt.datetime(2024, 2, 29, 12, 0),
     )
-    for lookups in [
+    cases: list[dict[str, Any]] = [
         {"price": "1.5"},
         {"price__gt": 1},
         {"price": 1.5},
@@ -349,5 +349,34 @@ async def test_values_django_converts_are_converted(db: AsyncSession) -> None:
         {"day": dt.datetime(2024, 2, 29, 23, 0)},
         {"naive__date": "2024-02-29"},
         {"naive__lt": "2024-03-01"},
-    ]:
+    ]
+    for lookups in cases:
         assert await Sample.objects.filter(**lookups).count(db) == 1, lookups
+
+
+# -- 11. aggregate() over a sliced, distinct or grouped query ------------------------------
+
+
+async def test_aggregate_over_a_subquery_takes_relations_and_filters(db: AsyncSession) -> None:
+    await seed(db)
+    # As Django, the relation is joined inside the subquery: its rows are the query's
+    # rows times their posts (Alice p1, p2; Bob p3; Carol none; Émile p4 by pk).
+    sliced = User.objects.order_by("pk")[1:3]  # Alice's second post row, Bob's p3
+    assert await sliced.aggregate(db, x=Count("posts")) == {"x": 2}
+    everyone = User.objects.all()[0:10]
+    assert await everyone.aggregate(db, x=Count("posts"), n=Count("*")) == {"x": 4, "n": 5}
+    distinct = User.objects.distinct()
+    assert await distinct.aggregate(db, x=Count("posts"), views=Sum("posts__views")) == {
+        "x": 4,
+        "views": 10 + 5 + 7 + 0,
+    }
+    busy = Count("posts", filter=Q(posts__views__gt=5))  # p1 (10) and p3 (7)
+    assert await distinct.aggregate(db, x=busy) == {"x": 2}
+    acme = Sum("age", filter=Q(company__name="Acme"))  # the last three: Bob, Carol, Émile
+    assert await User.objects.order_by("-pk")[:3].aggregate(db, x=acme) == {"x": 40}
+    # Over aggregate annotations: max author age per post (30, 30, None, 40), one row per
+    # post and tag (p1 twice), so 30 + 30 + 30 + 40.
+    ages = Post.objects.annotate(m=Max("author__age"))
+    assert await ages.aggregate(db, s=Sum("m"), c=Count("tags")) == {"s": 130, "c": 4}
+    per_author = Post.objects.values("author_id").annotate(n=Count("id"))
+    assert await per_author.aggregate(db, s=Sum("n"), m=Max("n")) == {"s": 4, "m": 2}
