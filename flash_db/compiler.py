@@ -432,8 +432,7 @@ def prefetch_paths(model: type[Any], items: Iterable[Any]) -> list[list[Relation
     ``lookup``, ``queryset`` and ``to_attr``).
     """
     paths = []
-    custom: set[str] = set()
-    plain: set[str] = set()
+    seen: list[str] = []  # the paths loaded so far, in order (intermediate levels too)
     for item in items:
         lookup = getattr(item, "lookup", item)
         if not isinstance(lookup, str):
@@ -453,17 +452,17 @@ def prefetch_paths(model: type[Any], items: Iterable[Any]) -> list[list[Relation
             raise ValueError(
                 f"Prefetch to_attr={to_attr!r} conflicts with a field on {parent.class_.__name__}."
             )
-        if queryset is None and to_attr is None:
-            plain.add(lookup)
-        elif to_attr is None:
-            custom.add(lookup)
+        path = lookup if to_attr is None else f"{lookup.rpartition('__')[0]}__{to_attr}".lstrip("_")
+        if queryset is not None and path in seen:
+            # As Django: the queryset would not be used for what is loaded already.
+            raise ValueError(
+                f"prefetch_related(): {path!r} lookup was already seen with a different "
+                "queryset; put the Prefetch() with the queryset before the lookups through it."
+            )
+        names = lookup.split("__")
+        seen.extend("__".join(names[:i]) for i in range(1, len(names)))
+        seen.append(path)
         paths.append(props)
-    both = custom & plain
-    if both:
-        raise ValueError(
-            f"prefetch_related() got {sorted(both)[0]!r} both as a name and as a "
-            "Prefetch() with a queryset; use one of them (or give the Prefetch a to_attr)."
-        )
     return paths
 
 

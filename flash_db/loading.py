@@ -121,24 +121,34 @@ async def prefetch_related_objects(
     """Load ``lookups`` (``"posts"``, ``"posts__tags"``, ``Prefetch(...)``) onto ``objects``.
 
     One query per relation and level (intermediate levels already loaded are
-    reused); the last level of each lookup is always (re)loaded.
+    reused); the last level of each lookup is (re)loaded, once per call: as in
+    Django, a path this call loaded already (``Prefetch("posts", queryset=qs)``
+    then ``"posts__tags"`` or ``"posts"``) is not loaded again.
     """
     if not objects:
         return
     model = type(objects[0])
     items = zip(lookups, prefetch_paths(model, lookups), strict=True)
+    done: set[str] = set()  # the paths loaded by this call
     for item, props in items:
         level: list[Any] = _unique(objects)
+        names = [prop.key for prop in props]
         for index, prop in enumerate(props):
             if index == len(props) - 1:
                 queryset = item.queryset if isinstance(item, Prefetch) else None
                 to_attr = item.to_attr if isinstance(item, Prefetch) else None
+                path = "__".join([*names[:index], to_attr or prop.key])
+                if path in done:
+                    break  # (a queryset for it was refused by compiler.prefetch_paths)
                 await _load_relation(db, level, prop, queryset, to_attr)
+                done.add(path)
                 break
+            path = "__".join(names[: index + 1])
             # An earlier level: reuse what is loaded, load what is not.
             missing = [obj for obj in level if not is_related(obj, prop.key)]
             if missing:
                 await _load_relation(db, missing, prop, None, None)
+            done.add(path)
             level = _unique(_related(level, prop.key))
 
 

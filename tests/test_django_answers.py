@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Avg, Count, F, InvalidValue, Max, Q, Sum
+from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum
 from flash_db.testing import capture_queries
 from tests.models import Comment, Gauge, Post, Product, Sample, Tag, User
 from tests.query_data import seed
@@ -380,3 +380,35 @@ async def test_aggregate_over_a_subquery_takes_relations_and_filters(db: AsyncSe
     assert await ages.aggregate(db, s=Sum("m"), c=Count("tags")) == {"s": 130, "c": 4}
     per_author = Post.objects.values("author_id").annotate(n=Count("id"))
     assert await per_author.aggregate(db, s=Sum("n"), m=Max("n")) == {"s": 4, "m": 2}
+
+
+# -- 9. prefetch_related() loads a path once --------------------------------------------------
+
+
+async def test_prefetch_with_a_queryset_then_through_it_loads_once(db: AsyncSession) -> None:
+    await seed(db)
+    hot = Prefetch("posts", queryset=Post.objects.filter(views__gt=1))  # all but p4 (0 views)
+    expected = [
+        ("Alice", [("Hello World", ["python", "sql"]), ("hello again", ["python"])]),
+        ("Bob", [("SQL 100% fun_stuff", ["sql"])]),
+        ("Carol", []),
+        ("Émile", []),
+    ]
+    for lookups in [(hot, "posts__tags"), (hot, "posts__tags", "posts")]:
+        async with capture_queries(db) as captured:
+            users = await User.objects.order_by("pk").prefetch_related(*lookups).fetch(db)
+        assert len(captured.statements) == 3  # users, posts, tags: as Django
+        loaded = [
+            (
+                user.name,
+                [(post.title, sorted(tag.name for tag in post.tags)) for post in user.posts],
+            )
+            for user in users
+        ]
+        assert sorted(loaded) == expected
+    # A queryset for a path already loaded by an earlier lookup: Django's ValueError,
+    # here before any SQL.
+    async with capture_queries(db) as captured:
+        with pytest.raises(ValueError, match="'posts' lookup was already seen"):
+            await User.objects.prefetch_related("posts__tags", hot).fetch(db)
+    assert captured.statements == []

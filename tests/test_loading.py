@@ -257,7 +257,7 @@ async def test_prefetch_related_errors(db: AsyncSession) -> None:
         await User.objects.prefetch_related(Prefetch("posts", queryset=Tag.objects.all())).fetch(db)
     with pytest.raises(TypeError, match="cannot be sliced"):
         Prefetch("posts", queryset=Post.objects.all()[:3])
-    with pytest.raises(ValueError, match="both as a name and as a Prefetch"):
+    with pytest.raises(ValueError, match="'posts' lookup was already seen with a different"):
         await User.objects.prefetch_related(
             "posts", Prefetch("posts", queryset=Post.objects.filter(published=True))
         ).fetch(db)
