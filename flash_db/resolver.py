@@ -53,7 +53,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.elements import ColumnClause
 
 from flash_db.exceptions import FieldError, InvalidValue
-from flash_db.expressions import Aggregate, Expression, F, Q, Queryable
+from flash_db.expressions import Aggregate, Combined, Expression, F, Q, Queryable
 from flash_db.fields import field_choices, info, local_foreign_key, pk_name
 from flash_db.lookups import (
     CONVERTED,
@@ -158,6 +158,9 @@ class Resolver:
         self.many_as_join = False
         # The filter() calls made before the annotation being resolved.
         self.prior_filters: tuple[Any, ...] = ()
+        # While an EXISTS over a to-many prefix ("books") is compiled: F("books__id")
+        # names that EXISTS's row (as Django reuses the filter's join), not a new join.
+        self.correlated_many: dict[str, Resolver] = {}
         if subquery_compiler is None:
             parent = outer if outer is not None else base
             subquery_compiler = parent.subquery_compiler if parent is not None else None
@@ -240,6 +243,9 @@ class Resolver:
 
     def column(self, path: str, *, context: str = "") -> ColumnElement[Any]:
         """Return the column (or annotation) that ``path`` names, joining relations as needed."""
+        for prefix, sub in self.correlated_many.items():
+            if path == prefix or path.startswith(prefix + "__"):
+                return sub.column(path[len(prefix) + 2 :] or "pk", context=context)
         parsed = self.parse(path, lookups=False, context=context)
         column, _ = self._resolve(parsed)
         return column
@@ -347,7 +353,20 @@ class Resolver:
         sub, from_, correlation = self.related_subquery(
             path.relations[: index + 1], path.names[: index + 1], grouping=False
         )
-        conditions = [sub.compile(item) for item in items]
+        conditions = []
+        prefix = "__".join(path.names[: index + 1])
+        hooked = self.base is self and prefix not in self.correlated_many
+        if hooked:
+            self.correlated_many[prefix] = sub
+        try:
+            for item in items:
+                if isinstance(item, _Outer):
+                    conditions.append(self.compile(item.lookup))
+                else:
+                    conditions.append(sub.compile(item))
+        finally:
+            if hooked:
+                del self.correlated_many[prefix]
         stmt = select(literal(1)).select_from(from_).where(*correlation, *conditions)
         return correlated(sub.apply_joins(stmt), sub.entity).exists()
 
@@ -358,7 +377,7 @@ class Resolver:
         ``tags__name__isnull=True``) also matches a row with no related row at
         all, as Django's LEFT OUTER JOIN does.
         """
-        if len(items) == 1 and _matches_null(*items[0]):
+        if len(items) == 1 and isinstance(items[0], tuple) and _matches_null(*items[0]):
             none = not_(self._exists(path, index, []))
             if items[0][0].split("__")[0] == "pk":
                 return none  # a related row's key is never NULL
@@ -658,18 +677,57 @@ class Resolver:
             if isinstance(child, tuple):
                 key, value = child
                 split = self.split_many(key, f"filter({key}=...)")
+                item: Any = None
                 if split is not None and split[2] != "pk__isnull":
                     path, index, rest = split
+                    item = (rest, value)
+                elif split is None and self.base is self:
+                    # id__gt=F("books__id"): the F() names the row of the EXISTS over
+                    # "books" in this call (Django reuses the join), so it goes there.
+                    split = self._many_reference(value)
+                    if split is not None:
+                        path, index, _ = split
+                        item = _Outer((key, value))
+                if item is not None:
                     prefix = "__".join(path.names[: index + 1])
                     group = groups.get(prefix)
                     if group is None:
-                        groups[prefix] = (path, index, [(rest, value)])
+                        groups[prefix] = (path, index, [item])
                         parts.append(prefix)
                     else:
-                        group[2].append((rest, value))
+                        group[2].append(item)
                     continue
             parts.append(self.compile(child, negated=negated))
         return [self._many(*groups[part]) if isinstance(part, str) else part for part in parts]
+
+    def _many_reference(self, value: Any) -> tuple[_Path, int, str] | None:
+        """Return the split of the one to-many prefix the ``F()``s in ``value`` go through."""
+        found = None
+        for name in _f_names(value):
+            split = self.split_many(name, "F()", lookups=False)
+            if split is None:
+                continue
+            prefix = split[0].names[: split[1] + 1]
+            if found is not None and found[0].names[: found[1] + 1] != prefix:
+                return None  # two to-many prefixes: joined, as before
+            found = split
+        return found
+
+
+@dataclass
+class _Outer:
+    """A lookup on the outer row compiled inside a to-many EXISTS (its F() names the row)."""
+
+    lookup: tuple[str, Any]
+
+
+def _f_names(value: Any) -> list[str]:
+    """Return the names of the ``F()``s in an arithmetic expression of them."""
+    if type(value) is F:
+        return [value.name]
+    if isinstance(value, Combined):
+        return [*_f_names(value.lhs), *_f_names(value.rhs)]
+    return []
 
 
 class _Bound(Expression):

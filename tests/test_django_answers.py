@@ -412,3 +412,28 @@ async def test_prefetch_with_a_queryset_then_through_it_loads_once(db: AsyncSess
         with pytest.raises(ValueError, match="'posts' lookup was already seen"):
             await User.objects.prefetch_related("posts__tags", hot).fetch(db)
     assert captured.statements == []
+
+
+# -- 6. F() through a to-many relation in filter() -------------------------------------------
+
+
+async def test_f_through_a_to_many_names_the_lookups_related_row(db: AsyncSession) -> None:
+    await seed(db)
+    # Alice (30): p1 views 10, p2 views 5; Bob (no age): p3 views 7; Émile (40): p4 views 0.
+    # As Django, both conditions hold for one post (Flash DB: one EXISTS, no duplicates).
+    same_post = User.objects.filter(posts__views__gt=6, age__gt=F("posts__views") * 2)
+    assert await user_names(db, same_post) == ["Alice"]  # p1: 30 > 20
+    # Each condition holds for some post of Alice's, never for one post: no match.
+    split = User.objects.filter(posts__views__gt=6, age__gt=F("posts__views") * 5)
+    assert await user_names(db, split) == []
+    # Alone, the F() still names a related row, and the user is there once.
+    assert await user_names(db, User.objects.filter(age__gt=F("posts__views"))) == [
+        "Alice",
+        "Émile",
+    ]
+    # Inside the to-many lookup itself.
+    own_row = User.objects.filter(posts__views__gt=F("posts__views") - 1)
+    assert await user_names(db, own_row) == ["Alice", "Bob", "Émile"]
+    # A separate filter() call is a separate related row, as in Django.
+    chained = User.objects.filter(posts__views__gt=6).filter(age__gt=F("posts__views") * 5)
+    assert await user_names(db, chained) == ["Alice"]  # p1 for the first, p2 (25) for the second
