@@ -53,7 +53,7 @@ from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
 from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
 from flash_db.functions import Random
-from flash_db.lookups import EXACT_TYPES, outside, sendable, value_kind
+from flash_db.lookups import EXACT_TYPES, outside, sendable, takes_as_is, value_kind
 from flash_db.resolver import Resolver
 
 __all__ = [
@@ -949,7 +949,7 @@ _TEMPLATE_LIMIT = 256
 class _Templates:
     """One model's statement templates, and the integer range of each column."""
 
-    __slots__ = ("accepts", "attrs", "ranges", "statements")
+    __slots__ = ("accepts", "attrs", "kinds", "ranges", "statements")
 
     def __init__(self, model: type[Any]) -> None:
         mapper = model.__mapper__
@@ -960,12 +960,15 @@ class _Templates:
         # The value types each column takes unconverted; others are converted (or
         # refused with InvalidValue) by a statement built for the call.
         self.accepts: dict[str, frozenset[type]] = {}
+        self.kinds: dict[str, str | None] = {}
         for prop in mapper.column_attrs:
             kind = value_kind(prop.columns[0].type)
+            self.kinds[prop.key] = kind
             self.accepts[prop.key] = _TEMPLATE_TYPES if kind is None else EXACT_TYPES[kind]
         if "pk" not in self.ranges:
             self.ranges["pk"] = self.ranges[pk_name(model)]
             self.accepts["pk"] = self.accepts[pk_name(model)]
+            self.kinds["pk"] = self.kinds[pk_name(model)]
         self.statements: dict[tuple[Any, ...], Any] = {}
 
 
@@ -979,6 +982,12 @@ def _templates(model: type[Any]) -> _Templates:
         entry = _Templates(model)
         _TEMPLATES[model] = entry
     return entry
+
+
+def _takes_as_is(entry: _Templates, name: str, value_type: type) -> bool:
+    """Return whether column ``name`` takes a subclass of its types (asyncpg's UUID) as it is."""
+    kind = entry.kinds[name]
+    return kind is not None and takes_as_is(kind, value_type)
 
 
 def _where_shape(
@@ -1006,7 +1015,7 @@ def _where_shape(
                     return None  # an error, raised by the lookup itself
                 keys.append((key, None))
                 continue
-            if kind not in accepts[name]:
+            if kind not in accepts[name] and not _takes_as_is(entry, name, kind):
                 return None  # converted (or refused) by the statement built for it
             if kind is int:
                 bounds = ranges[name]

@@ -71,6 +71,7 @@ __all__ = [
     "outside",
     "plain",
     "sendable",
+    "takes_as_is",
     "value_kind",
 ]
 
@@ -383,6 +384,27 @@ EXACT_TYPES: dict[str, frozenset[type]] = {
     "uuid": frozenset({uuid.UUID}),
     "text": frozenset({str}),
 }
+_AS_IS: dict[tuple[str, type], bool] = {}
+
+
+def takes_as_is(kind: str, value_type: type) -> bool:
+    """Return whether a column of ``kind`` takes values of ``value_type`` unconverted.
+
+    Subclasses count (asyncpg's UUID, a ``str`` enum), except ``bool`` for
+    numbers and ``datetime`` for dates.
+    """
+    if value_type in EXACT_TYPES[kind]:
+        return True
+    found = _AS_IS.get((kind, value_type))
+    if found is None:
+        found = issubclass(value_type, tuple(EXACT_TYPES[kind])) and not (
+            (kind != "bool" and issubclass(value_type, bool))
+            or (kind == "date" and issubclass(value_type, dt.datetime))
+        )
+        _AS_IS[(kind, value_type)] = found
+    return found
+
+
 #: Lookups whose value is converted to the column's type (as Django's get_prep_value).
 CONVERTED = frozenset({"exact", "gt", "gte", "lt", "lte", "in", "range"})
 
@@ -422,7 +444,7 @@ def convert(kind: str, value: Any, *, round_up: bool = False) -> Any:
     string for a date is the date; a float for an integer is truncated, or
     rounded up for ``gte``/``lt`` (``round_up``) so the same rows match.
     """
-    if type(value) in EXACT_TYPES[kind]:
+    if takes_as_is(kind, type(value)):
         return value
     if kind == "text":
         return str(value)  # as Django's CharField: title__gt=5 compares with "5"
