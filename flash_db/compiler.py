@@ -544,6 +544,12 @@ def _select(
     ordered = _ordered(state, resolver, default_pk=default_pk)
     order = [item.sql for item in ordered]
     group_by = _group_by(state, resolver)
+    if group_by and not state.group_by and state.kind != "model":
+        # values() of a query with aggregate annotations: as Django, the selected
+        # columns that are not aggregates are grouped too (books__title: per book).
+        for name, selected in zip(state.fields, stmt.selected_columns, strict=False):
+            if name not in resolver.aggregate_annotations and not _contains(group_by, selected):
+                group_by.append(_expression(selected))
     if group_by:
         group_by.extend(lifted)
         # As Django: what the rows are ordered by is grouped by too (not aggregates).

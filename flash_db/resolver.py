@@ -417,9 +417,17 @@ class Resolver:
                 )
                 prefix = "__".join(names)
                 condition = None
-                if agg.filter is not None:
-                    rebased = self._rebase(agg.filter, prefix, path.relations[index])
-                    condition = sub.compile_joined(rebased)
+                hooked = self.base is self and prefix not in self.correlated_many
+                if hooked:
+                    # F("books__rating") in filter= names the aggregated row (Django: one join).
+                    self.correlated_many[prefix] = sub
+                try:
+                    if agg.filter is not None:
+                        rebased = self._rebase(agg.filter, prefix, path.relations[index])
+                        condition = sub.compile_joined(rebased)
+                finally:
+                    if hooked:
+                        del self.correlated_many[prefix]
                 call = agg.sql(sub.column(rest, context=context), condition)
                 # As in Django, filter() calls before annotate() on the same
                 # relation restrict the related rows the aggregate sees.

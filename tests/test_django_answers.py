@@ -242,6 +242,33 @@ async def test_aggregate_annotations_next_to_a_correlated_count(db: AsyncSession
     ]
 
 
+async def test_aggregate_annotations_with_to_many_values_and_filters(db: AsyncSession) -> None:
+    await seed(db)
+    # values() through a to-many relation next to an aggregate annotation: grouped
+    # by the post too (Django groups by every selected column), one row per post.
+    rows = User.objects.annotate(a=Max("age")).values_list("name", "posts__views", "a")
+    assert sorted(await rows.fetch(db), key=repr) == sorted(
+        [
+            ("Alice", 10, 30),
+            ("Alice", 5, 30),
+            ("Bob", 7, None),
+            ("Carol", None, 25),
+            ("Émile", 0, 40),
+        ],
+        key=repr,
+    )
+    # F() in an aggregate's filter= names the aggregated row (one join in Django).
+    views = Sum("posts__views", filter=Q(age__gt=F("posts__views") * 5))
+    qs = User.objects.annotate(v=views).annotate(m=Max("age")).order_by("name")
+    assert await qs.values_list("name", "v").fetch(db) == [
+        ("Alice", 5),  # p2 only: 30 > 25; p1: 30 > 50 is false
+        ("Bob", None),
+        ("Carol", None),
+        ("Émile", 0),
+    ]
+    assert await qs.aggregate(db, n=Count("posts__title")) == {"n": 4}
+
+
 # -- 7. Avg() of a Numeric column ---------------------------------------------------------
 
 

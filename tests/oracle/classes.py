@@ -175,63 +175,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
     ),
     KnownOpen(
-        "values().annotate() grouped with an order_by() outside the values",
-        _tags("order-outside-group"),
-        MISMATCH,
-        reproduction='Review.objects.values("book_id").annotate(n=Count("id")).order_by("pk")',
-    ),
-    KnownOpen(
-        "PostgreSQL: column must appear in the GROUP BY clause",
-        _tags(""),
-        CRASH,
-        POSTGRESQL,
-        message="must appear in the GROUP BY clause",
-        reproduction='Author.objects.order_by("pk").values("rating").annotate(n=Count("id"))',
-    ),
-    KnownOpen(
-        "distinct() with order_by() through a to-many relation",
-        _tags("distinct order_by:to-many"),
-        MISMATCH,
-        reproduction='Book.objects.order_by("-tags__name").distinct()',
-    ),
-    KnownOpen(
-        "PostgreSQL: ORDER BY expressions must appear in select list",
-        _tags(""),
-        CRASH,
-        POSTGRESQL,
-        message="for SELECT DISTINCT, ORDER BY expressions must appear in select list",
-        reproduction='Book.objects.order_by("publisher__name", "pk").distinct()',
-    ),
-    KnownOpen(
-        "PostgreSQL: subquery uses ungrouped column",
-        _tags(""),
-        CRASH,
-        POSTGRESQL,
-        message="subquery uses ungrouped column",
-        reproduction='Review.objects.annotate(a0=Count("book__reviews__id")).annotate(a1=Max("book__pages"))',
-    ),
-    KnownOpen(
-        "SQLite: Avg() of a Numeric column rounded",
-        _tags("agg:Avg-decimal"),
-        MISMATCH,
-        SQLITE,
-        reproduction='Publisher.objects.annotate(a=Avg("books__price"))',
-    ),
-    KnownOpen(
-        "aggregate() after a slice, distinct() or an aggregate annotate()",
-        _tags(""),
-        CRASH,
-        message="aggregate() over a sliced, distinct or grouped QuerySet",
-        reproduction='Author.objects.all()[4:16].aggregate(x=Count("books"))',
-    ),
-    KnownOpen(
-        "aggregate() after annotate()/values() refuses relation paths",
-        _tags(""),
-        CRASH,
-        message="into field in aggregate()",
-        reproduction='Book.objects.annotate(a=Count("publisher")).aggregate(x=Avg("tags__id"))',
-    ),
-    KnownOpen(
         "~Q() on a to-many path inside filter()",
         _tags("filter~to-many"),
         MISMATCH,
@@ -261,14 +204,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         MISMATCH,
         SQLITE,
         reproduction='Review.objects.exclude(body__iexact=F("body")).count()',
-    ),
-    KnownOpen(
-        "distinct() on values() ignores order_by() columns (Django selects them too)",
-        _tags("distinct values", "distinct values_list"),
-        MISMATCH,
-        reproduction=(
-            'Book.objects.order_by("title").distinct().values_list("publisher__id", flat=True)'
-        ),
     ),
     KnownOpen(
         "isnull=True twice on one to-many relation in one filter()",
