@@ -544,6 +544,19 @@ def _select(
     ordered = _ordered(state, resolver, default_pk=default_pk)
     order = [item.sql for item in ordered]
     group_by = _group_by(state, resolver)
+    if group_by and not state.group_by:
+        # The columns other annotations read (F("books__x") * 3): grouped, as Django does.
+        tables = resolver.from_selectables()
+        for name, _ in state.annotations:
+            if name in resolver.aggregate_annotations:
+                continue
+            for element in visitors.iterate(_expression(resolver.annotations[name])):
+                if (
+                    isinstance(element, ColumnClause)
+                    and any(element.table is table for table in tables)
+                    and not _contains(group_by, element)
+                ):
+                    group_by.append(element)
     if group_by and not state.group_by and state.kind != "model":
         # values() of a query with aggregate annotations: as Django, the selected
         # columns that are not aggregates are grouped too (books__title: per book).
