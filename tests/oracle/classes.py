@@ -175,6 +175,16 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
     ),
     KnownOpen(
+        "F() through a to-many relation: Django repeats the parent per related row",
+        _tags("F:to-many"),
+        MISMATCH,
+        reproduction='Author.objects.filter(id__gt=F("books__id"))',
+        status=(
+            "open: Flash DB's answer is the EXISTS rule (same rows, no repeats; "
+            "docs/querying.md); the oracle's EXISTS proof does not rewrite F() yet"
+        ),
+    ),
+    KnownOpen(
         "~Q() on a to-many path inside filter()",
         _tags("filter~to-many"),
         MISMATCH,
