@@ -49,7 +49,11 @@ async def _race(database: flash_db.Database, call: Any) -> list[tuple[User, bool
 
     async def one(i: int) -> tuple[User, bool]:
         async with database.session() as db:
-            await db.connection()  # check the connection out before the start line
+            try:
+                await db.connection()  # check the connection out before the start line
+            except BaseException:
+                await barrier.abort()  # the others must not wait for this task forever
+                raise
             await barrier.wait()
             result: tuple[User, bool] = await call(db, i)
             return result
