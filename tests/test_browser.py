@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fastapi.test_e2e_uvicorn import _free_port
+from tests.example_server import example_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "browser"
@@ -60,46 +57,9 @@ def _chromium() -> tuple[str, str]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """The example app with its admin on, on a free port and a new SQLite file."""
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite3'}",
-        "EXAMPLE_ADMIN_USER": USER,
-        "EXAMPLE_ADMIN_PASSWORD": PASSWORD,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "example_app"],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the example app exited at startup:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the example app did not answer within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
+    env = {"EXAMPLE_ADMIN_USER": USER, "EXAMPLE_ADMIN_PASSWORD": PASSWORD}
+    with example_app(tmp_path, env) as (base_url, _process, _log):
         yield base_url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_docs_redoc_and_admin_in_a_real_browser(server: str) -> None:

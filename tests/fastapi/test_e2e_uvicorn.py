@@ -1,70 +1,21 @@
 """End to end: ``python -m example_app`` under a real uvicorn process, driven over HTTP."""
 
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.example_server import example_app
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Start the example app on a free port with a new SQLite file; stop it afterwards."""
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite3'}",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONUNBUFFERED": "1",
-    }
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "example_app"],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the example app exited at startup:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/docs", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the example app did not answer within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
+    with example_app(tmp_path) as (base_url, process, log):
         yield base_url, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     # uvicorn shuts down gracefully, then re-raises SIGTERM (exit status -15).
     assert process.returncode in (0, -signal.SIGTERM), log.read_text()
     assert "Application shutdown complete" in log.read_text()
