@@ -43,7 +43,7 @@ import contextlib
 import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -355,7 +355,7 @@ class HeldCursor:
         self.keys = found.keys
         self.name = f"flash_stream_{next(_cursor_names)}"
 
-    async def chunks(self, db: AsyncSession, chunk_size: int) -> AsyncIterator[Sequence[Any]]:
+    async def chunks(self, db: AsyncSession, chunk_size: int) -> AsyncGenerator[Sequence[Any]]:
         """Yield the rows (tuples of Python values) in lists of at most ``chunk_size``."""
         found, link = self.found, self.link
         declare = Prepared(

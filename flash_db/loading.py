@@ -10,7 +10,8 @@ attribute access), so Flash DB loads relations explicitly: ``select_related``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import Select, tuple_
@@ -245,7 +246,7 @@ def _with_keys(layout: Layout, width: int) -> Any:
 
 async def stream(
     db: AsyncSession, stmt: Any, layout: Layout | None, state: QueryState, chunk_size: int
-) -> AsyncIterator[list[Any]]:
+) -> AsyncGenerator[list[Any]]:
     """Yield the results of a SELECT in lists of at most ``chunk_size``, from a server-side cursor.
 
     On PostgreSQL a server-side cursor lives in a transaction. Inside ``atomic``
@@ -266,12 +267,13 @@ async def stream(
     held = driver.held_cursor(db, stmt) if direct else None
     if held is not None:
         with hold_session(db):
-            async for found in held.chunks(db, chunk_size):
-                with gc_paused():
-                    chunk = build_rows(found, held.keys)
-                if state.kind == "model" and state.prefetch_related:
-                    await prefetch_related_objects(db, chunk, *state.prefetch_related)
-                yield chunk
+            async with aclosing(held.chunks(db, chunk_size)) as held_chunks:
+                async for found in held_chunks:
+                    with gc_paused():
+                        chunk = build_rows(found, held.keys)
+                    if state.kind == "model" and state.prefetch_related:
+                        await prefetch_related_objects(db, chunk, *state.prefetch_related)
+                    yield chunk
         return
     stmt = stmt.execution_options(yield_per=chunk_size)
     bind = db.bind
@@ -281,14 +283,18 @@ async def stream(
             raise TypeError(f"iterator() needs a session bound to an async engine, not {bind!r}.")
         async with engine.connect() as raw:
             connection = await raw.execution_options(isolation_level="READ COMMITTED")
-            async with connection.begin():
-                async for chunk in _chunks(db, connection, stmt, build_rows, state, chunk_size):
+            async with (
+                connection.begin(),
+                aclosing(_chunks(db, connection, stmt, build_rows, state, chunk_size)) as chunks,
+            ):
+                async for chunk in chunks:
                     yield chunk
         return
     with hold_session(db):
         connection = await db.connection()
-        async for chunk in _chunks(db, connection, stmt, build_rows, state, chunk_size):
-            yield chunk
+        async with aclosing(_chunks(db, connection, stmt, build_rows, state, chunk_size)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 async def _chunks(
@@ -298,7 +304,7 @@ async def _chunks(
     build_rows: Any,
     state: QueryState,
     chunk_size: int,
-) -> AsyncIterator[list[Any]]:
+) -> AsyncGenerator[list[Any]]:
     result = await connection.stream(stmt)
     try:
         keys = list(result.keys())

@@ -12,6 +12,7 @@ holding the row as it is now (SPEC §2.1).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, cast, overload
@@ -633,9 +634,12 @@ class QuerySet(Queryable, Generic[M, R]):
             raise ValueError(f"chunk_size must be positive, got {chunk_size!r}.")
         self._check_backend(db)
         stmt, layout = select_statement(self.model, self.state)
-        async for chunk in loading.stream(db, stmt, layout, self.state, chunk_size):
-            for row in chunk:
-                yield row
+        # aclosing: breaking out of this stream closes the inner one now (its cursor's
+        # CLOSE runs before the next statement), not later in the loop's finalizer.
+        async with aclosing(loading.stream(db, stmt, layout, self.state, chunk_size)) as chunks:
+            async for chunk in chunks:
+                for row in chunk:
+                    yield row
 
     def stream(self, db: AsyncSession, chunk_size: int = 1000) -> AsyncGenerator[R, None]:
         """Stream the results (the same as :meth:`iterator`): ``async for obj in qs.stream(db)``."""
