@@ -13,6 +13,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _run_module(module: str, args: list[str], *, timeout: int) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module args`` from the repository; fail with its output unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def test_benchmark_harness_runs_and_verifies_one_tiny_round(tmp_path: Path) -> None:
     systems = ["Flash DB", "SA Core", "SA ORM"]
     if importlib.util.find_spec("tortoise") is not None:  # only in the bench extra
@@ -20,15 +34,7 @@ def test_benchmark_harness_runs_and_verifies_one_tiny_round(tmp_path: Path) -> N
     args = ["--backend", "sqlite", "--rounds", "1", "--scale", "0.01", "--no-plot"]
     args += ["--systems", ",".join(systems), "--out", str(tmp_path), "--tag", "smoke"]
     args += ["--sqlite-path", str(tmp_path / "bench.sqlite3")]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    _run_module("benchmarks.run", args, timeout=60)
     table = (tmp_path / "smoke.md").read_text()
     assert "FAILED" not in table
     workloads = ["create_autocommit", "get_pk", "fetch_all", "values"]
@@ -60,15 +66,7 @@ def test_http_benchmark_checks_answers_and_loads_every_endpoint(tmp_path: Path) 
     args = ["--backend", "sqlite", "--rounds", "1", "--duration", "0.3", "--warmup", "0.2"]
     args += ["--concurrency", "8", "--delete-supply", "2000", "--port", str(_free_port_pair())]
     args += ["--out", str(tmp_path), "--tag", "smoke"]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    _run_module("benchmarks.http", args, timeout=120)
     table = (tmp_path / "http-smoke.md").read_text()
     for endpoint in ("list", "get", "create", "update", "delete"):
         row = next(line for line in table.splitlines() if line.startswith(f"| {endpoint} |"))
@@ -79,15 +77,9 @@ def test_http_benchmark_checks_answers_and_loads_every_endpoint(tmp_path: Path) 
 def test_in_process_http_probe_prints_every_route() -> None:
     if importlib.util.find_spec("tortoise") is None:  # only in the bench extra
         pytest.skip("the in-process probe drives the Tortoise app too (the bench extra)")
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http_inprocess", "--requests", "20", "--repeats", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = _run_module(
+        "benchmarks.http_inprocess", ["--requests", "20", "--repeats", "1"], timeout=120
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     rows = [
         line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line
     ]
