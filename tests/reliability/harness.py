@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import httpx
+
+from tests.example_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_DSN = os.environ.get(
@@ -99,13 +100,6 @@ async def terminate_backends(dsn: str) -> int:
 # -- the app under uvicorn -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class AppServer:
     """``example_app.app:app`` served by a real uvicorn subprocess on 127.0.0.1."""
 
@@ -120,7 +114,7 @@ class AppServer:
         self.dsn = dsn
         self.env = env or {}
         self._settle = settle
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.pool_size = pool_size
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
