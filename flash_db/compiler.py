@@ -643,7 +643,12 @@ def _combined_select(
         selects.append(stmt)
     combined = _COMPOUNDS[op, all_rows](*selects).subquery()
     columns = list(combined.c)
-    stmt = select(*columns)
+    if state.kind == "model":
+        stmt = select(*columns)
+    else:
+        # Rows are named by the combined query's values() (else the first query's columns).
+        names = list(state.fields or names)
+        stmt = select(*(column.label(name) for column, name in zip(columns, names, strict=True)))
     order = _combined_order(model, state, names, columns, default_pk=default_pk)
     if order:
         stmt = stmt.order_by(*order)

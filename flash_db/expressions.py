@@ -497,6 +497,17 @@ class Exists(Expression):
     def __or__(self, other: Any) -> Q:
         return Q(self) | Q(other)
 
+    def __xor__(self, other: Any) -> Q:
+        """Return a Q true when exactly one side is (``Exists(...) ^ Q(...)``, as in Django)."""
+        if not isinstance(other, Q | ColumnElement | Exists):
+            return NotImplemented
+        return Q(self) ^ other
+
+    def __rxor__(self, other: Any) -> Q:
+        if not isinstance(other, Q | ColumnElement):
+            return NotImplemented
+        return Q(other) ^ self
+
     def __repr__(self) -> str:
         return f"{'~' if self.negated else ''}Exists({self.queryset.model.__name__})"
 

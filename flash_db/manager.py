@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flash_db import bulk
 from flash_db.database import check_writable
 from flash_db.exceptions import FieldError
+from flash_db.expressions import Expression
 from flash_db.fields import pk_name
 from flash_db.query import QuerySet
 from flash_db.transaction import atomic, in_atomic
@@ -113,24 +115,42 @@ class Manager(Generic[M]):
 
     @overload
     def values_list(
-        self, *fields: str, flat: Literal[True], named: Literal[False] = False
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: Literal[True],
+        named: Literal[False] = False,
+        **expressions: Any,
     ) -> QuerySet[M, Any]: ...
 
     @overload
     def values_list(
-        self, *fields: str, flat: Literal[False] = False, named: Literal[True]
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: Literal[False] = False,
+        named: Literal[True],
+        **expressions: Any,
     ) -> QuerySet[M, Row[Any]]: ...
 
     @overload
     def values_list(
-        self, *fields: str, flat: Literal[False] = False, named: Literal[False] = False
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: Literal[False] = False,
+        named: Literal[False] = False,
+        **expressions: Any,
     ) -> QuerySet[M, tuple[Any, ...]]: ...
 
     def values_list(
-        self, *fields: str, flat: bool = False, named: bool = False
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: bool = False,
+        named: bool = False,
+        **expressions: Any,
     ) -> QuerySet[M, Any]:
         """Return a QuerySet of tuples (or single values with ``flat=True``)."""
-        qs: QuerySet[M, Any] = self.get_queryset().values_list(*fields, flat=flat, named=named)  # type: ignore[call-overload]  # plain bools forwarded to the overloads
+        qs: QuerySet[M, Any] = self.get_queryset().values_list(  # type: ignore[call-overload]  # plain bools forwarded to the overloads
+            *fields, flat=flat, named=named, **expressions
+        )
         return qs
 
     # -- terminals ----------------------------------------------------------------

@@ -38,7 +38,7 @@ from flash_db.compiler import (
 )
 from flash_db.constructs import Explain
 from flash_db.exceptions import FieldError
-from flash_db.expressions import Aggregate, Expression, Q, Queryable
+from flash_db.expressions import Aggregate, Expression, F, Q, Queryable
 from flash_db.fields import pk_name
 from flash_db.functions import Trunc
 from flash_db.instances import store
@@ -267,41 +267,108 @@ class QuerySet(Queryable, Generic[M, R]):
         """Return a QuerySet whose results are dicts of ``fields`` (all columns by default).
 
         ``expressions`` are annotated first and selected under their names:
-        ``values("id", lower=Lower("name"))``.
+        ``values("id", lower=Lower("name"))``. After ``union()`` and the other
+        combinators it names the columns of the combined rows (see :meth:`union`).
         """
-        self._refuse_combined("values")
-        base = self._annotate(expressions, select=True) if expressions else self
-        qs = base._clone(fields=(*fields, *expressions), kind="dict")
+        if self.state.combinator is not None:
+            qs = self._combined_values(fields, expressions, "dict", "values")
+        else:
+            base = self._annotate(expressions, select=True) if expressions else self
+            qs = base._clone(fields=(*fields, *expressions), kind="dict")
         return cast("QuerySet[M, dict[str, Any]]", qs)  # only the result type changes
 
     @overload
     def values_list(
-        self, *fields: str, flat: Literal[True], named: Literal[False] = False
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: Literal[True],
+        named: Literal[False] = False,
+        **expressions: Any,
     ) -> QuerySet[M, Any]: ...
 
     @overload
     def values_list(
-        self, *fields: str, flat: Literal[False] = False, named: Literal[True]
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: Literal[False] = False,
+        named: Literal[True],
+        **expressions: Any,
     ) -> QuerySet[M, Row[Any]]: ...
 
     @overload
     def values_list(
-        self, *fields: str, flat: Literal[False] = False, named: Literal[False] = False
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: Literal[False] = False,
+        named: Literal[False] = False,
+        **expressions: Any,
     ) -> QuerySet[M, tuple[Any, ...]]: ...
 
     def values_list(
-        self, *fields: str, flat: bool = False, named: bool = False
+        self,
+        *fields: str | Expression | ColumnElement[Any],
+        flat: bool = False,
+        named: bool = False,
+        **expressions: Any,
     ) -> QuerySet[M, Any]:
-        """Return a QuerySet whose results are tuples (``flat=True``: single values)."""
+        """Return a QuerySet whose results are tuples (``flat=True``: single values).
+
+        ``fields`` may mix names and expressions (``values_list("id", Lower("name"))``):
+        an expression is annotated under Django's name for it (its default alias or
+        its class name, then a counter: ``lower1``), which ``named=True`` rows show;
+        ``expressions`` by keyword are selected after them under their own names.
+        """
         if flat and named:
             raise TypeError("values_list() takes flat=True or named=True, not both.")
-        if flat and len(fields) != 1:
+        names, generated = _list_names(fields)
+        for name in expressions:
+            if name in names:
+                raise ValueError(f"values_list() got the name {name!r} twice.")
+        generated.update(expressions)
+        names = (*names, *expressions)
+        if flat and len(names) != 1:
             raise TypeError(
-                f"values_list(flat=True) takes exactly one field, got {len(fields)}: {fields!r}."
+                f"values_list(flat=True) takes exactly one field, got {len(names)}: {names!r}."
             )
-        self._refuse_combined("values_list")
         kind: ResultKind = "flat" if flat else "named" if named else "tuple"
-        qs = self._clone(fields=tuple(fields), kind=kind)
+        if self.state.combinator is not None:
+            return self._combined_values(names, generated, kind, "values_list")
+        base = self._annotate(generated, select=True) if generated else self
+        qs = base._clone(fields=names, kind=kind)
+        return cast("QuerySet[M, Any]", qs)  # only the result type changes
+
+    def _combined_values(
+        self, fields: tuple[str, ...], expressions: dict[str, Any], kind: ResultKind, method: str
+    ) -> QuerySet[M, Any]:
+        """Return this combined QuerySet selecting ``fields`` of each query, as Django does.
+
+        A query combined without ``values()`` of its own selects ``fields``; one
+        with its own columns keeps them (the first one's names must be ``fields``,
+        which name the combined columns).
+        """
+        op, all_rows, parts = self.state.combinator or ("union", False, ())
+        if expressions:
+            raise TypeError(
+                f"Calling {method}() with expressions after {op}() is not supported (as in "
+                f"Django: it is annotate()): annotate each QuerySet before combining them."
+            )
+        new_parts = []
+        for index, part in enumerate(parts):
+            if part.state.kind == "model":
+                if part.state.combinator is not None:
+                    part = part._combined_values(fields, {}, "tuple", method)
+                else:
+                    part = part._clone(fields=fields, kind="tuple")
+            elif index == 0 and fields and tuple(part.state.fields) != tuple(fields):
+                own = ", ".join(map(repr, part.state.fields)) or "all of them"
+                raise TypeError(
+                    f"{method}({', '.join(map(repr, fields))}) after {op}() cannot rename the "
+                    f"columns the first QuerySet selects ({own}): call {method}() on each "
+                    "QuerySet before combining them, or name the same fields."
+                )
+            new_parts.append(part)
+        names = fields or (new_parts[0].state.fields if new_parts else ())
+        qs = self._clone(kind=kind, fields=names, combinator=(op, all_rows, tuple(new_parts)))
         return cast("QuerySet[M, Any]", qs)  # only the result type changes
 
     def union(self, *others: QuerySet[Any, Any], all: bool = False) -> Self:
@@ -652,6 +719,44 @@ _DATETIME_KINDS = (*_DATE_KINDS, "hour", "minute", "second")
 
 def _impl(kind: Any) -> Any:
     return getattr(kind, "impl", kind)  # a TypeDecorator (AwareDateTime) or the type
+
+
+def _list_names(
+    fields: tuple[str | Expression | ColumnElement[Any], ...],
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Return values_list()'s column names and the expressions to annotate, as Django names them.
+
+    An expression is named by its default alias (``Count("pages")``: ``pages__count``)
+    or its class name in lower case, followed by a counter that skips the names
+    taken (``lower1``); a field named twice is selected again as ``F(name)`` (``title1``).
+    """
+    taken = {name for name in fields if isinstance(name, str)}
+    emitted: set[str] = set()
+    names: list[str] = []
+    expressions: dict[str, Any] = {}
+    counter = 1
+    for item in fields:
+        expression: Any = None
+        if isinstance(item, str):
+            name = item
+            if name in emitted:
+                expression = F(name)
+        elif isinstance(item, Expression | ColumnElement):
+            expression = item
+            name = (
+                item.default_alias if isinstance(item, Aggregate) else type(item).__name__.lower()
+            )
+        else:
+            raise TypeError(f"values_list() takes field names and expressions, got {item!r}.")
+        if expression is not None:
+            prefix = name
+            while (name := f"{prefix}{counter}") in taken:
+                counter += 1
+            expressions[name] = expression
+        taken.add(name)
+        emitted.add(name)
+        names.append(name)
+    return tuple(names), expressions
 
 
 def _named(args: tuple[Any, ...], named: dict[str, Any], method: str) -> dict[str, Any]:

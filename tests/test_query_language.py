@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Count, F, FieldError, Lower, Max, Q, Sum
+from flash_db import Count, Exists, F, FieldError, Lower, Max, OuterRef, Q, Sum
 from flash_db.testing import capture_queries
 from tests.models import Post, Sample, User
 from tests.query_data import seed
@@ -99,6 +99,106 @@ async def test_values_with_expressions(db: AsyncSession) -> None:
     ]
     with pytest.raises(ValueError, match="conflicts with a field"):
         Post.objects.values(title=F("body"))
+
+
+async def test_values_list_takes_expressions_named_as_django_names_them(db: AsyncSession) -> None:
+    await seed(db)
+    qs = User.objects.filter(name__in=["Alice", "Carol"]).order_by("id")
+    rows = await qs.values_list("name", Lower("name"), Count("posts"), "name").fetch(db)
+    assert rows == [("Alice", "alice", 2, "Alice"), ("Carol", "carol", 0, "Carol")]
+    named = await qs.values_list("name", Lower("name"), Count("posts"), "name", named=True).fetch(
+        db
+    )
+    # Django's names: the default alias or the class name, then a counter (name1 for a repeat).
+    assert named[0]._fields == ("name", "lower1", "posts__count1", "name1")
+    assert await qs.values_list(Lower("name"), flat=True).fetch(db) == ["alice", "carol"]
+    by_keyword = await qs.values_list("id", low=Lower("name"), named=True).fetch(db)
+    assert [(row.low, row._fields) for row in by_keyword] == [
+        ("alice", ("id", "low")),
+        ("carol", ("id", "low")),
+    ]
+    # As in Django, the expressions are annotated before the fields are chosen: an
+    # aggregate is per row, not per distinct "published" (that is values().annotate()).
+    per_post = await Post.objects.values_list("published", Count("id")).fetch(db)
+    assert sorted(per_post) == [(False, 1), (True, 1), (True, 1), (True, 1)]
+    with pytest.raises(TypeError, match="exactly one field"):
+        qs.values_list("name", low=Lower("name"), flat=True)
+    with pytest.raises(ValueError, match="the name 'name' twice"):
+        qs.values_list("name", name=Lower("name"))
+    with pytest.raises(TypeError, match="field names and expressions"):
+        qs.values_list("name", 3)  # type: ignore[call-overload]
+
+
+async def test_values_after_union_select_those_columns_of_each_query(db: AsyncSession) -> None:
+    await seed(db)
+    young = User.objects.filter(age__lt=35)  # Alice 30, Carol 25
+    acme = User.objects.filter(company__name="Acme")  # Alice, Émile
+    combined = young.union(acme)
+    assert await combined.values("name").order_by("name").fetch(db) == [
+        {"name": "Alice"},
+        {"name": "Carol"},
+        {"name": "Émile"},
+    ]
+    # One row per distinct selected tuple: UNION compares the selected columns only.
+    assert await combined.values_list("company_id", flat=True).count(db) == 2
+    assert await combined.values_list("name", "company__name").order_by("-name").fetch(db) == [
+        ("Émile", "Acme"),
+        ("Carol", None),
+        ("Alice", "Acme"),
+    ]
+    row = await combined.values_list("name", named=True).order_by("name").first(db)
+    assert row is not None
+    assert row.name == "Alice"
+    assert await young.intersection(acme).values_list("name", flat=True).fetch(db) == ["Alice"]
+    assert await young.difference(acme).values("age").fetch(db) == [{"age": 25}]
+    everything = await young.union(acme, all=True).values().order_by("name").fetch(db)
+    assert everything[0]["name"] == "Alice"
+    assert sorted(everything[0]) == sorted(c.key for c in User.__mapper__.column_attrs)
+    assert len(everything) == 4
+    # Queries that already select their columns keep them; the same names are fine.
+    own = User.objects.filter(name="Bob").values("name").union(acme.values("name"))
+    assert await own.values("name").order_by("name").fetch(db) == [
+        {"name": "Alice"},
+        {"name": "Bob"},
+        {"name": "Émile"},
+    ]
+    # Nested combinations get the columns too.
+    nested = combined.union(User.objects.filter(name="Bob")).values_list("name", flat=True)
+    assert sorted(await nested.fetch(db)) == ["Alice", "Bob", "Carol", "Émile"]
+
+
+async def test_values_after_union_refuses_what_django_would_answer_wrongly(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    combined = User.objects.filter(age__lt=35).union(User.objects.filter(name="Bob"))
+    with pytest.raises(TypeError, match=r"Calling values\(\) with expressions after union\(\)"):
+        combined.values(lower=Lower("name"))
+    with pytest.raises(TypeError, match=r"values_list\(\) with expressions after union\(\)"):
+        combined.values_list(Lower("name"))
+    # Django would label the first query's 'name' column 'age'.
+    own = User.objects.values("name").union(User.objects.values("name"))
+    with pytest.raises(TypeError, match=r"cannot rename the columns the first QuerySet selects"):
+        own.values("age")
+    with pytest.raises(FieldError, match="'nme'"):
+        await combined.values("nme").fetch(db)
+
+
+async def test_exists_xor_q(db: AsyncSession) -> None:
+    await seed(db)
+    wrote = Exists(Post.objects.filter(author_id=OuterRef("id")))
+    acme = Q(company__name="Acme")
+    # Alice, Bob and Émile wrote; Alice and Émile are at Acme: only Bob is one of the two.
+    names = User.objects.order_by("name").values_list("name", flat=True)
+    assert await names.filter(wrote ^ acme).fetch(db) == ["Bob"]
+    assert await names.filter(acme ^ wrote).fetch(db) == ["Bob"]
+    assert await names.filter(~wrote ^ acme).fetch(db) == ["Alice", "Carol", "Émile"]
+    popular = Exists(Post.objects.filter(author_id=OuterRef("id"), views__gte=7))  # Alice, Bob
+    assert await names.filter(wrote ^ popular).fetch(db) == ["Émile"]
+    # Alice: wrote, Acme, 30 (two of three); Carol: none of them.
+    assert await names.exclude(wrote ^ acme ^ Q(age__gt=35)).fetch(db) == ["Alice", "Carol"]
+    with pytest.raises(TypeError):
+        wrote ^ 1
 
 
 async def test_sql_shows_the_statement_with_placeholders(db: AsyncSession) -> None:

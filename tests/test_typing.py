@@ -8,7 +8,7 @@ from typing import Any, assert_type
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Manager, QuerySet
+from flash_db import Lower, Manager, QuerySet
 from tests.models import Note, User
 
 
@@ -31,6 +31,9 @@ async def test_public_api_types(db: AsyncSession) -> None:
     assert_type(await qs.values_list("name").fetch(db), list[tuple[Any, ...]])
     assert_type(await qs.values_list("name", flat=True).fetch(db), list[Any])
     assert_type(await qs.values_list("name", named=True).fetch(db), list[Row[Any]])
+    with_lower = qs.values_list("name", Lower("name"), low=Lower("name"))
+    assert_type(await with_lower.fetch(db), list[tuple[Any, ...]])
+    assert_type(User.objects.values_list(Lower("name"), flat=True), QuerySet[User, Any])
     assert_type(await qs.update(db, age=1), int)
     assert_type(await User.objects.latest(db), User)
     assert_type(qs.iterator(db), AsyncGenerator[User, None])
