@@ -5,18 +5,24 @@ under concurrency: ``atomic`` transfers keep the sum of balances constant,
 ``select_for_update`` counters lose no increment, ``get_or_create`` and
 ``update_or_create`` stampedes create one row, and no pooled connection is
 left checked out.
+
+Every ``/ops`` route needs the admin token (``X-Admin-Token`` equal to
+``$BLOG_ADMIN_TOKEN``; 401 without the header, 403 with another value): they
+write rows no user owns and show the pool's state, so an app copied from this
+one exposes none of it. Without ``$BLOG_ADMIN_TOKEN`` they are closed to all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import QueuePool
 
+from example_app.auth import ADMIN_RESPONSES, require_admin
 from flash_db import Model, atomic, get_database
 from flash_db_fastapi import CRUDRouter, Session
 
@@ -47,7 +53,10 @@ class Label(Model):
     hits: Mapped[int] = mapped_column(default=0)
 
 
-router = APIRouter(prefix="/ops")
+# The admin token guards every route below, the CRUD routers' included (401/403 in OpenAPI).
+router = APIRouter(
+    prefix="/ops", dependencies=[Depends(require_admin)], responses=dict(ADMIN_RESPONSES)
+)
 router.include_router(
     CRUDRouter(
         Account,

@@ -10,11 +10,13 @@ import pytest
 
 from tests.example_server import example_app
 
+ADMIN_TOKEN = "e2e-admin-token"
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Start the example app on a free port with a new SQLite file; stop it afterwards."""
-    with example_app(tmp_path) as (base_url, process, log):
+    with example_app(tmp_path, {"BLOG_ADMIN_TOKEN": ADMIN_TOKEN}) as (base_url, process, log):
         yield base_url, log
     # uvicorn shuts down gracefully, then re-raises SIGTERM (exit status -15).
     assert process.returncode in (0, -signal.SIGTERM), log.read_text()
@@ -42,5 +44,6 @@ def test_example_app_serves_over_http(server: tuple[str, Path]) -> None:
         assert [p["title"] for p in found.json()] == ["Over HTTP"]
         assert client.get("/posts/424242").status_code == 404
         assert client.get("/posts", params={"password": "x"}).status_code == 400
-        health = client.get("/ops/health").json()
+        assert client.get("/ops/health").status_code == 401  # the admin's only
+        health = client.get("/ops/health", headers={"X-Admin-Token": ADMIN_TOKEN}).json()
         assert health["checked_out"] == 0

@@ -362,6 +362,32 @@ async def test_user_rules_and_admin_only_delete(
     assert deleted.status_code == 204
 
 
+async def test_ops_routes_need_the_admin_token(backend_url: str, serve: Serve) -> None:
+    """Every /ops route: 401 without X-Admin-Token, 403 with another token, served with it."""
+    app = create_app(backend_url, prepare_schema=False, seed_data=False)
+    operations = sorted(
+        (method.upper(), path.replace("{id}", "1").replace("{name}", "hits"))
+        for path, item in app.openapi()["paths"].items()
+        if path.startswith("/ops")
+        for method in item
+    )
+    async with serve(app) as client:
+        anonymous = {op: (await client.request(*op)).status_code for op in operations}
+        wrong = {
+            op: (await client.request(*op, headers={"X-Admin-Token": "admin"})).status_code
+            for op in operations
+        }
+        health = await client.get("/ops/health", headers=ADMIN)
+        created = await client.post("/ops/counters", json={"name": "hits"}, headers=ADMIN)
+        increment = await client.post("/ops/counters/hits/increment", headers=ADMIN)
+    assert len(operations) == 18
+    assert anonymous == dict.fromkeys(operations, 401)
+    assert wrong == dict.fromkeys(operations, 403)
+    assert health.status_code == 200
+    assert created.status_code == 201
+    assert increment.json() == {"name": "hits", "value": 1}
+
+
 async def test_deleting_a_post_removes_its_comments_and_tag_links(
     backend_url: str, db: AsyncSession, serve: Serve
 ) -> None:
@@ -448,3 +474,8 @@ def test_openapi_documents_who_may_call_what() -> None:
     assert "author_id" not in str(create_post["requestBody"])
     users = paths["/users"]["get"]
     assert not any("email" in p["name"] for p in users.get("parameters", []))
+    for path, item in paths.items():  # the operational routes are the admin's
+        for method, operation in item.items():
+            if path.startswith("/ops"):
+                assert operation["security"] == [{"AdminToken": []}], (method, path)
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)

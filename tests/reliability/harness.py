@@ -36,6 +36,8 @@ POOL_SIZE = 10
 APP = os.environ.get("FLASH_RELIABILITY_APP", "example_app.app:app")
 #: The example app's admin token in the served process ($BLOG_ADMIN_TOKEN).
 ADMIN_TOKEN = "reliability-admin-" + uuid.uuid4().hex
+#: The headers of a request made as the admin: every ``/ops`` route needs them.
+ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 
 
 def pick(reduced: int, full: int) -> int:
@@ -167,7 +169,8 @@ class AppServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"uvicorn exited at startup:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.base_url}/ops/health", timeout=1.0).status_code == 200:
+                health = httpx.get(f"{self.base_url}/ops/health", headers=ADMIN, timeout=1.0)
+                if health.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -329,11 +332,14 @@ def _route_name(path: str) -> str:
 
 
 def client_for(server: AppServer, concurrency: int) -> httpx.AsyncClient:
-    """Return an HTTP client keeping up to ``concurrency`` connections to the server."""
+    """Return an HTTP client keeping up to ``concurrency`` connections to the server.
+
+    It sends the admin token with every request (the ``/ops`` routes need it).
+    """
     limits = httpx.Limits(
         max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
     )
-    return httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30.0)
+    return httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30.0, headers=ADMIN)
 
 
 # -- tables ----------------------------------------------------------------------------

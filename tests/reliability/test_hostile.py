@@ -34,7 +34,7 @@ from example_app.models import BlogPost, BlogUser
 from flash_db import FieldError, atomic
 from tests.conftest import IN_CI
 from tests.reliability.harness import (
-    ADMIN_TOKEN,
+    ADMIN,
     FULL,
     PG_ADMIN_DSN,
     AppServer,
@@ -181,16 +181,21 @@ async def test_a_text_filter_over_50000_characters_is_400(server: AppServer) -> 
 
 async def test_a_nul_in_a_path_segment_or_a_json_string_is_422(server: AppServer) -> None:
     async with Client(server) as client:
-        counter = await client.send("POST", "/ops/counters/a%00b/increment")
-        label = await client.send("POST", "/ops/labels/get-or-create", json_body={"name": "a\0b"})
+        counter = await client.send("POST", "/ops/counters/a%00b/increment", headers=ADMIN)
+        label = await client.send(
+            "POST", "/ops/labels/get-or-create", json_body={"name": "a\0b"}, headers=ADMIN
+        )
         upsert = await client.send(
-            "POST", "/ops/labels/update-or-create", json_body={"name": "a\0b", "hits": 1}
+            "POST",
+            "/ops/labels/update-or-create",
+            json_body={"name": "a\0b", "hits": 1},
+            headers=ADMIN,
         )
         search = await client.send("GET", "/posts/search?q=a%00b")
         signup = await client.send(
             "POST", "/users", json_body={"name": "a\0b", "email": "nul@example.com"}
         )
-        account = await client.send("GET", "/ops/accounts?owner=a%00b")
+        account = await client.send("GET", "/ops/accounts?owner=a%00b", headers=ADMIN)
     assert counter.status_code == 422
     assert counter.json()["detail"].startswith("Invalid value for 'name'")
     assert label.status_code == upsert.status_code == 422
@@ -276,7 +281,9 @@ async def test_all_pool_connections_held_gives_503_with_retry_after(server: AppS
     name = f"held-{uuid.uuid4().hex[:6]}"
     waiting = pick(30, 90)
     async with Client(server, concurrency=waiting) as client:
-        created = await client.send("POST", "/ops/counters", json_body={"name": name})
+        created = await client.send(
+            "POST", "/ops/counters", json_body={"name": name}, headers=ADMIN
+        )
         assert created.status_code == 201, created.text
         release = asyncio.Event()
         holder = asyncio.create_task(_hold_write_lock(server, release, name))
@@ -285,7 +292,7 @@ async def test_all_pool_connections_held_gives_503_with_retry_after(server: AppS
         times: list[tuple[int, float]] = []
 
         async def increment() -> None:
-            response = await client.send("POST", f"/ops/counters/{name}/increment")
+            response = await client.send("POST", f"/ops/counters/{name}/increment", headers=ADMIN)
             times.append((response.status_code, time.monotonic() - started))
 
         requests = [asyncio.create_task(increment()) for _ in range(waiting)]
@@ -293,7 +300,7 @@ async def test_all_pool_connections_held_gives_503_with_retry_after(server: AppS
         release.set()
         await asyncio.gather(*requests)
         await holder
-        after = await client.send("POST", f"/ops/counters/{name}/increment")
+        after = await client.send("POST", f"/ops/counters/{name}/increment", headers=ADMIN)
     statuses = Counter(status for status, _ in times)
     slowest_503 = max((t for status, t in times if status == 503), default=0.0)
     table(
@@ -321,9 +328,14 @@ _RAW_BODIES = [
 async def test_unrepresentable_json_is_422_and_never_echoed(server: AppServer) -> None:
     async with Client(server) as client:
         responses = [await client.send("POST", "/users", content=raw) for raw in _RAW_BODIES] + [
-            await client.send("POST", "/ops/labels/get-or-create", content=b'{"name": "\\udfff"}'),
             await client.send(
-                "POST", "/ops/transfers", content=b'{"source": 1e400, "target": 2, "amount": 1}'
+                "POST", "/ops/labels/get-or-create", content=b'{"name": "\\udfff"}', headers=ADMIN
+            ),
+            await client.send(
+                "POST",
+                "/ops/transfers",
+                content=b'{"source": 1e400, "target": 2, "amount": 1}',
+                headers=ADMIN,
             ),
         ]
     for response in responses:
@@ -347,7 +359,11 @@ async def test_a_database_that_refuses_connections_gives_503_then_recovers(
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             await terminate_backends(server.dsn)
             down = [await client.send("GET", "/posts") for _ in range(5)]
-            down += [await client.send("POST", "/ops/counters", json_body={"name": "down"})]
+            down += [
+                await client.send(
+                    "POST", "/ops/counters", json_body={"name": "down"}, headers=ADMIN
+                )
+            ]
         finally:
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await admin.close()
@@ -605,7 +621,7 @@ async def test_generic_sweep_of_every_route(server: AppServer) -> None:
     async with Client(server, concurrency=POOL) as client:
         spec = (await client.http.get("/openapi.json")).json()
         _, user = await _sign_up(client, "sweeper")
-        both = {**user, "X-Admin-Token": ADMIN_TOKEN}
+        both = {**user, **ADMIN}
         requests = _requests(spec, long) + _list_limits(spec, long)
         semaphore = asyncio.Semaphore(POOL)
 
