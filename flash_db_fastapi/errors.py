@@ -376,6 +376,11 @@ def _handlers(render: Render | None) -> dict[int | type[Exception], Handler]:
         return _respond(render, request, 422, "A value does not fit its field's type or range.")
 
     async def database_error(request: Request, error: Exception) -> Response:
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            # The server ended the connection mid-statement (a restart, a terminated
+            # backend); SQLAlchemy's asyncpg adapter reports that as a bare DBAPIError.
+            # The pool replaces the connection: a later try can succeed.
+            return await database_unavailable(request, error)
         _log.error("Database error in %s %s", request.method, request.url.path, exc_info=error)
         return _respond(render, request, 500, "Internal server error.")
 

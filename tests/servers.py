@@ -1,8 +1,12 @@
-"""Real servers for the scaling tests: a streaming replica of the primary, and PgBouncer.
+"""Real servers for the tests: private PostgreSQL clusters, a streaming replica, PgBouncer.
 
 Started by the test set-up itself (session fixtures in tests/conftest.py, or
 ``python -m tests.servers`` for a check by hand):
 
+- :func:`start_cluster`: a PostgreSQL server of the test's own (``initdb`` into a
+  temporary data directory, started with ``pg_ctl`` on a free port, as the
+  ``postgres`` OS user), for tests that stop or restart a server: the shared
+  primary at 127.0.0.1:5432 is never stopped, restarted or reconfigured.
 - :func:`start_replica`: ``pg_basebackup -R`` from the primary at
   127.0.0.1:5432 into a temporary data directory, started with ``pg_ctl`` on a
   free port, as the ``postgres`` OS user. The primary must accept replication
@@ -116,8 +120,8 @@ def allow_replication() -> None:
 
 
 @dataclass
-class Replica:
-    """A hot standby streaming from the primary, in a temporary data directory."""
+class Cluster:
+    """A PostgreSQL server of the tests' own: a temporary data directory, a free port."""
 
     port: int
     directory: Path
@@ -130,29 +134,103 @@ class Replica:
         return self.directory / "data"
 
     def url(self, database: str) -> str:
-        """Return the SQLAlchemy URL of ``database`` on the replica."""
+        """Return the SQLAlchemy URL of ``database`` on this server."""
         return f"postgresql+asyncpg://{SUPERUSER}@{PRIMARY_HOST}:{self.port}/{database}"
 
+    def dsn(self, database: str) -> str:
+        """Return the libpq/asyncpg DSN of ``database`` on this server."""
+        return f"postgresql://{SUPERUSER}@{PRIMARY_HOST}:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run one SQL command on this server with ``psql``; return its output."""
+        return _psql(sql, port=self.port, database=database)
+
     def stop(self) -> None:
-        """Stop the replica at once (its clients' connections are terminated)."""
+        """Stop the server at once (its clients' connections are terminated)."""
         if self.running:
             self.running = False
             _as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                          "stop")  # fmt: skip
 
     def start(self) -> None:
-        """Start the replica (again) and wait until it accepts connections."""
+        """Start the server (again) and wait until it accepts connections."""
         _as_postgres(
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "log"),
             "-w", "-t", "60", "start",
         )  # fmt: skip
         self.running = True
 
+    def restart(self) -> None:
+        """Stop the server at once and start it again (as ``pg_ctl restart -m fast``)."""
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        """Stop the server and delete its data directory."""
+        with contextlib.suppress(Unavailable):
+            if self.running:
+                _as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m",
+                             "immediate", "-w", "stop")  # fmt: skip
+        self.running = False
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _configure(cluster: Cluster, settings: str) -> None:
+    """Give a data directory its own postgresql.conf and pg_hba.conf (trust on 127.0.0.1).
+
+    Debian keeps both outside the data directory, so a copy made with
+    ``pg_basebackup`` has neither; a new ``initdb`` directory gets ours instead
+    of its defaults.
+    """
+    data = cluster.data
+    conf = data / "postgresql.conf"
+    conf.write_text(
+        f"port = {cluster.port}\n"
+        f"listen_addresses = '{PRIMARY_HOST}'\n"
+        f"unix_socket_directories = '{cluster.directory}'\n"
+        "shared_buffers = 32MB\n"
+        "fsync = off\n"
+        "log_min_messages = warning\n" + settings
+    )
+    (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    if os.geteuid() == 0:
+        for path in (conf, data / "pg_hba.conf"):
+            shutil.chown(path, SUPERUSER, SUPERUSER)
+
+
+def start_cluster(max_connections: int = 40) -> Cluster:
+    """Create a new PostgreSQL cluster with ``initdb`` and start it on a free port.
+
+    Its superuser is ``postgres`` (trust on 127.0.0.1); :meth:`Cluster.remove`
+    stops it and deletes it.
+    """
+    bindir = _bindir()
+    if not (bindir / "initdb").exists():
+        raise Unavailable(f"initdb not found in {bindir}")
+    directory = _private_dir("flash_cluster_")
+    cluster = Cluster(port=free_port(), directory=directory, bindir=bindir, running=False)
+    try:
+        _as_postgres(
+            str(bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER, "-A", "trust",
+            "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+        _configure(cluster, f"max_connections = {max_connections}\n")
+        cluster.start()
+    except BaseException:
+        cluster.remove()
+        raise
+    return cluster
+
+
+@dataclass
+class Replica(Cluster):
+    """A hot standby streaming from the primary, in a temporary data directory."""
+
     def wait_for(self, lsn: str, timeout: float = 30) -> None:
         """Wait until the replica has replayed the primary's WAL up to ``lsn``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            behind = _psql(f"SELECT pg_last_wal_replay_lsn() < '{lsn}'::pg_lsn", port=self.port)
+            behind = self.psql(f"SELECT pg_last_wal_replay_lsn() < '{lsn}'::pg_lsn")
             if behind == "f":
                 return
             time.sleep(0.02)
@@ -161,15 +239,6 @@ class Replica:
     def catch_up(self, timeout: float = 30) -> None:
         """Wait until the replica has replayed everything the primary has written so far."""
         self.wait_for(_psql("SELECT pg_current_wal_lsn()"), timeout)
-
-    def remove(self) -> None:
-        """Stop the replica and delete its data directory."""
-        with contextlib.suppress(Unavailable):
-            if self.running:
-                _as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m",
-                             "immediate", "-w", "stop")  # fmt: skip
-        self.running = False
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def start_replica() -> Replica:
@@ -187,24 +256,9 @@ def start_replica() -> Replica:
             "pg_basebackup", "-h", PRIMARY_HOST, "-p", str(PRIMARY_PORT), "-U", SUPERUSER,
             "-D", str(data), "-R", "-X", "stream", "-c", "fast", "--no-sync",
         )  # fmt: skip
-        # Debian keeps postgresql.conf and pg_hba.conf outside the data directory,
-        # so the copy has neither: the replica gets its own.
         max_connections = _psql("SHOW max_connections")
-        conf = data / "postgresql.conf"
-        conf.write_text(
-            f"port = {port}\n"
-            f"listen_addresses = '{PRIMARY_HOST}'\n"
-            f"unix_socket_directories = '{directory}'\n"
-            f"max_connections = {max_connections}\n"  # a standby needs at least the primary's
-            "hot_standby = on\n"
-            "shared_buffers = 32MB\n"
-            "fsync = off\n"
-            "log_min_messages = warning\n"
-        )
-        (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-        if os.geteuid() == 0:
-            for path in (conf, data / "pg_hba.conf"):
-                shutil.chown(path, SUPERUSER, SUPERUSER)
+        # A standby needs at least the primary's max_connections.
+        _configure(replica, f"max_connections = {max_connections}\nhot_standby = on\n")
         replica.start()
         if _psql("SELECT pg_is_in_recovery()", port=port) != "t":
             raise Unavailable("the copy started, but not as a standby")
@@ -335,7 +389,13 @@ def start_pgbouncer(
 
 
 def main() -> None:  # pragma: no cover - a check by hand: python -m tests.servers
-    """Start a replica and PgBouncer, print what answers, stop both."""
+    """Start a private cluster, a replica and PgBouncer, print what answers, stop them."""
+    cluster = start_cluster()
+    try:
+        cluster.restart()
+        print("cluster:", cluster.port, cluster.psql("SELECT version()"))
+    finally:
+        cluster.remove()
     replica = start_replica()
     try:
         bouncer = start_pgbouncer(install=True)

@@ -1,14 +1,16 @@
 """The exception handlers: 404/409/422/400 bodies that name fields, never SQL or row values."""
 
+import asyncio
 from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import flash_db
-from flash_db import ValidationError
+from flash_db import ValidationError, atomic
 from flash_db_fastapi import Session, add_exception_handlers, exception_handlers, flash_lifespan
 from flash_db_fastapi.schemas import NO_NUL
 from tests.fastapi.conftest import Serve
@@ -284,6 +286,49 @@ async def test_pool_timeout_is_503_with_retry_after_in_the_rendered_shape(
     }
     assert not_found.status_code == 404
     assert not_found.json()["error"]["detail"] == "User not found."
+
+
+async def test_a_connection_lost_mid_request_is_503_with_retry_after(
+    backend_url: str, serve: Serve
+) -> None:
+    """The server ends the request's connection inside ``atomic``: 503, then the app recovers.
+
+    SQLAlchemy's asyncpg adapter reports it as a bare ``DBAPIError`` with
+    ``connection_invalidated`` (a PostgreSQL restart did this under load, test_faults.py).
+    """
+    if not backend_url.startswith("postgresql"):
+        pytest.skip("needs pg_terminate_backend")
+    app = _app(backend_url)
+
+    @app.post("/lost")
+    async def lost(db: Session) -> int:
+        pid = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+
+        async def terminate() -> None:
+            await asyncio.sleep(0.3)  # the statement below is in flight by then
+            async with flash_db.session() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+        killer = asyncio.create_task(terminate())
+        try:
+            async with atomic(db):
+                await User.objects.create(db, name="lost", email="lost@example.com")
+                await db.execute(text("SELECT pg_sleep(5)"))
+        finally:
+            await killer
+        return 1
+
+    @app.get("/count")
+    async def count(db: Session) -> int:
+        return await User.objects.filter(name__startswith="lost").count(db)
+
+    async with serve(app) as client:
+        response = await client.post("/lost")
+        after = await client.get("/count")
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json() == {"detail": "The database is unavailable or busy; try again shortly."}
+    assert after.json() == 0
 
 
 @pytest.mark.parametrize(
