@@ -215,13 +215,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
     ),
     KnownOpen(
-        "SQLite: negated case-insensitive lookup against a nullable F() drops NULL rows",
-        _tags("neg:F:nullable neg:F:text-lookup"),
-        MISMATCH,
-        SQLITE,
-        reproduction='Review.objects.exclude(body__iexact=F("body")).count()',
-    ),
-    KnownOpen(
         "isnull=True twice on one to-many relation in one filter()",
         _tags("isnull:to-many"),
         MISMATCH,

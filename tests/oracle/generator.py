@@ -206,7 +206,13 @@ class Leaf:
         if mode.like_regex and "F" in self.value.tags and lookup in _CI_LOOKUPS:
             # Django's i-lookups against F() on SQLite are LIKE; spell Flash DB's rule.
             rhs = self.value.render(mode)
-            return f'{_CI_LOOKUPS[lookup]}(Upper("{path}"), Upper({rhs}))'
+            expression = f'{_CI_LOOKUPS[lookup]}(Upper("{path}"), Upper({rhs}))'
+            # A lookup expression has none of the NULL rule of Django's exclude()
+            # (NOT (a LIKE b AND a IS NOT NULL AND b IS NOT NULL), b a plain F()):
+            # the isnull=False lookups bring it back and change nothing in filter().
+            plain_f = re.fullmatch(r'F\("(\w+)"\)', rhs)
+            names = dict.fromkeys([path, *([plain_f.group(1)] if plain_f else [])])
+            return ", ".join([expression, *(f"{name}__isnull=False" for name in names)])
         return None
 
     def render(self, mode: Mode = PLAIN) -> str:
@@ -726,8 +732,13 @@ class Generator:
                 ["alpha", "ALPHA", "a", "\u039f", "\u03c2", "", "x"]
             )  # Greek capital omicron, final sigma
             lookup_value = (rng.random() < 0.5) if op == "isnull" else word
-            text_tags = frozenset({"annotation-lookup", f"lookup:{op}", "annotation:text"})
-            return Leaf(f"{name}__{op}", Expr(literal(lookup_value)), text_tags)
+            text_tags = {"annotation-lookup", f"lookup:{op}", "annotation:text"}
+            if op in LIKE_PATTERNS:
+                # LIKE in Django on SQLite: the documented text difference, proved by
+                # the regex rewrite as for a field's lookups.
+                text_tags.add("text-lookup")
+                return Leaf(f"{name}__{op}", Expr(literal(word)), frozenset(text_tags), word)
+            return Leaf(f"{name}__{op}", Expr(literal(lookup_value)), frozenset(text_tags))
         numeric = {k: v for k, v in (allow_annotations or {}).items() if v in NUMERIC}
         if numeric and rng.random() < 0.3:
             name, kind = rng.choice(list(numeric.items()))
