@@ -289,7 +289,23 @@ def _expression(column: Any) -> Any:
 def _contains(columns: Iterable[Any], column: Any) -> bool:
     """Return whether ``column`` is one of ``columns`` (as SQL, through labels and attributes)."""
     target = _expression(column)
-    return any(_expression(other).compare(target) for other in columns)
+    return any(_same(_expression(other), target) for other in columns)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Return whether two SQL expressions are the same (``ClauseElement.compare``).
+
+    SQLAlchemy's ``compare()`` raises ``AttributeError`` for two ORM expressions
+    built on different entities (``abs(Book.rating)`` and a function of an
+    aliased ``Author``'s column: it compares the entities themselves); such
+    expressions name different columns, so they are not the same.
+    """
+    if a is b:
+        return True
+    try:
+        return bool(a.compare(b))
+    except AttributeError:
+        return False
 
 
 def _distinct_ordered(

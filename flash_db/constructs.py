@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     Boolean,
     ClauseElement,
+    ColumnElement,
     Date,
     DateTime,
     Enum,
@@ -22,9 +23,12 @@ from sqlalchemy import (
     Integer,
     String,
     Time,
+    not_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import Label
+from sqlalchemy.sql.expression import True_
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
@@ -35,6 +39,7 @@ __all__ = [
     "DateOf",
     "DatePart",
     "Day",
+    "EmptyResult",
     "Explain",
     "Fold",
     "ForSQLite",
@@ -48,6 +53,7 @@ __all__ = [
     "Like",
     "Lower",
     "Minute",
+    "Mod",
     "Month",
     "Now",
     "OnSQLite",
@@ -62,6 +68,8 @@ __all__ = [
     "Week",
     "WeekDay",
     "Year",
+    "is_empty",
+    "is_false",
 ]
 
 #
@@ -282,6 +290,52 @@ class Power(FunctionElement[float]):
     type = Float()
     name = "power"
     inherit_cache = True
+
+
+class Mod(FunctionElement[Any]):
+    """``a % b``: the remainder with the dividend's sign, as SQL's ``%`` (Django's ``F() % n``).
+
+    PostgreSQL has ``%`` for integers and numerics only: a float operand is taken
+    as a numeric and the remainder made a float again. SQLite's ``%`` takes any
+    number (it works on their integer parts, and Django's answer there is that).
+    """
+
+    name = "flash_mod"
+    inherit_cache = True
+
+
+class EmptyResult(FunctionElement[Any]):
+    """An expression over no rows: an aggregate whose ``filter=`` is provably false.
+
+    Its SQL is the expression's own (``max(x) FILTER (WHERE false)`` is NULL,
+    ``count(...)`` 0, as Django selects them), but a lookup on it is FALSE, as
+    Django's (its ``EmptyResultSet`` reaches the lookup): ``filter(m__gte=0)``
+    matches nothing and ``exclude(m__gte=0)`` everything. Arithmetic on it and
+    transforms of it are empty too; functions of it (``Coalesce``) are not.
+    """
+
+    name = "flash_empty"
+    inherit_cache = True
+
+    def __init__(self, expression: ColumnElement[Any]) -> None:
+        super().__init__(expression)
+        self.type = expression.type
+
+
+def is_empty(element: Any) -> bool:
+    """Return whether ``element`` is an :class:`EmptyResult` (under labels)."""
+    while isinstance(element, Label):
+        element = element.element
+    return isinstance(element, EmptyResult)
+
+
+def is_false(condition: Any) -> bool:
+    """Return whether a condition is the constant FALSE (``false()``, or an AND it folded).
+
+    ``and_(false(), x)`` folds to FALSE under a wrapper; its negation folds to
+    TRUE itself, which is the test that sees through the wrapper.
+    """
+    return isinstance(condition, ColumnElement) and isinstance(not_(condition), True_)
 
 
 class UTCResult(TypeDecorator[dt.datetime]):
@@ -515,6 +569,31 @@ def _least_sqlite(element: Least, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(Power, "sqlite")
 def _power_sqlite(element: Power, compiler: SQLCompiler, **kw: Any) -> str:
     return f"flash_power({', '.join(_args(element, compiler, **kw))})"
+
+
+@compiles(Mod)
+def _mod_default(element: Mod, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = []
+    floats = False
+    for arg in element.clauses:
+        sql = f"({compiler.process(arg, **kw)})"
+        if isinstance(getattr(arg.type, "impl", arg.type), Float):
+            sql = f"CAST({sql} AS NUMERIC)"
+            floats = True
+        parts.append(sql)
+    remainder = f"({parts[0]} % {parts[1]})"
+    return f"CAST({remainder} AS DOUBLE PRECISION)" if floats else remainder
+
+
+@compiles(Mod, "sqlite")
+def _mod_sqlite(element: Mod, compiler: SQLCompiler, **kw: Any) -> str:
+    dividend, divisor = _args(element, compiler, **kw)
+    return f"(({dividend}) % ({divisor}))"
+
+
+@compiles(EmptyResult)
+def _empty_result(element: EmptyResult, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({_args(element, compiler, **kw)[0]})"
 
 
 @compiles(Now)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.types import TypeEngine
 
-from flash_db.constructs import Power
+from flash_db.constructs import EmptyResult, Mod, Power, is_empty
 
 if TYPE_CHECKING:
     from flash_db.resolver import Resolver
@@ -100,10 +100,10 @@ class Expression:
         return self._combine(other, operator.truediv, True)
 
     def __mod__(self, other: Any) -> Combined:
-        return self._combine(other, operator.mod, False)
+        return self._combine(other, _modulo, False)
 
     def __rmod__(self, other: Any) -> Combined:
-        return self._combine(other, operator.mod, True)
+        return self._combine(other, _modulo, True)
 
     def __pow__(self, other: Any) -> Combined:
         return self._combine(other, _power, False)
@@ -125,6 +125,11 @@ class Expression:
 
 def _power(base: Any, exponent: Any) -> ColumnElement[Any]:
     return Power(base, exponent)
+
+
+def _modulo(dividend: Any, divisor: Any) -> ColumnElement[Any]:
+    # Typed as SQLAlchemy types ``a % b`` (the construct's SQL depends on the dialect).
+    return type_coerce(Mod(dividend, divisor), operator.mod(dividend, divisor).type)
 
 
 def as_type(output_field: Any, context: str) -> TypeEngine[Any] | None:
@@ -234,7 +239,10 @@ class Combined(Expression):
 
     def resolve(self, resolver: Resolver) -> ColumnElement[Any]:
         """Return ``lhs <op> rhs``."""
-        result: ColumnElement[Any] = self.op(self.lhs.resolve(resolver), self.rhs.resolve(resolver))
+        lhs, rhs = self.lhs.resolve(resolver), self.rhs.resolve(resolver)
+        result: ColumnElement[Any] = self.op(lhs, rhs)
+        if is_empty(lhs) or is_empty(rhs):
+            return EmptyResult(result)  # as Django: arithmetic on it is over no rows too
         return result
 
 

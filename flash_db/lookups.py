@@ -220,13 +220,24 @@ def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     items = [plain(item) for item in value if item is not None]
     bounds = _column_range(col)
     if bounds is None:
-        return col.in_([_wide(col, item) for item in items])
+        return _in_list(col, [_wide(col, item) for item in items])
     # A number outside the column's range equals no stored value: leave it out.
     portable = [item for item in items if not outside(bounds, item)]
     wide = [item for item in items if not outside(INT64, item)]
     if bounds == INT64 or len(wide) == len(portable):
-        return col.in_(portable)
-    return constructs.OnSQLite(col.in_(portable), col.in_(wide))
+        return _in_list(col, portable)
+    return constructs.OnSQLite(_in_list(col, portable), _in_list(col, wide))
+
+
+def _in_list(col: ColumnElement[Any], items: list[Any]) -> ColumnElement[bool]:
+    """Return ``col IN (items)``; FALSE itself for no items.
+
+    As Django's empty ``IN`` (``EmptyResultSet``): the constant folds where it
+    stands (``x AND FALSE`` is FALSE, ``NOT FALSE`` is TRUE), so a provably empty
+    WHERE is ``WHERE false`` and the conditions it makes moot are never sent
+    (PostgreSQL would still type-check them: ``created >= pages`` raises).
+    """
+    return col.in_(items) if items else false()
 
 
 def _range(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:

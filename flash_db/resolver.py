@@ -35,10 +35,12 @@ from sqlalchemy import (
     Time,
     and_,
     case,
+    cast,
     false,
     inspect,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
@@ -52,6 +54,8 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.elements import ColumnClause
 
+from flash_db import constructs
+from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, InvalidValue
 from flash_db.expressions import Aggregate, Combined, Expression, F, Q, Queryable
 from flash_db.fields import field_choices, info, local_foreign_key, pk_name
@@ -266,7 +270,10 @@ class Resolver:
                     lookups = sorted(LOOKUPS)
                     context = f"{path.field}__{name}"
                     raise FieldError(path.model, name, lookups, kind="lookup", context=context)
+                empty = is_empty(column)
                 column = TRANSFORMS[name](column)
+                if empty:
+                    column = constructs.EmptyResult(column)
         return column, nullable
 
     def _field_column(self, path: _Path) -> tuple[ColumnElement[Any], bool]:
@@ -367,6 +374,10 @@ class Resolver:
         finally:
             if hooked:
                 del self.correlated_many[prefix]
+        if any(is_false(condition) for condition in conditions):
+            # An empty IN in it (Django: EmptyResultSet): no related row matches. (The
+            # subquery's WHERE would fold to FALSE, dropping its join conditions.)
+            return false()
         stmt = select(literal(1)).select_from(from_).where(*correlation, *conditions)
         return correlated(sub.apply_joins(stmt), sub.entity).exists()
 
@@ -435,10 +446,14 @@ class Resolver:
                     sub.compile_joined(self._rebase(Q(*leaves), prefix, path.relations[index]))
                     for leaves in self._prior_leaves(prefix)
                 ]
+                if any(is_false(condition) for condition in prior):
+                    # An empty IN before: the query's WHERE is FALSE too, no row to
+                    # compute for (and the subquery's would fold its joins away).
+                    return constructs.EmptyResult(cast(null(), call.type))
                 stmt = select(call).select_from(from_).where(*correlation, *prior)
                 stmt = correlated(sub.apply_joins(stmt), sub.entity)
                 result: ColumnElement[Any] = stmt.scalar_subquery()
-                return result
+                return constructs.EmptyResult(result) if is_false(condition) else result
         column: ColumnElement[Any] | None
         if isinstance(source, Expression):
             column = source.resolve(self)
@@ -448,7 +463,8 @@ class Resolver:
             column = self.column(source, context=context)
         condition = None if agg.filter is None else self.compile_joined(agg.filter)
         self.plain_aggregates += 1
-        return agg.sql(column, condition)
+        call = agg.sql(column, condition)
+        return constructs.EmptyResult(call) if is_false(condition) else call
 
     def _prior_leaves(self, prefix: str) -> list[list[tuple[str, Any]]]:
         """Return, per earlier filter() call, its ANDed lookups through ``prefix``."""
@@ -548,6 +564,8 @@ class Resolver:
             value = plain(value)
         if lookup in CONVERTED and value is not None and not isinstance(value, ColumnElement):
             value = self._convert(path, column, lookup, value)
+        if is_empty(column) or is_empty(value):
+            return false()  # a lookup on an aggregate over no rows (see EmptyResult)
         cond = LOOKUPS[lookup](column, value)
         if negated and lookup != "isnull" and value is not None:
             # SQL's NOT (col = x) is NULL, not TRUE, where col IS NULL; Django's

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum
+from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum, Value
+from flash_db.functions import Abs, Coalesce, Replace
 from flash_db.testing import capture_queries
 from tests.models import Comment, Gauge, Post, Product, Sample, Tag, User
 from tests.query_data import seed
@@ -464,3 +465,88 @@ async def test_f_through_a_to_many_names_the_lookups_related_row(db: AsyncSessio
     # A separate filter() call is a separate related row, as in Django.
     chained = User.objects.filter(posts__views__gt=6).filter(age__gt=F("posts__views") * 5)
     assert await user_names(db, chained) == ["Alice"]  # p1 for the first, p2 (25) for the second
+
+
+# -- 12. An empty IN, % of floats, aggregates over no rows (the oracle's later classes) ---------
+
+
+async def test_an_empty_in_makes_its_and_false_before_the_database_sees_it(
+    db: AsyncSession,
+) -> None:
+    data = await seed(db)
+    # Django's EmptyResultSet: the whole WHERE is false, so PostgreSQL never type-checks
+    # the comparison it makes moot (a timestamp with an integer raised there).
+    moot = Post.objects.filter(id__in=[]).filter(created_at__gte=F("views"))
+    assert await moot.count(db) == 0
+    assert await moot.fetch(db) == []
+    assert await moot.aggregate(db, n=Count("id"), m=Max("views")) == {"n": 0, "m": None}
+    both = Post.objects.filter(Q(tags__name="sql") & Q(pk__in=[]) & Q(created_at__gte=F("views")))
+    assert await both.count(db) == 0
+    # Negated it is TRUE: every row, the NULL ones too (Bob's age), as in Django.
+    assert len(await user_names(db, User.objects.exclude(age__in=[]))) == 4
+    assert len(await user_names(db, User.objects.filter(~Q(age__in=[None]) | Q(age__gt=99)))) == 4
+    assert await user_names(db, User.objects.filter(Q(age__in=[]) | Q(age__gt=35))) == ["Émile"]
+    # Through a to-many relation: no EXISTS at all (its joins would fold away: a
+    # cartesian-product warning), and an aggregate after it has no row to count.
+    assert await post_titles(db, Post.objects.filter(tags__name__in=[])) == []
+    assert len(await post_titles(db, Post.objects.exclude(tags__id__in=[]))) == 4
+    counted = Post.objects.filter(tags__id__in=[]).annotate(n=Count("tags"))
+    assert await counted.fetch(db) == []
+    assert await counted.aggregate(db, s=Sum("n")) == {"s": None}
+    assert data.p1.views == 10
+
+
+async def test_modulo_of_float_integer_and_numeric_expressions(db: AsyncSession) -> None:
+    sqlite = db.get_bind().dialect.name == "sqlite"
+    await Sample.objects.create(db, label="a", ratio=7.5, price=Decimal("7.50"))
+    rows = Sample.objects.annotate(
+        f=F("ratio") % 2, n=F("price") % 2, i=(F("pk") * 0 + 5) % 3, p=(F("ratio") + 0.5) % 3
+    )
+    (row,) = await rows.values_list("f", "n", "i", "p").fetch(db)
+    # SQLite's % takes the integer parts of its operands (Django's answer there is SQLite's);
+    # PostgreSQL has no % for floats (Django raises): Flash DB gives the remainder.
+    assert row[0] == (1.0 if sqlite else 1.5)
+    assert row[1] == (1 if sqlite else Decimal("1.50"))
+    assert row[2] == 2  # (a + b) % c: the sum first
+    assert row[3] == 2.0
+    halves = Sample.objects.filter(price__lte=(F("ratio") / 2) % 2)  # 3.75 % 2
+    assert await halves.count(db) == 0
+    assert await Sample.objects.filter(pk__in=[]).filter(price__lte=F("ratio") % 2).count(db) == 0
+
+
+async def test_lookups_on_an_aggregate_over_no_rows_match_nothing(db: AsyncSession) -> None:
+    await seed(db)
+    # filter=Q(x__in=[]) aggregates no row: selected, Max is NULL and Count 0 (as Django).
+    none = Max("posts__views", filter=Q(posts__views__in=[]))
+    users = User.objects.annotate(m=none, c=Count("posts", filter=Q(posts__id__in=[])))
+    assert {(m, c) for m, c in await users.values_list("m", "c").fetch(db)} == {(None, 0)}
+    # A lookup on it is Django's EmptyResultSet: filter() matches nothing, exclude() all.
+    assert await users.filter(m__isnull=True).count(db) == 0
+    assert await users.exclude(m__gte=0).count(db) == 4
+    assert await users.exclude(c=0).count(db) == 4
+    assert await users.filter(c=0).count(db) == 0
+    assert await users.annotate(d=F("c") + 1).exclude(d=1).count(db) == 4
+    # Over the query's own rows (GROUP BY and HAVING) too.
+    own = Post.objects.annotate(m=Max("author__age", filter=Q(author__age__in=[])))
+    assert await own.exclude(m__gte=0).count(db) == 4
+    assert await own.filter(m__lt=0).count(db) == 0
+    # Through a function it is a plain NULL again (Coalesce(NULL, 3) = 3).
+    assert await own.annotate(k=Coalesce("m", 3)).filter(k=3).count(db) == 4
+
+
+async def test_distinct_ordered_by_an_alias_through_a_relation(db: AsyncSession) -> None:
+    await seed(db)
+    # The ordering (not selected) joins the author: SQLAlchemy's compare() of it
+    # with the selected annotation raised AttributeError.
+    qs = (
+        Post.objects.annotate(v=Abs("views"))
+        .alias(a=Replace("author__name", Value("l"), Value("L")))
+        .order_by("-a", "pk")
+        .distinct()
+    )
+    assert [(p.title, p.v) for p in await qs.fetch(db)] == [  # type: ignore[attr-defined]
+        ("Über Straße", 0),  # ÉmiLe
+        ("SQL 100% fun_stuff", 7),  # Bob
+        ("Hello World", 10),  # ALice
+        ("hello again", 5),
+    ]

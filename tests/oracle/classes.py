@@ -197,15 +197,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         reproduction="Publisher.objects.filter(Q(books__pages__gt=0) & ~Q(books__price__gt=12))",
     ),
     KnownOpen(
-        "exclude() on an aggregate annotation that is NULL",
-        _tags("neg:annotation-lookup"),
-        MISMATCH,
-        reproduction=(
-            'Review.objects.annotate(a0=Max("book__pages", filter=Q(book__in_print__in=[])))'
-            ".exclude(a0__gte=0).count()"
-        ),
-    ),
-    KnownOpen(
         "to-many conditions under | in one filter(): not on the same related row",
         _tags("Q| filter:to-many"),
         MISMATCH,
@@ -221,16 +212,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         reproduction=(
             "Book.objects.filter(Q(reviews__pk__isnull=True), "
             "reviews__book_id__isnull=True).count()"
-        ),
-    ),
-    KnownOpen(
-        "PostgreSQL: % on a float expression",
-        _tags(""),
-        CRASH,
-        POSTGRESQL,
-        message="operator does not exist: double precision %",
-        reproduction=(
-            'Book.objects.filter(author_id__in=[]).filter(price__lte=(F("rating") / 2) % 2)'
         ),
     ),
     KnownOpen(
