@@ -49,6 +49,7 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
 
+from flash_db.constructs import is_false
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
 from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
@@ -68,6 +69,7 @@ __all__ = [
     "delete_statement",
     "exists_statement",
     "prefetch_paths",
+    "provably_empty",
     "relation_path",
     "select_statement",
     "template",
@@ -589,6 +591,8 @@ def _select(
     stmt = resolver.apply_joins(stmt)
     if where:
         stmt = stmt.where(*where)
+        if any(is_false(condition) for condition in where):
+            stmt = _mark_empty(stmt)
     if group_by:
         stmt = stmt.group_by(*group_by)
     if resolver.having:
@@ -604,7 +608,7 @@ def _select(
             if order and state.for_update is None:
                 wrapped = _distinct_ordered(stmt.order_by(None), ordered, state)
                 if wrapped is not None:
-                    return wrapped, layout
+                    return _marked_as(stmt, wrapped), layout
     if state.limit is not None:
         stmt = stmt.limit(state.limit)
     if state.offset is not None:
@@ -704,6 +708,28 @@ def _combined_order(
     return result
 
 
+#: The execution option that marks a statement whose WHERE is provably FALSE.
+_EMPTY = "flash_db_provably_empty"
+
+
+def _mark_empty(stmt: Select[Any]) -> Select[Any]:
+    return stmt.execution_options(**{_EMPTY: True})
+
+
+def _marked_as(inner: Select[Any], outer: Select[Any]) -> Select[Any]:
+    """Return ``outer`` (a SELECT over ``inner``) marked empty when ``inner`` is."""
+    return _mark_empty(outer) if provably_empty(inner) else outer
+
+
+def provably_empty(stmt: Any) -> bool:
+    """Return whether ``stmt`` selects no row whatever the data (a WHERE that is FALSE).
+
+    As Django's ``EmptyResultSet`` (an empty ``IN`` ANDed in): ``fetch()``,
+    ``count()`` and ``exists()`` answer without sending it.
+    """
+    return bool(stmt.get_execution_options().get(_EMPTY, False))
+
+
 def select_statement(
     model: type[Any], state: QueryState, *, first: bool = False
 ) -> tuple[Select[Any], Layout | None]:
@@ -740,13 +766,15 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
             inner, _ = _select(model, state.clone(order_by=()))
         else:
             inner, _ = _select(model, state.clone(order_by=(), kind="tuple", fields=fields))
-        return select(func.count()).select_from(inner.subquery())
+        return _marked_as(inner, select(func.count()).select_from(inner.subquery()))
     resolver = _resolver(model, state)
     stmt = select(func.count()).select_from(resolver.entity)
     where = _where(state, resolver)
     stmt = resolver.apply_joins(stmt)
     if where:
         stmt = stmt.where(*where)
+        if any(is_false(condition) for condition in where):
+            stmt = _mark_empty(stmt)
     return stmt
 
 
@@ -756,7 +784,7 @@ def exists_statement(model: type[Any], state: QueryState) -> Select[Any]:
         inner, _ = _select(model, state.clone(order_by=()))
     else:
         inner, _ = _select(model, state.clone(order_by=(), kind="tuple", fields=("pk",)))
-    return select(inner.exists())
+    return _marked_as(inner, select(inner.exists()))
 
 
 def aggregate_statement(

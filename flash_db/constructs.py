@@ -23,12 +23,11 @@ from sqlalchemy import (
     Integer,
     String,
     Time,
-    not_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import Label
-from sqlalchemy.sql.expression import True_
+from sqlalchemy.sql.elements import Label, UnaryExpression
+from sqlalchemy.sql.expression import False_
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
@@ -332,10 +331,12 @@ def is_empty(element: Any) -> bool:
 def is_false(condition: Any) -> bool:
     """Return whether a condition is the constant FALSE (``false()``, or an AND it folded).
 
-    ``and_(false(), x)`` folds to FALSE under a wrapper; its negation folds to
-    TRUE itself, which is the test that sees through the wrapper.
+    ``and_(false(), x)`` folds to FALSE under a boolean wrapper (negating it gives
+    TRUE itself).
     """
-    return isinstance(condition, ColumnElement) and isinstance(not_(condition), True_)
+    if isinstance(condition, UnaryExpression):
+        condition = condition.element
+    return isinstance(condition, False_)
 
 
 class UTCResult(TypeDecorator[dt.datetime]):

@@ -456,6 +456,8 @@ class QuerySet(Queryable, Generic[M, R]):
     async def _fetch(self, db: AsyncSession, terminal: str, build: Any) -> list[R]:
         self._check_backend(db)
         (stmt, layout), params = template(self.model, self.state, terminal, build)
+        if compiler.provably_empty(stmt):
+            return []  # as Django (EmptyResultSet): no query for a WHERE that is FALSE
         return await loading.fetch(db, stmt, params, layout, self.state)
 
     async def fetch(self, db: AsyncSession) -> list[R]:
@@ -504,12 +506,16 @@ class QuerySet(Queryable, Generic[M, R]):
         """Return the number of rows (``SELECT count(*)``; no rows are loaded)."""
         self._check_backend(db)
         stmt, params = template(self.model, self.state, "count", _build_count)
+        if compiler.provably_empty(stmt):
+            return 0
         return int(await execution.scalar(db, stmt, params))
 
     async def exists(self, db: AsyncSession) -> bool:
         """Return whether any row matches (``SELECT EXISTS``; no rows are loaded)."""
         self._check_backend(db)
         stmt, params = template(self.model, self.state, "exists", _build_exists)
+        if compiler.provably_empty(stmt):
+            return False
         return bool(await execution.scalar(db, stmt, params))
 
     async def in_bulk(

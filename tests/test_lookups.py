@@ -343,7 +343,9 @@ async def test_integers_outside_the_column_range_match_as_in_django(db: AsyncSes
     async with capture_queries(db) as captured:
         for lookups, expected in cases:
             assert await names(db, **lookups) == expected, lookups
-    assert len(captured.statements) == len(cases)  # one query each, no error, no retry
+    # At most one query each (none where the WHERE is provably false: Django sends
+    # none either), no error, no retry.
+    assert 0 < len(captured.statements) <= len(cases)
     # exclude() keeps the NULL rows, as for any other value.
     assert await names(db, ~Q(age=2**40)) == {*non_null, "Bob"}
     assert await names(db, ~Q(age__lt=2**40)) == {"Bob"}
