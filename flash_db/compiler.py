@@ -310,6 +310,24 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def _by_label(stmt: Select[Any], ordered: list[_Ordered]) -> list[_Ordered]:
+    """Return ``ordered`` with each selected expression ordered by its label (``ORDER BY a0``).
+
+    PostgreSQL's SELECT DISTINCT wants each ORDER BY expression to be one of the
+    select list's, as text; an annotation through a many-to-many relation renders
+    its secondary table under a new anonymous alias each time it is written.
+    """
+    labels = {id(c.element): c for c in stmt.selected_columns if isinstance(c, Label)}
+    result = []
+    for item in ordered:
+        label = labels.get(id(item.column))
+        if label is None:
+            result.append(item)
+        else:
+            result.append(_Ordered(_reorder(item.sql, label), item.column, item.aggregate))
+    return result
+
+
 def _distinct_ordered(
     stmt: Select[Any], ordered: list[_Ordered], state: QueryState
 ) -> Select[Any] | None:
@@ -560,6 +578,8 @@ def _select(
     stmt = stmt.select_from(resolver.entity)
     where = _where(state, resolver)
     ordered = _ordered(state, resolver, default_pk=default_pk)
+    if state.distinct and not state.distinct_fields:
+        ordered = _by_label(stmt, ordered)
     order = [item.sql for item in ordered]
     group_by = _group_by(state, resolver)
     if group_by and not state.group_by:

@@ -556,3 +556,22 @@ async def test_distinct_ordered_by_an_alias_through_a_relation(db: AsyncSession)
         ("Hello World", 10),  # ALice
         ("hello again", 5),
     ]
+
+
+async def test_distinct_ordered_by_an_aggregate_through_a_many_to_many(db: AsyncSession) -> None:
+    await seed(db)  # python: p1 (10 views, 2 tags), p2 (5); sql: p1, p3 (7)
+    # The filter() before annotate() restricts the aggregate's rows through the same
+    # relation, as Django's reused join: p1 counts once per tag (Django's answer).
+    qs = (
+        Tag.objects.filter(posts__tags__id__isnull=False)
+        .annotate(v=Sum("posts__views"))
+        .order_by("-v")
+        .distinct()
+    )
+    # PostgreSQL: ORDER BY the label (the expression written twice had two aliases
+    # of the link table: "ORDER BY expressions must appear in select list").
+    assert await qs.values_list("name", "v").fetch(db) == [("sql", 27), ("python", 25)]
+    assert [(t.name, t.v) for t in await qs.fetch(db)] == [  # type: ignore[attr-defined]
+        ("sql", 27),
+        ("python", 25),
+    ]
