@@ -17,7 +17,9 @@ and for RE2, the linear-time engine that runs it on SQLite (see
 both databases, so that one pattern means one thing everywhere. PostgreSQL's
 ARE syntax is close to Python's but not equal: a pattern Python accepts may
 still be read differently (or rejected) by PostgreSQL. Pattern lookups on enum or
-number columns compare their text, as in Django.
+number columns compare their text, as in Django. On a JSON column the value of
+``exact``/``in`` is one JSON document each (a list is a value, not a list of
+them) and ``None`` is the JSON null, as Django's ``JSONField`` has it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ColumnElement,
@@ -129,8 +132,18 @@ def _iexact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
 
 
 def _bound(col: ColumnElement[Any], value: Any) -> Any:
-    """Return ``value``, with True/False as bound parameters (SQLAlchemy would inline them)."""
-    return literal(value, col.type) if isinstance(value, bool) else _wide(col, value)
+    """Return ``value``, with True/False as bound parameters (SQLAlchemy would inline them).
+
+    A JSON column's value is a bound parameter of its type: the JSON document of
+    the value (SQLAlchemy would bind a string as text, which is no JSON).
+    """
+    if isinstance(value, bool) or (_is_json(col) and not isinstance(value, ColumnElement)):
+        return literal(value, col.type)
+    return _wide(col, value)
+
+
+def _is_json(col: ColumnElement[Any]) -> bool:
+    return isinstance(getattr(col.type, "impl", col.type), JSON)
 
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -191,6 +204,10 @@ def _ranged(
 
 def _exact(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     if value is None:
+        if _is_json(col):
+            # As Django's JSONField: None is the JSON null ("isnull" is SQL NULL).
+            result: ColumnElement[bool] = col == literal(JSON.NULL, col.type)
+            return result
         return col.is_(None)
 
     def compare() -> ColumnElement[bool]:
@@ -218,6 +235,9 @@ def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         raise TypeError(f"The 'in' lookup takes an iterable of values, got {value!r}.")
     # As Django: None equals nothing, so it is left out (exclude(x__in=[None]) keeps every row).
     items = [plain(item) for item in value if item is not None]
+    if _is_json(col):
+        # Each item is a JSON document (a list or dict is one value, not a list of them).
+        return col.in_([literal(item, col.type) for item in items])
     bounds = _column_range(col)
     if bounds is None:
         return _in_list(col, [_wide(col, item) for item in items])

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     Time,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -239,6 +240,18 @@ class Sample(Model):
     scaled: Mapped[int | None] = mapped_column(Scaled, default=None)
     created: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
+    )
+
+
+class Document(Model):
+    """A JSON column as Django's JSONField is: jsonb on PostgreSQL, Python None is SQL NULL."""
+
+    __tablename__ = "documents"
+    name: Mapped[str] = mapped_column(String(50))
+    body: Mapped[Any] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
+        nullable=True,
+        default=None,
     )
 
 

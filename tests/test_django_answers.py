@@ -13,12 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import JSON
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum, Value
 from flash_db.functions import Abs, Coalesce, Replace
 from flash_db.testing import capture_queries
-from tests.models import Comment, Gauge, Post, Product, Sample, Tag, User
+from tests.models import Comment, Document, Gauge, Post, Product, Sample, Tag, User
 from tests.query_data import seed
 
 
@@ -575,3 +576,73 @@ async def test_distinct_ordered_by_an_aggregate_through_a_many_to_many(db: Async
         ("sql", 27),
         ("python", 25),
     ]
+
+
+# -- JSON columns (found by the oracle's JSON column) -----------------------------------------
+
+
+async def _documents(db: AsyncSession) -> None:
+    bodies: list[Any] = [
+        None,  # SQL NULL
+        JSON.NULL,  # the JSON null
+        "alpha",
+        True,
+        False,
+        [1, 2],
+        {"a": 1, "b": "x"},
+        {"a": "1"},
+    ]
+    for i, body in enumerate(bodies):
+        await Document.objects.create(db, name=f"d{i}", body=body)
+
+
+async def document_names(db: AsyncSession, qs: Any) -> list[str]:
+    """Return the sorted names of the documents ``qs`` selects."""
+    return sorted(await qs.values_list("name", flat=True).fetch(db))
+
+
+async def test_json_values_compare_as_json_documents(db: AsyncSession) -> None:
+    await _documents(db)
+    # As Django's JSONField: a string, a boolean, a list or a dict is one JSON value
+    # (was: the string bound as text, no match on SQLite and "jsonb = character
+    # varying" on PostgreSQL; a list in __in was not bindable).
+    docs = Document.objects
+    assert await document_names(db, docs.filter(body="alpha")) == ["d2"]
+    assert await document_names(db, docs.filter(name__startswith="d", body="alpha")) == ["d2"]
+    assert await document_names(db, docs.filter(body=True)) == ["d3"]
+    assert await document_names(db, docs.filter(body=[1, 2])) == ["d5"]
+    # (On SQLite the document is compared as text, as Django does: keys in the stored order.)
+    assert await document_names(db, docs.filter(body={"a": 1, "b": "x"})) == ["d6"]
+    # exclude() keeps the SQL NULL row, as Django's does.
+    assert await document_names(db, docs.exclude(body="alpha")) == [
+        "d0",
+        "d1",
+        "d3",
+        "d4",
+        "d5",
+        "d6",
+        "d7",
+    ]
+    found = docs.filter(body__in=[False, "alpha", [1, 2], {"a": "1"}, None])
+    assert await document_names(db, found) == ["d2", "d4", "d5", "d7"]
+    assert await docs.exclude(body__in=[True, [1, 2]]).count(db) == 6
+
+
+async def test_json_none_is_the_json_null(db: AsyncSession) -> None:
+    await _documents(db)
+    docs = Document.objects
+    # Django: filter(field=None) on a JSONField matches the JSON null; isnull, SQL NULL.
+    assert await document_names(db, docs.filter(body=None)) == ["d1"]
+    assert await document_names(db, docs.filter(body__isnull=True)) == ["d0"]
+    assert await document_names(db, docs.filter(body__isnull=False)) == [
+        "d1",
+        "d2",
+        "d3",
+        "d4",
+        "d5",
+        "d6",
+        "d7",
+    ]
+    # Django adds no "IS NOT NULL" for a None value: the SQL NULL row is left out too.
+    assert await docs.exclude(body=None).count(db) == 6
+    assert await document_names(db, docs.filter(Q(body=None) | Q(body=False))) == ["d1", "d4"]

@@ -223,6 +223,17 @@ KNOWN_OPEN: list[KnownOpen] = [
             'published__lte=F("publisher__founded")).count()'
         ),
     ),
+    KnownOpen(
+        "PostgreSQL: an aggregate annotation, then F() between two to-many paths in filter()",
+        _tags("F:to-many"),
+        CRASH,
+        POSTGRESQL,
+        message="subquery uses ungrouped column",
+        reproduction=(
+            'Book.objects.annotate(a0=Sum("rating", filter=Q(author__rating__gt=2.5)))'
+            '.filter(a0__gte=100, tags__pk__lt=F("reviews__pk")).count()'
+        ),
+    ),
 ]
 
 

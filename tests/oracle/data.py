@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import JSON, delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flash_db import Model
@@ -50,6 +50,29 @@ TEXTS = [
 NAMES = ["Ursula", "Octavia", "Émile", "Σωκράτης", "ursula", "Anon", "Zoë", "Li", "", "O'Hara"]
 CITIES = ["Athens", "ATHENS", "Berlin", "Zürich", "São Paulo", None, "athens"]
 TAG_NAMES = ["sf", "SF", "fantasy", "Fantasy", "λόγος", "ΛΌΓΟΣ", "ß", "a_b", "a%b", "classic"]
+
+#: JSON values: objects (nested, with lists), arrays, scalars, empty ones, JSON
+#: null (``JSON.NULL``) and SQL NULL (``None``). No top-level numbers: SQLAlchemy's
+#: JSON column on SQLite has NUMERIC affinity (its type is "JSON"), which stores
+#: the text "1" as the integer 1, and neither ORM can read that back as JSON.
+JSON_VALUES: list[Any] = [
+    None,
+    None,
+    JSON.NULL,
+    {"a": 1, "b": "x"},
+    {"a": 2, "b": "y", "tags": ["sf", "x"]},
+    {"a": 1, "nested": {"k": 1.5, "deep": {"z": None}}},
+    {"b": None},
+    {"a": "1"},
+    {},
+    [],
+    [1, 2, 3],
+    ["sf", "fantasy"],
+    "alpha",
+    "1",
+    True,
+    False,
+]
 
 BASE_DAY = date(2020, 1, 1)
 BASE_TIME = datetime(2023, 12, 31, 22, 30, 15, 123456, tzinfo=UTC)
@@ -119,6 +142,10 @@ def rows() -> dict[str, list[dict[str, Any]]]:
         }
         for i in range(1, 161)
     ]
+    # A generator of its own, so that the other columns keep the values they had.
+    json_rng = random.Random(14)
+    for book in books:
+        book["extra"] = json_rng.choice(JSON_VALUES)
     tags = [{"id": i, "name": name} for i, name in enumerate(TAG_NAMES, start=1)]
     pairs = sorted({(rng.randrange(1, 81), rng.randrange(1, len(TAG_NAMES))) for _ in range(170)})
     links = [{"book_id": b, "tag_id": t} for b, t in pairs]

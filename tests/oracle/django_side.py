@@ -82,6 +82,7 @@ class Book(models.Model):  # type: ignore[misc]  # Django ships no type informat
     published = models.DateField()
     created = models.DateTimeField()
     in_print = models.BooleanField()
+    extra = models.JSONField(null=True)
     author = models.ForeignKey(Author, models.DO_NOTHING, related_name="books")
     publisher = models.ForeignKey(Publisher, models.DO_NOTHING, null=True, related_name="books")
     tags = models.ManyToManyField(Tag, through="BookTag", related_name="books")
@@ -204,6 +205,16 @@ def _optional_names() -> dict[str, Any]:
     from tests.oracle.classes import OPTIONAL_NAMES
 
     names: dict[str, Any] = {"Case": Case, "When": When, "Value": Value}
+    # Cast()'s targets, spelled as the SQLAlchemy types Flash DB takes.
+    names.update(
+        Integer=models.IntegerField,
+        Float=models.FloatField,
+        Text=models.TextField,
+        Date=models.DateField,
+        Numeric=lambda digits, places: models.DecimalField(
+            max_digits=digits, decimal_places=places
+        ),
+    )
     # For the SQLite proof of case-insensitive lookups against F(): Exact(Upper(..), ..).
     names.update(Exact=Exact, Contains=Contains, StartsWith=StartsWith, EndsWith=EndsWith)
     # The functions among the names the generator uses where Flash DB has them.

@@ -24,11 +24,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tests.oracle.data import BASE_TIME, rows
+from tests.oracle.data import BASE_TIME, JSON_VALUES, rows
 
 # -- the schema, as the generator sees it ---------------------------------------------
 
-#: Field kinds: int, float, decimal, text, bool, date, datetime; "?" marks nullable.
+#: Field kinds: int, float, decimal, text, bool, date, datetime, json; "?" marks nullable.
 FIELDS: dict[str, dict[str, str]] = {
     "Publisher": {"id": "int", "name": "text", "city": "text?", "founded": "date"},
     "Author": {
@@ -52,6 +52,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "published": "date",
         "created": "datetime",
         "in_print": "bool",
+        "extra": "json?",
         "author_id": "int",
         "publisher_id": "int?",
     },
@@ -117,6 +118,19 @@ TEXT_LOOKUPS = [
 ]
 DATE_PARTS = ["year", "month", "day", "week_day"]
 DATETIME_PARTS = [*DATE_PARTS, "hour"]
+#: ``Cast()`` targets per source kind: the types both ORMs name, spelled as SQLAlchemy
+#: types (Django's namespace maps them to its fields) with the result's kind.
+CAST_TARGETS: dict[str, list[tuple[str, str]]] = {
+    "int": [("Float()", "float"), ("Text()", "text"), ("Numeric(10, 2)", "decimal")],
+    "float": [("Integer()", "int"), ("Text()", "text"), ("Numeric(10, 2)", "decimal")],
+    "decimal": [("Integer()", "int"), ("Float()", "float"), ("Text()", "text")],
+    "bool": [("Integer()", "int")],
+    "date": [("Text()", "text"), ("Date()", "date")],
+    "datetime": [("Date()", "date"), ("Text()", "text")],
+}
+#: The kinds of ``datetimes()`` and ``dates()``.
+DATETIME_KINDS = ["year", "month", "week", "day", "hour", "minute", "second"]
+DATE_KINDS = ["year", "month", "week", "day"]
 #: Transforms another branch is adding; generated only when Flash DB has them.
 NEW_DATE_PARTS = ["iso_year", "quarter", "week", "iso_week_day"]
 NEW_DATETIME_PARTS = ["minute", "second"]
@@ -330,7 +344,8 @@ class Step:
             keep = ", all=True" if self.flat else ""
             return f".{self.method}({self.names[0]}.objects{other}{keep})"
         if self.method in ("dates", "datetimes"):
-            return f".{self.method}({self.names[0]!r}, {self.names[1]!r})"
+            order = f", order={self.names[2]!r}" if self.names[2:] == ("DESC",) else ""
+            return f".{self.method}({self.names[0]!r}, {self.names[1]!r}{order})"
         if self.method == "distinct":
             return ".distinct()"
         if self.method == "slice":
@@ -508,6 +523,7 @@ _FUNCTIONS: list[tuple[tuple[str, ...], set[str], str]] = [
     (("Trunc",), {"date", "datetime"}, ""),
     (("TruncDate",), {"datetime"}, ""),
     (("Case", "When", "Value"), {"int"}, ""),
+    *[(("Cast",), set(CAST_TARGETS), "")] * 3,  # new: more often than the others
 ]
 
 
@@ -587,7 +603,11 @@ class Generator:
         """Return a value for comparisons with a field: mostly one the data holds."""
         rng = self.rng
         pool = [
-            v for v in POOLS.get((model, "id" if fname == "pk" else fname), []) if v is not None
+            v
+            for v in POOLS.get((model, "id" if fname == "pk" else fname), [])
+            if isinstance(
+                v, int | float | Decimal | str | date | dict | list
+            )  # not None, JSON null
         ]
         k = base_kind(kind)
         if pool and rng.random() < 0.75:
@@ -604,6 +624,8 @@ class Generator:
             value = rng.random() < 0.5
         elif k == "date":
             value = date(2020, 1, 1) + timedelta(days=rng.randrange(-900, 900))
+        elif k == "json":
+            value = rng.choice([v for v in JSON_VALUES if isinstance(v, dict | list | str | bool)])
         else:
             value = BASE_TIME + timedelta(days=rng.randrange(-400, 400), microseconds=1)
         if k == "text" and isinstance(value, str) and rng.random() < 0.5:
@@ -706,6 +728,10 @@ class Generator:
         elif name == "Trunc":
             part = rng.choice(["year", "month", "day"])
             code, out = f'Trunc({p}, "{part}")', k
+        elif name == "Cast":
+            target, out = rng.choice(CAST_TARGETS[k])
+            code = f"Cast({p}, {target})"
+            tags.add(f"cast:{k}->{out}")
         else:  # Case / When / Value (a to-many path in When() is a join in Django)
             leaf = self.leaf(model, to_one=True)
             tags |= leaf.all_tags()
@@ -716,6 +742,18 @@ class Generator:
                 inner=("Case(When(", leaf, suffix),
             ), "int"
         return Expr(code, frozenset(tags)), out
+
+    def cast_to(self, model: str, kind: str) -> Expr | None:
+        """Return ``Cast(path, type)`` of a field near ``model`` cast to ``kind``, if any."""
+        sources = {src for src, targets in CAST_TARGETS.items() if kind in {t[1] for t in targets}}
+        if not sources:
+            return None
+        path, _, src, hops = self.path(model, max_hops=1, kinds=sources, to_one=True)
+        if base_kind(src) not in sources:
+            return None
+        target = next(t for t, out in CAST_TARGETS[base_kind(src)] if out == kind)
+        tags = {"func:Cast", f"cast:{base_kind(src)}->{kind}"} | self.hop_tags(hops, "F")
+        return Expr(f'Cast("{path}", {target})', frozenset(tags))
 
     # lookups ---------------------------------------------------------------------------------
 
@@ -766,7 +804,7 @@ class Generator:
             tags.add("nullable")
         choices = (
             ["exact", "in", "isnull"]
-            if k == "bool"
+            if k in ("bool", "json")
             else ["exact", "gt", "gte", "lt", "lte", "in", "range", "isnull"]
         )
         if fname.endswith("_id"):
@@ -821,7 +859,11 @@ class Generator:
             )
             return Leaf(f"{path}__range", Expr(literal((a, b))), frozenset(tags))
         key = path if op == "exact" and rng.random() < 0.5 else f"{path}__{op}"
-        if k != "bool" and rng.random() < 0.25:
+        if "Cast" in self.features.names and op != "exact" and rng.random() < 0.1:
+            cast = self.cast_to(model, base_kind(kind))
+            if cast is not None:
+                return Leaf(key, cast, frozenset(tags))
+        if k not in ("bool", "json") and rng.random() < 0.25:
             f = self.f_expr(model, kind, "filter")
             if f is not None:
                 if k == "text" and "F:to-many" not in f.tags:
@@ -911,7 +953,13 @@ class Generator:
         """Return a random query."""
         rng = self.rng
         model = rng.choice(["Book", "Book", "Author", "Review", "Publisher", "Tag"])
-        special = self.features.methods & {"union", "intersection", "difference", "dates"}
+        special = self.features.methods & {
+            "union",
+            "intersection",
+            "difference",
+            "dates",
+            "datetimes",
+        }
         if special and rng.random() < 0.08:
             return self.special_query(model, sorted(special))
         scope = _Scope()
@@ -1018,15 +1066,28 @@ class Generator:
         method = rng.choice(methods)
         scope = _Scope()
         steps = [self.filter_step(model, scope)]
-        if method == "dates":
-            dated = [(m, f) for m in FIELDS for f, k in FIELDS[m].items() if k == "date"]
-            fname = next(f for m, f in dated if m == model) if model in dict(dated) else None
-            if fname is None:
-                model, fname = rng.choice([("Book", "published"), ("Publisher", "founded")])
+        if method in ("dates", "datetimes"):
+            # dates() takes date and datetime fields (truncated in UTC), datetimes() datetimes.
+            wanted = {"date", "datetime"} if method == "dates" else {"datetime"}
+            dated = [(m, f) for m in FIELDS for f, k in FIELDS[m].items() if base_kind(k) in wanted]
+            mine = [f for m, f in dated if m == model]
+            if mine:
+                fname = rng.choice(mine)
+            else:
+                model, fname = rng.choice(dated)
                 steps = [self.filter_step(model, scope)]
-            kind = rng.choice(["year", "month", "week", "day"])
-            steps.append(Step("dates", names=(fname, kind), tags=frozenset({"dates"})))
-            return Query(model, tuple(steps), Terminal("rows"), ordered=True)
+            kind = rng.choice(DATE_KINDS if method == "dates" else DATETIME_KINDS)
+            order = rng.choice(["ASC", "DESC"])
+            tags = frozenset(
+                {method, f"{method}:{kind}", f"{method}:{base_kind(FIELDS[model][fname])}"}
+            )
+            steps.append(Step(method, names=(fname, kind, order), tags=tags))
+            if rng.random() < 0.3:
+                a = rng.randrange(0, 4)
+                steps.append(Step("slice", bounds=(a, a + rng.randrange(1, 6))))
+            return Query(
+                model, tuple(steps), Terminal(rng.choice(["rows", "rows", "count"])), ordered=True
+            )
         other = (self.filter_step(model, _Scope()),)
         every = method == "union" and rng.random() < 0.3
         steps.append(Step(method, names=(model,), inner=other, flat=every))
@@ -1123,6 +1184,8 @@ def _consistent(original: Query, query: Query) -> Query | None:
     """Return ``query`` with its ordering flag recomputed, or None if its answer is not defined."""
     orders = [s for s in query.steps if s.method == "order_by"]
     total = bool(orders) and orders[-1].names[-1] in ("pk", "-pk", "id")
+    # dates()/datetimes() order their distinct values themselves.
+    total = total or any(s.method in ("dates", "datetimes") for s in query.steps)
     ordered = original.ordered and total
     sliced = any(s.method == "slice" for s in query.steps)
     if (sliced and not ordered) or (query.terminal.kind == "first" and orders and not ordered):

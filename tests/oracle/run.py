@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Date, Float, Integer, Numeric, Text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import flash_db
@@ -183,7 +184,10 @@ _LITERALS: dict[str, Any] = {
 
 def _flash_names() -> dict[str, Any]:
     names = {"Q", "F", "Count", "Sum", "Avg", "Min", "Max", *classes.OPTIONAL_NAMES}
-    return {n: getattr(flash_db, n) for n in names if hasattr(flash_db, n)}
+    found = {n: getattr(flash_db, n) for n in names if hasattr(flash_db, n)}
+    # Cast()'s targets, as the generator spells them (Django's namespace has its fields).
+    found.update(Integer=Integer, Float=Float, Text=Text, Numeric=Numeric, Date=Date)
+    return found
 
 
 async def probe_features(engine: AsyncEngine) -> Features:

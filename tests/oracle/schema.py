@@ -1,7 +1,9 @@
 """The oracle's Flash DB models: publishers, authors, books, reviews and tags.
 
-One column of every common type, a nullable and a non-null foreign key, reverse
-to-many relations and a many-to-many through a plain table. The Django models in
+One column of every common type (a JSON one too: ``jsonb`` on PostgreSQL, as
+Django's ``JSONField``; a Python ``None`` is SQL NULL, as in Django), a nullable
+and a non-null foreign key, reverse to-many relations and a many-to-many through
+a plain table. The Django models in
 ``tests.oracle.django_side`` map onto the same tables. The tag model is named
 ``OracleTag`` in Python (``tests.models`` already has a ``Tag``); the generated
 queries call it ``Tag``.
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Column, Date, Float, ForeignKey, Numeric, String, Table, Text
+from sqlalchemy import JSON, Column, Date, Float, ForeignKey, Numeric, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flash_db import AwareDateTime, Model
@@ -56,6 +60,11 @@ class Book(Model):
     published: Mapped[dt.date] = mapped_column(Date)
     created: Mapped[dt.datetime] = mapped_column(AwareDateTime())
     in_print: Mapped[bool]
+    extra: Mapped[Any] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
+        nullable=True,
+        default=None,
+    )
     author_id: Mapped[int] = mapped_column(ForeignKey("oracle_authors.id"))
     author: Mapped[Author] = relationship(back_populates="books")
     publisher_id: Mapped[int | None] = mapped_column(
