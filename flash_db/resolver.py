@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Date,
     DateTime,
@@ -388,7 +389,12 @@ class Resolver:
         ``tags__name__isnull=True``) also matches a row with no related row at
         all, as Django's LEFT OUTER JOIN does.
         """
-        if len(items) == 1 and isinstance(items[0], tuple) and _matches_null(*items[0]):
+        if (
+            len(items) == 1
+            and isinstance(items[0], tuple)
+            and _matches_null(*items[0])
+            and not (items[0][1] is None and _is_json(path))  # None: the JSON null
+        ):
             none = not_(self._exists(path, index, []))
             if items[0][0].split("__")[0] == "pk":
                 return none  # a related row's key is never NULL
@@ -784,6 +790,15 @@ def _matches_null(key: str, value: Any) -> bool:
     if last == "isnull":
         return value is True
     return value is None and (last in ("exact", "iexact") or last not in LOOKUPS)
+
+
+def _is_json(path: _Path) -> bool:
+    """Return whether ``path`` ends at a JSON column (``None`` is its JSON null, not NULL)."""
+    prop = path.model.__mapper__.column_attrs.get(path.field) if path.field else None
+    if prop is None:
+        return False
+    kind = prop.columns[0].type
+    return isinstance(getattr(kind, "impl", kind), JSON)
 
 
 def _flatten_and(q: Q) -> list[Any]:

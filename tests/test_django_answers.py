@@ -20,6 +20,9 @@ from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum, Value
 from flash_db.functions import Abs, Coalesce, Replace
 from flash_db.testing import capture_queries
 from tests.models import Comment, Document, Gauge, Post, Product, Sample, Tag, User
+from tests.oracle.schema import Author as OracleAuthor
+from tests.oracle.schema import Book as OracleBook
+from tests.oracle.schema import Publisher
 from tests.query_data import seed
 
 
@@ -646,3 +649,31 @@ async def test_json_none_is_the_json_null(db: AsyncSession) -> None:
     # Django adds no "IS NOT NULL" for a None value: the SQL NULL row is left out too.
     assert await docs.exclude(body=None).count(db) == 6
     assert await document_names(db, docs.filter(Q(body=None) | Q(body=False))) == ["d1", "d4"]
+
+
+async def test_json_none_through_a_to_many_path_is_the_json_null(db: AsyncSession) -> None:
+    # The oracle's models: publishers with books whose "extra" is a JSON column.
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    author = await OracleAuthor.objects.create(db, name="a", joined=when)
+    extras: dict[str, list[Any]] = {"p-null": [JSON.NULL, {}], "p-sql": [None], "p-none": []}
+    for name, bodies in extras.items():
+        publisher = await Publisher.objects.create(db, name=name, founded=dt.date(2000, 1, 1))
+        for body in bodies:
+            await OracleBook.objects.create(
+                db,
+                title="t",
+                pages=1,
+                price=Decimal("1.00"),
+                rating=1.0,
+                published=dt.date(2020, 1, 1),
+                created=when,
+                in_print=True,
+                author_id=author.id,
+                publisher_id=publisher.id,
+                extra=body,
+            )
+    names = Publisher.objects.order_by("name").values_list("name", flat=True)
+    # As Django: books__extra=None is a book whose extra is the JSON null; a publisher
+    # with no book does not match (it does for a column's NULL: Django's outer join).
+    assert await names.filter(books__extra=None).fetch(db) == ["p-null"]
+    assert await names.filter(books__extra__isnull=True).fetch(db) == ["p-none", "p-sql"]

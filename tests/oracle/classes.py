@@ -234,6 +234,33 @@ KNOWN_OPEN: list[KnownOpen] = [
             '.filter(a0__gte=100, tags__pk__lt=F("reviews__pk")).count()'
         ),
     ),
+    KnownOpen(
+        "Q ^ Q with a nullable to-one path under &: Django's join drops the rows without it",
+        _tags("Q^ Q& hop:nullable-one"),
+        MISMATCH,
+        reproduction=(
+            'Book.objects.filter((Q(title__iexact=F("publisher__city")) & Q(publisher_id__lte=1) '
+            "& Q(published__iso_year=2018)) ^ Q(another_num__exact=5))"
+        ),
+        status=(
+            "open: Django's answer is wrong: its join promotion leaves XOR alone, so the AND "
+            "branch's INNER JOIN drops the books without a publisher (another_num=5 makes the "
+            "XOR true for them); Flash DB's LEFT JOIN keeps them"
+        ),
+    ),
+    KnownOpen(
+        "alias() of an aggregate whose filter= has an empty IN, ordered by: Django returns no row",
+        _tags("alias agg:filter in:empty"),
+        MISMATCH,
+        reproduction=(
+            'Review.objects.alias(a0=Count("book", filter=Q(book__tags__name__in=[])))'
+            '.order_by("a0")'
+        ),
+        status=(
+            "open: Django's answer is wrong (its own count() of the same QuerySet is 160): "
+            "the empty IN raises EmptyResultSet while the ORDER BY compiles the alias"
+        ),
+    ),
 ]
 
 
