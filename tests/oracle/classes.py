@@ -67,6 +67,8 @@ class Deliberate:
             return replace(self.rewrite, exists_form=query.model)
         if self.rewrite.xor_exists:
             return replace(self.rewrite, xor_exists=query.model)
+        if self.rewrite.xor_join:
+            return replace(self.rewrite, xor_join=query.model)
         return self.rewrite
 
 
@@ -90,6 +92,17 @@ DELIBERATE = [
         "Author.objects.filter(Q(age__gt=60) ^ Q(books__pages__gt=300))",
         frozenset({"Q^"}),
         rewrite=Mode(xor_exists="?"),
+    ),
+    Deliberate(
+        "nullable to-one path under Q ^ Q keeps the row",
+        "Under Q ^ Q a lookup through a nullable to-one relation is false for a row "
+        "without the related row, and the row stays (a LEFT OUTER JOIN); Django "
+        "inner-joins the relation under ^ (its join promotion knows AND and OR only), "
+        "dropping such rows whatever the other operands say.",
+        "Book.objects.filter(Q(publisher__city='Oslo') ^ Q(pages__gt=100))  # Django "
+        "leaves out the books without a publisher",
+        frozenset({"Q^"}),
+        rewrite=Mode(xor_join="?"),
     ),
     Deliberate(
         "true division",

@@ -181,6 +181,7 @@ class Mode:
     exists_form: str | None = None  # to-many filter()/exclude() as ``pk__in`` of that model
     sqlite_fold: bool = False  # Django on a SQLite connection whose LOWER/UPPER fold Unicode
     xor_exists: str | None = None  # to-many lookups under ^ as ``pk__in`` of that model
+    xor_join: str | None = None  # nullable to-one lookups under ^ as ``pk__in`` of that model
 
 
 PLAIN = Mode()
@@ -201,7 +202,7 @@ class Expr:
         """Return the expression's code (rewritten for ``mode`` where it differs)."""
         if self.inner is not None:
             prefix, leaf, suffix = self.inner
-            return prefix + leaf.render(mode) + suffix
+            return prefix + (leaf.positional(mode) or leaf.render(mode)) + suffix
         return self.true_div_code if mode.true_div and self.true_div_code else self.code
 
 
@@ -269,6 +270,11 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
         if in_xor and mode.xor_exists and "filter:to-many" in node.tags:
             # Flash DB's rule: a to-many lookup under ^ is an EXISTS of its own.
             inner = f"{mode.xor_exists}.objects.filter({code})"
+            return f'Q(pk__in={inner}.values("pk"))'
+        if in_xor and mode.xor_join and "hop:nullable-one" in node.tags:
+            # Flash DB's rule: a row without the related row is there, its lookup false
+            # (Django inner-joins a nullable relation under ^, dropping the row).
+            inner = f"{mode.xor_join}.objects.filter({code})"
             return f'Q(pk__in={inner}.values("pk"))'
         return code
     if isinstance(node, Not):
