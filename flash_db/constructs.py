@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     Executable,
+    False_,
     Float,
     Integer,
     String,
@@ -27,7 +28,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import Label, UnaryExpression
-from sqlalchemy.sql.expression import False_
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
