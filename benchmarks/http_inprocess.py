@@ -36,8 +36,12 @@ ROWS = 1000
 ASGIApp = Callable[..., Awaitable[None]]
 
 
-async def request(app: ASGIApp, path: str, state: dict[str, Any]) -> int:
-    """Send one ``GET path`` to ``app`` through ASGI and return the response's status."""
+async def exchange(app: ASGIApp, target: str, state: dict[str, Any]) -> tuple[int, bytes]:
+    """Send ``GET target`` (a path, and a query after ``?``) to ``app`` through ASGI.
+
+    Return the response's status and body.
+    """
+    path, _, query = target.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -46,7 +50,7 @@ async def request(app: ASGIApp, path: str, state: dict[str, Any]) -> int:
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", b"bench")],
         "client": ("127.0.0.1", 1),
@@ -55,6 +59,7 @@ async def request(app: ASGIApp, path: str, state: dict[str, Any]) -> int:
     }
     received = False
     status: list[int] = []
+    body: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal received
@@ -67,9 +72,16 @@ async def request(app: ASGIApp, path: str, state: dict[str, Any]) -> int:
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             status.append(message["status"])
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status[0]
+    return status[0], b"".join(body)
+
+
+async def request(app: ASGIApp, path: str, state: dict[str, Any]) -> int:
+    """Send one ``GET path`` to ``app`` through ASGI and return the response's status."""
+    return (await exchange(app, path, state))[0]
 
 
 async def cpu_per_request(

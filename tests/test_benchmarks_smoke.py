@@ -86,3 +86,15 @@ def test_in_process_http_probe_prints_every_route() -> None:
     assert len(rows) == 8, done.stdout  # the header and seven routes
     for line in rows[1:]:
         assert float(line.rsplit("|", 2)[1].replace(",", "")) > 0, line
+
+
+def test_list_transaction_benchmark_prints_every_route(tmp_path: Path) -> None:
+    args = ["--requests", "20", "--repeats", "1", "--concurrency", "4"]
+    args += ["--sqlite-path", str(tmp_path / "bench.sqlite3")]
+    done = _run_module("benchmarks.list_transaction", args, timeout=120)
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    assert len(rows) == 5, done.stdout  # the header and four routes
+    assert rows[3].startswith("| `/plain`"), rows[3]
+    assert "| 1.00x |" in rows[3], rows[3]  # the baseline
