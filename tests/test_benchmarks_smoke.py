@@ -95,6 +95,6 @@ def test_list_transaction_benchmark_prints_every_route(tmp_path: Path) -> None:
     rows = [
         line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line
     ]
-    assert len(rows) == 5, done.stdout  # the header and four routes
+    assert len(rows) == 6, done.stdout  # the header and five routes
     assert rows[3].startswith("| `/plain`"), rows[3]
     assert "| 1.00x |" in rows[3], rows[3]  # the baseline
