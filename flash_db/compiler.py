@@ -832,12 +832,14 @@ def aggregate_statement(
     if many and len(aggregates) > 1:
         # Joins for two to-many aggregates would multiply each other's rows:
         # compute each one in its own scalar subquery.
-        return select(
+        parts = [_aggregate_select(model, state, {name: agg}) for name, agg in aggregates.items()]
+        outer = select(
             *(
-                _aggregate_select(model, state, {name: agg}).scalar_subquery().label(name)
-                for name, agg in aggregates.items()
+                part.scalar_subquery().label(name)
+                for part, name in zip(parts, aggregates, strict=True)
             )
         )
+        return _marked_as(parts[0], outer)  # the same WHERE in each
     return _aggregate_select(model, state, aggregates)
 
 
@@ -856,6 +858,8 @@ def _aggregate_select(
     stmt = resolver.apply_joins(select(*columns).select_from(resolver.entity))
     if where:
         stmt = stmt.where(*where)
+        if any(is_false(condition) for condition in where):
+            stmt = _mark_empty(stmt)
     return stmt
 
 
@@ -924,7 +928,7 @@ def _aggregate_over_subquery(
             result.append(agg.sql(None, None).label(name))
         else:
             result.append(agg.sql(inner.c[source], None).label(name))
-    return select(*result).select_from(inner)
+    return _marked_as(inner_select, select(*result).select_from(inner))
 
 
 def _selected_names(model: type[Any], state: QueryState) -> set[str]:

@@ -342,6 +342,8 @@ class Aggregate(Expression):
 
     function: ClassVar[str] = ""
     contains_aggregate = True
+    #: The value over no rows (``COUNT`` is 0, the others NULL).
+    empty_value: ClassVar[Any] = None
 
     def __init__(
         self,
@@ -441,6 +443,7 @@ class Count(Aggregate):
     """``COUNT(field)`` (``Count("*")`` counts rows, ``Count("posts")`` related rows)."""
 
     function = "count"
+    empty_value = 0
 
 
 class Sum(Aggregate):

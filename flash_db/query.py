@@ -584,6 +584,11 @@ class QuerySet(Queryable, Generic[M, R]):
                 raise TypeError(f"aggregate() takes aggregates, got {name}={expression!r}.")
         self._check_backend(db)
         stmt = aggregate_statement(self.model, self.state, aggregates)
+        if compiler.provably_empty(stmt) and all(
+            isinstance(agg, Aggregate) for agg in aggregates.values()
+        ):
+            # As Django: over no row, no query; each aggregate's value over nothing.
+            return {name: agg.empty_value for name, agg in aggregates.items()}
         return dict((await execution.execute(db, stmt)).mappings().one())
 
     async def update(self, db: AsyncSession, **values: Any) -> int:

@@ -488,8 +488,13 @@ async def test_an_empty_in_makes_its_and_false_before_the_database_sees_it(
         assert await moot.first(db) is None
         assert await moot.annotate(n=Count("tags")).values_list("n").fetch(db) == []
         assert await moot.distinct().order_by("author__name").count(db) == 0
+        assert await moot.aggregate(db, n=Count("id"), m=Max("views")) == {"n": 0, "m": None}
+        over_tags = {"t": Count("tags"), "c": Count("comments"), "s": Sum("views")}
+        assert await moot.aggregate(db, **over_tags) == {"t": 0, "c": 0, "s": None}
+        assert await moot.distinct().aggregate(db, a=Avg("views")) == {"a": None}
     assert captured.statements == []  # as Django: no query for a WHERE that is FALSE
-    assert await moot.aggregate(db, n=Count("id"), m=Max("views")) == {"n": 0, "m": None}
+    # An expression of aggregates is computed by the database, over no row.
+    assert await moot.aggregate(db, x=Count("id") + 1) == {"x": 1}
     both = Post.objects.filter(Q(tags__name="sql") & Q(pk__in=[]) & Q(created_at__gte=F("views")))
     assert await both.count(db) == 0
     # Negated it is TRUE: every row, the NULL ones too (Bob's age), as in Django.
