@@ -443,9 +443,10 @@ def _like_sqlite(element: Like, compiler: SQLCompiler, **kw: Any) -> str:
     # The native LIKE (a superset of the matches) runs first, so SQLite calls the
     # Python function only for its candidates (CASE is lazy where AND, compared
     # with 1 as SQLAlchemy does for booleans on SQLite, is not): near-native speed.
+    # NULL (not false) when either side is NULL, as LIKE: NOT (x LIKE NULL) is NULL too.
     return (
         f"(CASE WHEN {value} LIKE {pattern} ESCAPE '\\' THEN flash_like({value}, {pattern}) "
-        f"WHEN {value} IS NULL THEN NULL ELSE 0 END)"
+        f"WHEN {value} IS NULL OR {pattern} IS NULL THEN NULL ELSE 0 END)"
     )
 
 

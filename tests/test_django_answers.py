@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON
+from sqlalchemy import JSON, String
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum, Value
-from flash_db.functions import Abs, Coalesce, Replace
+from flash_db.functions import Abs, Cast, Coalesce, Replace
 from flash_db.testing import capture_queries
 from tests.models import Comment, Document, Gauge, Post, Product, Sample, Tag, User
 from tests.oracle.schema import Author as OracleAuthor
@@ -682,3 +682,14 @@ async def test_json_none_through_a_to_many_path_is_the_json_null(db: AsyncSessio
     # with no book does not match (it does for a column's NULL: Django's outer join).
     assert await names.filter(books__extra=None).fetch(db) == ["p-null"]
     assert await names.filter(books__extra__isnull=True).fetch(db) == ["p-none", "p-sql"]
+
+
+async def test_a_text_lookup_against_a_null_expression_is_null(db: AsyncSession) -> None:
+    await seed(db)  # ages: Alice 30, Bob None, Carol 25, Émile 40
+    age_text = Cast("age", String())
+    # LIKE against NULL is NULL, so NOT of it too: exclude() drops Bob, as Django does
+    # (an expression, not a plain F(): no IS NOT NULL rule). SQLite said false, kept him.
+    expected = ["Alice", "Carol", "Émile"]
+    assert await user_names(db, User.objects.exclude(name__contains=age_text)) == expected
+    assert await user_names(db, User.objects.filter(~Q(name__istartswith=age_text))) == expected
+    assert await user_names(db, User.objects.filter(name__endswith=age_text)) == []
