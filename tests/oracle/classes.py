@@ -274,6 +274,41 @@ KNOWN_OPEN: list[KnownOpen] = [
             "the empty IN raises EmptyResultSet while the ORDER BY compiles the alias"
         ),
     ),
+    KnownOpen(
+        "values() of a union()/difference() with an empty query: Django repeats rows",
+        _tags(
+            "union+values in:empty",
+            "union+values_list in:empty",
+            "difference+values in:empty",
+            "difference+values_list in:empty",
+        ),
+        MISMATCH,
+        reproduction=(
+            "Book.objects.difference(Book.objects.filter(Q(reviews__stars__in=[])))"
+            ".values('publisher_id').count()"
+        ),
+        status=(
+            "open: Django's answer is wrong: it leaves the empty query out of the SQL, and "
+            "with it the EXCEPT/UNION that makes the rows distinct (90 rows for 8 distinct "
+            "publisher_id values); Flash DB sends the set operation"
+        ),
+    ),
+    KnownOpen(
+        "PostgreSQL: the same, with a filter PostgreSQL refuses: only Django sends no query",
+        _tags("alias agg:filter in:empty"),
+        CRASH,
+        POSTGRESQL,
+        message="operator does not exist",
+        reproduction=(
+            'Tag.objects.filter(books__created__lte=F("id"))'
+            '.alias(a0=Avg("id", filter=Q(id__in=[]))).order_by("-a0")'
+        ),
+        status=(
+            "open: Django answers [] only because the empty IN in the ordered alias makes it "
+            "send no query (its count() sends it, and PostgreSQL refuses timestamp <= integer "
+            "there too)"
+        ),
+    ),
 ]
 
 

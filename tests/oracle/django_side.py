@@ -27,9 +27,11 @@ from django.db import connections, models
 from django.db.models import (
     Avg,
     Count,
+    Exists,
     F,
     Max,
     Min,
+    OuterRef,
     Q,
     Sum,
 )
@@ -192,6 +194,7 @@ def namespace(alias: str) -> dict[str, Any]:
     """Return the names the generated Django code runs with, on connection ``alias``."""
     names: dict[str, Any] = {name: _Bound(model, alias) for name, model in MODELS.items()}
     names.update(Q=Q, F=F, Count=Count, Sum=Sum, Avg=Avg, Min=Min, Max=Max)
+    names.update(Exists=Exists, OuterRef=OuterRef)
     extra = _optional_names()
     names.update(extra)
     return names

@@ -260,7 +260,34 @@ class Combo:
     children: tuple[Node, ...]
 
 
-Node = Leaf | Not | Combo
+@dataclass(frozen=True)
+class ExistsNode:
+    """``Exists(Related.objects.filter(<link to the outer row>, <lookup>))`` in a ``Q`` tree."""
+
+    model: str  # the related model the subquery reads
+    link: str  # the lookup tying it to the outer row: 'book_id=OuterRef("pk")'
+    leaf: Leaf  # a lookup on the related model (to-one paths only)
+
+    def render(self, mode: Mode = PLAIN) -> str:
+        """Return ``Exists(...)`` (positional arguments before the keyword link)."""
+        inner = self.leaf.positional(mode)
+        args = f"{inner}, {self.link}" if inner else f"{self.link}, {self.leaf.render(mode)}"
+        return f"Exists({self.model}.objects.filter({args}))"
+
+    def all_tags(self) -> frozenset[str]:
+        """Return ``Exists`` and the inner lookup's tags, marked as inside it."""
+        return frozenset({"Exists"} | {f"in-exists:{t}" for t in self.leaf.all_tags()})
+
+
+Node = Leaf | Not | Combo | ExistsNode
+
+#: Exists() subqueries per model: (related model, the lookup tying it to the outer row).
+EXISTS_LINKS: dict[str, list[tuple[str, str]]] = {
+    "Publisher": [("Book", 'publisher_id=OuterRef("pk")')],
+    "Author": [("Book", 'author_id=OuterRef("pk")')],
+    "Book": [("Review", 'book_id=OuterRef("pk")'), ("Author", 'pk=OuterRef("author_id")')],
+    "Review": [("Book", 'pk=OuterRef("book_id")')],
+}
 
 
 def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
@@ -277,6 +304,8 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
             inner = f"{mode.xor_join}.objects.filter({code})"
             return f'Q(pk__in={inner}.values("pk"))'
         return code
+    if isinstance(node, ExistsNode):
+        return node.render(mode)
     if isinstance(node, Not):
         return f"~{render_node(node.child, mode, in_xor)}"
     xor = in_xor or node.op == "^"
@@ -286,6 +315,9 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
 def node_tags(node: Node, neg: bool = False) -> frozenset[str]:
     """Return the tags of a ``Q`` tree; a lookup under negation also gets ``neg:`` tags."""
     if isinstance(node, Leaf):
+        tags = node.all_tags()
+        return tags | {f"neg:{t}" for t in tags} if neg else tags
+    if isinstance(node, ExistsNode):
         tags = node.all_tags()
         return tags | {f"neg:{t}" for t in tags} if neg else tags
     if isinstance(node, Not):
@@ -319,6 +351,7 @@ class Step:
     bounds: tuple[int, int] = (0, 0)
     tags: frozenset[str] = frozenset()
     inner: tuple[Step, ...] = ()  # union/intersection/difference: the other QuerySet's steps
+    exprs: tuple[Expr, ...] = ()  # values_list(): expressions after the names
 
     def render(self, mode: Mode = PLAIN) -> str:
         """Return ``.method(...)`` (or ``[a:b]``)."""
@@ -344,7 +377,8 @@ class Step:
             return f".{self.method}({', '.join(repr(n) for n in self.names)})"
         if self.method == "values_list":
             flat = ", flat=True" if self.flat else ""
-            return f".values_list({', '.join(repr(n) for n in self.names)}{flat})"
+            args = [repr(n) for n in self.names] + [e.render(mode) for e in self.exprs]
+            return f".values_list({', '.join(args)}{flat})"
         if self.method in ("union", "intersection", "difference"):
             other = "".join(s.render(mode) for s in self.inner) or ".all()"
             keep = ", all=True" if self.flat else ""
@@ -368,7 +402,7 @@ class Step:
             tags |= node_tags(leaf, neg)
         if self.method == "filter" and "neg:filter:to-many" in tags:
             tags |= {"filter~to-many"}
-        for _, e in self.named:
+        for e in (*(e for _, e in self.named), *self.exprs):
             tags |= e.tags
         for step in self.inner:
             tags |= step.all_tags()
@@ -896,6 +930,9 @@ class Generator:
     def node(self, model: str, depth: int, scope: _Scope) -> Node:
         """Return a random ``Q`` tree."""
         rng = self.rng
+        if model in EXISTS_LINKS and rng.random() < 0.06:
+            related, link = rng.choice(EXISTS_LINKS[model])
+            return ExistsNode(related, link, self.leaf(related, to_one=True))
         if depth <= 0 or rng.random() < 0.45:
             return self.leaf(model, scope.annotations if not scope.values_fields else None)
         if rng.random() < 0.25:
@@ -1034,8 +1071,16 @@ class Generator:
             steps.append(Step("distinct"))
         if rng.random() < 0.15 and scope.values_fields is None:
             names = self.value_names(model, scope)
-            flat = len(names) == 1 and rng.random() < 0.5
-            steps.append(Step("values_list", names=names, flat=flat))
+            exprs: tuple[Expr, ...] = ()
+            if self.features.names and rng.random() < 0.3:
+                # An expression among the columns, named as Django names it (lower1, ...).
+                expr, _ = self.function(model)
+                exprs = (expr,)
+                if "F:to-many" in expr.tags:
+                    scope.to_many_rows = True
+            flat = len(names) + len(exprs) == 1 and rng.random() < 0.5
+            tags = frozenset({"values_list(expression)"}) if exprs else frozenset()
+            steps.append(Step("values_list", names=names, flat=flat, exprs=exprs, tags=tags))
             if any("__" in n and _is_to_many(model, n) for n in names):
                 scope.to_many_rows = True
         if scope.to_many_rows:
@@ -1097,6 +1142,21 @@ class Generator:
         other = (self.filter_step(model, _Scope()),)
         every = method == "union" and rng.random() < 0.3
         steps.append(Step(method, names=(model,), inner=other, flat=every))
+        if rng.random() < 0.35:
+            # values()/values_list() of the combined rows: each query selects those columns.
+            names: list[str] = []
+            for _ in range(rng.randrange(1, 3)):
+                path = self.path(model, max_hops=1, to_one=True)[0]
+                if path not in names:
+                    names.append(path)
+            chosen = rng.choice(["values", "values_list"])
+            flat = chosen == "values_list" and len(names) == 1 and rng.random() < 0.5
+            tags = frozenset({f"{method}+{chosen}"})
+            steps.append(Step(chosen, names=tuple(names), flat=flat, tags=tags))
+            if rng.random() < 0.5:
+                steps.append(Step("order_by", names=(rng.choice(["", "-"]) + names[0],)))
+            # Not one defined order (the first column may repeat): compared as multisets.
+            return Query(model, tuple(steps), Terminal(rng.choice(["rows", "rows", "count"])))
         ordered = rng.random() < 0.5
         if ordered:
             steps.append(Step("order_by", names=(rng.choice(["pk", "-pk"]),)))

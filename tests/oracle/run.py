@@ -183,7 +183,8 @@ _LITERALS: dict[str, Any] = {
 
 
 def _flash_names() -> dict[str, Any]:
-    names = {"Q", "F", "Count", "Sum", "Avg", "Min", "Max", *classes.OPTIONAL_NAMES}
+    names = {"Q", "F", "Count", "Sum", "Avg", "Min", "Max", "Exists", "OuterRef"}
+    names.update(classes.OPTIONAL_NAMES)
     found = {n: getattr(flash_db, n) for n in names if hasattr(flash_db, n)}
     # Cast()'s targets, as the generator spells them (Django's namespace has its fields).
     found.update(Integer=Integer, Float=Float, Text=Text, Numeric=Numeric, Date=Date)
