@@ -248,20 +248,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
     ),
     KnownOpen(
-        "Q ^ Q with a nullable to-one path under &: Django's join drops the rows without it",
-        _tags("Q^ Q& hop:nullable-one"),
-        MISMATCH,
-        reproduction=(
-            'Book.objects.filter((Q(title__iexact=F("publisher__city")) & Q(publisher_id__lte=1) '
-            "& Q(published__iso_year=2018)) ^ Q(another_num__exact=5))"
-        ),
-        status=(
-            "open: Django's answer is wrong: its join promotion leaves XOR alone, so the AND "
-            "branch's INNER JOIN drops the books without a publisher (another_num=5 makes the "
-            "XOR true for them); Flash DB's LEFT JOIN keeps them"
-        ),
-    ),
-    KnownOpen(
         "alias() of an aggregate whose filter= has an empty IN, ordered by: Django returns no row",
         _tags("alias agg:filter in:empty"),
         MISMATCH,
