@@ -320,6 +320,12 @@ class Q:
         return self._new(Q.XOR, [self, other])
 
     def __invert__(self) -> Q:
+        if self.negated and self.connector == Q.AND and len(self.children) == 1:
+            (inner,) = self.children
+            if isinstance(inner, Q):
+                # ~~q is q, as in Django (its ~ flips a flag): a to-many lookup in it
+                # then shares the filter() call's EXISTS with the others.
+                return inner
         return self._new(Q.AND, [self], negated=True)
 
     def __bool__(self) -> bool:

@@ -237,7 +237,7 @@ def _in(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     items = [plain(item) for item in value if item is not None]
     if _is_json(col):
         # Each item is a JSON document (a list or dict is one value, not a list of them).
-        return col.in_([literal(item, col.type) for item in items])
+        return _in_list(col, [literal(item, col.type) for item in items])
     bounds = _column_range(col)
     if bounds is None:
         return _in_list(col, [_wide(col, item) for item in items])

@@ -693,3 +693,21 @@ async def test_a_text_lookup_against_a_null_expression_is_null(db: AsyncSession)
     assert await user_names(db, User.objects.exclude(name__contains=age_text)) == expected
     assert await user_names(db, User.objects.filter(~Q(name__istartswith=age_text))) == expected
     assert await user_names(db, User.objects.filter(name__endswith=age_text)) == []
+
+
+async def test_json_in_with_only_none_is_empty_and_double_negation_cancels(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    await Sample.objects.create(db, label="s", data={"a": 1}, day=dt.date(2024, 1, 1))
+    # None inside __in equals nothing on a JSON column too: the IN is empty, so the
+    # WHERE is FALSE and no query is sent (PostgreSQL raised on date < integer).
+    moot = Sample.objects.filter(data__in=[None], day__lt=F("pk"))
+    async with capture_queries(db) as captured:
+        assert await moot.fetch(db) == []
+    assert captured.statements == []
+    # ~~Q(x) is Q(x), as in Django: its to-many lookup shares the call's EXISTS, so
+    # both conditions hold for one post (Alice's are 10 and 5 views: none is both).
+    same_post = User.objects.filter(~~Q(posts__views__gt=6), posts__views__lt=8)
+    assert await user_names(db, same_post) == ["Bob"]  # p3: 7 views
+    assert await user_names(db, User.objects.filter(~~~Q(age__gt=26))) == ["Bob", "Carol"]
