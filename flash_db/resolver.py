@@ -23,8 +23,9 @@ compiled by the function the compiler hands to the root resolver
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -163,9 +164,12 @@ class Resolver:
         self.many_as_join = False
         # The filter() calls made before the annotation being resolved.
         self.prior_filters: tuple[Any, ...] = ()
-        # While an EXISTS over a to-many prefix ("books") is compiled: F("books__id")
-        # names that EXISTS's row (as Django reuses the filter's join), not a new join.
+        # While an EXISTS over a to-many prefix ("books") is compiled: the lookups and
+        # F("books__id") of the filter() call name that EXISTS's row (as Django reuses
+        # the call's join), not a new one.
         self.correlated_many: dict[str, Resolver] = {}
+        # The filter()/exclude() call being compiled (None outside one).
+        self.call: _Call | None = None
         if subquery_compiler is None:
             parent = outer if outer is not None else base
             subquery_compiler = parent.subquery_compiler if parent is not None else None
@@ -248,8 +252,9 @@ class Resolver:
 
     def column(self, path: str, *, context: str = "") -> ColumnElement[Any]:
         """Return the column (or annotation) that ``path`` names, joining relations as needed."""
-        for prefix, sub in self.correlated_many.items():
+        for prefix in sorted(self.correlated_many, key=len, reverse=True):
             if path == prefix or path.startswith(prefix + "__"):
+                sub = self.correlated_many[prefix]
                 return sub.column(path[len(prefix) + 2 :] or "pk", context=context)
         parsed = self.parse(path, lookups=False, context=context)
         column, _ = self._resolve(parsed)
@@ -361,20 +366,7 @@ class Resolver:
         sub, from_, correlation = self.related_subquery(
             path.relations[: index + 1], path.names[: index + 1], grouping=False
         )
-        conditions = []
-        prefix = "__".join(path.names[: index + 1])
-        hooked = self.base is self and prefix not in self.correlated_many
-        if hooked:
-            self.correlated_many[prefix] = sub
-        try:
-            for item in items:
-                if isinstance(item, _Outer):
-                    conditions.append(self.compile(item.lookup))
-                else:
-                    conditions.append(sub.compile(item))
-        finally:
-            if hooked:
-                del self.correlated_many[prefix]
+        conditions = [sub.compile(item) for item in items]
         if any(is_false(condition) for condition in conditions):
             # An empty IN in it (Django: EmptyResultSet): no related row matches. (The
             # subquery's WHERE would fold to FALSE, dropping its join conditions.)
@@ -411,12 +403,7 @@ class Resolver:
         index = path.first_many()
         if index is None:
             return None
-        rest = [*path.names[index + 1 :]]
-        if path.field is not None:
-            rest.append(path.field)
-        elif len(path.relations) == index + 1:
-            rest.append("pk")
-        return path, index, "__".join([*rest, *path.tail])
+        return path, index, _rest(path, index)
 
     # -- aggregates ------------------------------------------------------------
 
@@ -531,6 +518,10 @@ class Resolver:
         ):
             value = list(value)  # a set or generator: read once, checked below
         check_nul(self.model, key, value)
+        if self.call is not None and self.correlated_many:
+            shared = self._shared_row_condition(key, value, negated, context)
+            if shared is not None:
+                return shared
         split = self.split_many(key, context)
         if split is not None:
             path, index, rest = split
@@ -666,6 +657,18 @@ class Resolver:
 
     def compile(self, item: Any, *, negated: bool = False) -> ColumnElement[bool]:
         """Return the boolean expression for a ``Q``, an expression or a ``(key, value)`` pair."""
+        if isinstance(item, Q) and self.call is None:
+            # The root of one filter()/exclude() call: its to-many paths share rows.
+            self.call = _Call(negated ^ item.negated)
+            # exclude(): the join types of filter() with the same arguments.
+            root = Q()
+            root.children = item.children
+            root.connector = item.connector
+            self._inner_joins(root, False, self.call.inner, root=True)
+            try:
+                return self.compile(item, negated=negated)
+            finally:
+                self.call = None
         if isinstance(item, Q):
             inner_negated = negated ^ item.negated
             if item.connector == Q.XOR:
@@ -701,56 +704,275 @@ class Resolver:
         )
 
     def _compile_and(self, children: list[Any], negated: bool) -> list[ColumnElement[bool]]:
-        """Compile ANDed children; lookups through one to-many relation share one EXISTS."""
-        # A str in ``parts`` marks where a grouped EXISTS goes (keeps the written order).
-        parts: list[ColumnElement[bool] | str] = []
-        groups: dict[str, tuple[_Path, int, list[Any]]] = {}
-        for child in children:
-            if isinstance(child, tuple):
-                key, value = child
-                split = self.split_many(key, f"filter({key}=...)")
-                item: Any = None
-                if split is not None and split[2] != "pk__isnull":
-                    path, index, rest = split
-                    item = (rest, value)
-                elif split is None and self.base is self:
-                    # id__gt=F("books__id"): the F() names the row of the EXISTS over
-                    # "books" in this call (Django reuses the join), so it goes there.
-                    split = self._many_reference(value)
-                    if split is not None:
-                        path, index, _ = split
-                        item = _Outer((key, value))
-                if item is not None:
-                    prefix = "__".join(path.names[: index + 1])
-                    group = groups.get(prefix)
-                    if group is None:
-                        groups[prefix] = (path, index, [item])
-                        parts.append(prefix)
-                    else:
-                        group[2].append(item)
-                    continue
-            parts.append(self.compile(child, negated=negated))
-        return [self._many(*groups[part]) if isinstance(part, str) else part for part in parts]
+        """Compile ANDed children; those through one to-many relation share one related row.
 
-    def _many_reference(self, value: Any) -> tuple[_Path, int, str] | None:
-        """Return the split of the one to-many prefix the ``F()``s in ``value`` go through."""
-        found = None
-        for name in _f_names(value):
-            split = self.split_many(name, "F()", lookups=False)
-            if split is None:
+        Within one ``filter()`` call Django joins a to-many relation once and every
+        condition on it (under ``&``, ``|``, ``^``, in ``F()``) names the joined
+        row. Here the children that reach a relation not yet bound form one group,
+        compiled inside an ``EXISTS`` over its rows (:meth:`_shared_row`); the
+        others stay outside it.
+        """
+        call = self.call
+        if call is None:
+            return [self.compile(child, negated=negated) for child in children]
+        branch = negated != call.negated
+        reached = [self._reached(child, branch) for child in children]
+        shared = {prefix for positive, _ in reached for prefix in positive}
+        # Children linked by a relation they share, in written order (union of groups).
+        groups: list[tuple[set[str], list[Any]]] = []
+        parts: list[ColumnElement[bool] | int] = []  # an int is the index of a group
+        for child, (positive, negative) in zip(children, reached, strict=True):
+            links = positive | (negative & shared)
+            if not links:
+                parts.append(self.compile(child, negated=negated))
                 continue
-            prefix = split[0].names[: split[1] + 1]
-            if found is not None and found[0].names[: found[1] + 1] != prefix:
-                return None  # two to-many prefixes: joined, as before
-            found = split
+            joined = [i for i, (prefixes, _) in enumerate(groups) if prefixes & links]
+            if not joined:
+                groups.append((set(links), [child]))
+                parts.append(len(groups) - 1)
+                continue
+            first = joined[0]
+            for i in joined[1:]:  # this child links earlier groups: merge them into the first
+                groups[first][0].update(groups[i][0])
+                groups[first][1].extend(groups[i][1])
+                groups[i] = (set(), [])
+                parts = [first if part == i else part for part in parts]
+            groups[first][0].update(links)
+            groups[first][1].append(child)
+        compiled: list[ColumnElement[bool]] = []
+        done: set[int] = set()
+        for part in parts:
+            if not isinstance(part, int):
+                compiled.append(part)
+            elif part not in done:
+                done.add(part)
+                prefixes, members = groups[part]
+                compiled.append(self._shared_row(prefixes & shared, members, negated))
+        return compiled
+
+    def _reached(self, item: Any, branch: bool) -> tuple[set[str], set[str]]:
+        """Return the unbound to-many prefixes ``item`` joins, and those its negated lookups name.
+
+        ``branch``: ``item`` is under ``~`` inside the call, where Django's lookups on
+        a to-many path are subqueries of their own (``split_exclude``) that only
+        reuse a row the call already joined; an ``F()`` is always joined.
+        """
+        positive: set[str] = set()
+        negative: set[str] = set()
+        if self._uses_aggregate(item):
+            # A SQL aggregate of the query's rows (HAVING) cannot stand inside an EXISTS:
+            # its to-many lookups keep EXISTS of their own.
+            return positive, negative
+        if isinstance(item, Q):
+            for child in item.children:
+                p, n = self._reached(child, branch ^ item.negated)
+                positive |= p
+                negative |= n
+        elif isinstance(item, tuple):
+            key, value = item
+            keys = [p for p, _, _ in self._hops(key, lookups=True)]
+            (negative if branch else positive).update(keys)
+            for name in _f_names(value):
+                positive.update(p for p, _, _ in self._hops(name, lookups=False))
+        return positive - set(self.correlated_many), negative - set(self.correlated_many)
+
+    def _uses_aggregate(self, item: Any) -> bool:
+        """Return whether ``item`` names an annotation that is a SQL aggregate (``GROUP BY``)."""
+        if not self.aggregate_annotations:
+            return False
+        if isinstance(item, Q):
+            return any(self._uses_aggregate(child) for child in item.children)
+        if not isinstance(item, tuple):
+            return False
+        names = [item[0], *_f_names(item[1])]
+        for name in names:
+            path = self.parse(name, lookups=name == item[0], context=f"filter({item[0]}=...)")
+            if path.annotation and path.field in self.aggregate_annotations:
+                return True
+        return False
+
+    def _hops(self, key: str, *, lookups: bool) -> list[tuple[str, _Path, int]]:
+        """Return ``(prefix, path, index)`` for each to-many hop of ``key`` (``"tags__books"``)."""
+        if self.many_as_join or key.partition("__")[0] not in self.mapper.relationships:
+            return []  # own columns and annotations: no hop (and no parsing)
+        cache = self.call.hops if self.call is not None else {}
+        found = cache.get((key, lookups))
+        if found is None:
+            path = self.parse(key, lookups=lookups, context=f"filter({key}=...)")
+            found = [
+                ("__".join(path.names[: i + 1]), path, i)
+                for i, rel in enumerate(path.relations)
+                if _is_many(rel)
+            ]
+            cache[(key, lookups)] = found
         return found
+
+    def _shared_row(self, prefixes: set[str], members: list[Any], negated: bool) -> Any:
+        """Return the ANDed ``members`` with the shallowest of ``prefixes`` bound to one row.
+
+        ``EXISTS (related rows r WHERE members(r))``; when Django's join would be a
+        LEFT OUTER JOIN (no member requires a related row: ``|``, ``^``,
+        ``isnull=True``), a parent with no related row is kept when ``members``
+        hold for a row of NULLs, as Django's joined NULL row does.
+        """
+        call = self.call
+        assert call is not None  # only inside a call
+        # The shallowest first: deeper hops are bound inside its EXISTS.
+        prefix = min(sorted(prefixes), key=lambda p: len(self._hops(p, lookups=False)))
+        _, path, index = self._hops(prefix, lookups=False)[-1]
+        if len(members) == 1 and isinstance(members[0], tuple) and not _f_names(members[0][1]):
+            # A lone lookup: its own EXISTS (``_many``, which also knows NULL's rows).
+            return self.compile(members[0], negated=negated)
+        owner, start = self._owner_of(path, index)
+        relations = path.relations[start : index + 1]
+        names = path.names[start : index + 1]
+        sub, from_, correlation = owner.related_subquery(relations, names, grouping=False)
+        inner = self._bound(prefix, sub, members, negated)
+        exists: ColumnElement[bool]
+        if any(is_false(condition) for condition in inner):
+            exists = false()  # an empty IN (see _exists)
+        else:
+            stmt = select(literal(1)).select_from(from_).where(*correlation, *inner)
+            exists = correlated(sub.apply_joins(stmt), sub.entity).exists()
+        if call.inner.get(prefix, False):
+            return exists
+        # LEFT OUTER in Django: the row of NULLs when there is no related row.
+        target = relations[-1].mapper.class_
+        empty = select(literal(1)).select_from(from_).where(*correlation)
+        nothing = not_(correlated(empty, sub.entity).exists())
+        nulls = Resolver(target, entity=aliased(target), outer=self.outer, base=self.base)
+        on_nulls = self._bound(prefix, nulls, members, negated)
+        if any(is_false(condition) for condition in on_nulls):
+            return exists
+        stmt = select(literal(1)).select_from(_null_row(nulls.entity)).where(*on_nulls)
+        null_exists = correlated(nulls.apply_joins(stmt), nulls.entity).exists()
+        return or_(exists, and_(nothing, null_exists))
+
+    def _bound(
+        self, prefix: str, sub: Resolver, members: list[Any], negated: bool
+    ) -> list[ColumnElement[bool]]:
+        """Compile ``members`` with ``prefix`` naming the row of ``sub``.
+
+        Inside the ``EXISTS`` they are compiled as in ``filter()`` even for
+        ``exclude()``, whose ``NOT`` stands outside it: ``exclude()`` keeps exactly
+        the rows ``filter()`` with the same arguments does not return.
+        """
+        call = self.call
+        assert call is not None  # only inside a call
+        self.correlated_many[prefix] = sub
+        call_negated, call.negated = call.negated, False
+        try:
+            return self._compile_and(members, negated != call_negated)
+        finally:
+            call.negated = call_negated
+            del self.correlated_many[prefix]
+
+    def _owner_of(self, path: _Path, index: int) -> tuple[Resolver, int]:
+        """Return the resolver the hop ``index`` of ``path`` starts from, and its first hop."""
+        for i in range(index - 1, -1, -1):
+            prefix = "__".join(path.names[: i + 1])
+            if prefix in self.correlated_many:
+                return self.correlated_many[prefix], i + 1
+        return self, 0
+
+    def _inner_joins(
+        self, item: Any, branch: bool, inner: dict[str, bool], *, root: bool = False
+    ) -> set[str]:
+        """Return the to-many prefixes ``item`` requires a row of; record join types in ``inner``.
+
+        Django's join promotion, which says whether a parent with no related row
+        can match: a lookup through a relation needs a row, unless it matches NULL
+        (``isnull=True``, ``=None``) or is negated. Bottom-up, ``&`` makes every
+        join one of its children needs INNER, ``|`` makes those all its children
+        need INNER and the others LEFT OUTER, ``^`` leaves them as they are (``~``
+        swaps ``&`` and ``|``); the node nearest the root decides.
+        """
+        if isinstance(item, tuple):
+            key, value = item
+            if branch or _matches_null(key, value):
+                return set()
+            names = {p for p, _, _ in self._hops(key, lookups=True)}
+            for name in _f_names(value):
+                names.update(p for p, _, _ in self._hops(name, lookups=False))
+            return names
+        if not isinstance(item, Q):
+            return set()
+        if len(item.children) == 1 and not item.negated and not root:
+            # Django squashes a one-child Q into its parent: no node of its own.
+            return self._inner_joins(item.children[0], branch, inner)
+        negated = branch ^ item.negated
+        votes: Counter[str] = Counter()
+        for child in item.children:
+            votes.update(self._inner_joins(child, negated, inner))
+        connector = item.connector
+        if negated:
+            connector = Q.OR if connector == Q.AND else Q.AND
+        needed = set()
+        for prefix, count in votes.items():
+            if connector == Q.AND or (connector == Q.OR and count == len(item.children)):
+                inner[prefix] = True
+                needed.add(prefix)
+            elif connector == Q.OR:
+                inner[prefix] = False
+        return needed
+
+    def _shared_row_condition(
+        self, key: str, value: Any, negated: bool, context: str
+    ) -> ColumnElement[bool] | None:
+        """Return a lookup of the call on the related row it shares, or None if none is bound.
+
+        Under ``~`` inside the call a lookup reuses the row only when an earlier
+        lookup of the call joined it, as Django's ``split_exclude`` does.
+        """
+        call = self.call
+        assert call is not None  # only inside a call
+        branch = negated != call.negated
+        for name in _f_names(value):
+            call.seen.update(p for p, _, _ in self._hops(name, lookups=False))
+        hops = self._hops(key, lookups=True)
+        target = None
+        for prefix, path, index in reversed(hops):
+            if prefix in self.correlated_many and (not branch or prefix in call.seen):
+                target = (prefix, path, index)
+                break
+        if not branch:
+            call.seen.update(p for p, _, _ in hops)
+        if target is None:
+            return None
+        prefix, path, index = target
+        return self.correlated_many[prefix].condition(_rest(path, index), value, negated=negated)
 
 
 @dataclass
-class _Outer:
-    """A lookup on the outer row compiled inside a to-many EXISTS (its F() names the row)."""
+class _Call:
+    """One ``filter()``/``exclude()`` call being compiled."""
 
-    lookup: tuple[str, Any]
+    negated: bool  # exclude(): the call's own negation (not a ``~`` branch inside it)
+    seen: set[str] = field(default_factory=set)  # to-many prefixes its lookups joined so far
+    #: Per to-many prefix, whether Django's join is INNER (else LEFT OUTER).
+    inner: dict[str, bool] = field(default_factory=dict)
+    #: The to-many hops of each path of the call, by (path, with lookups).
+    hops: dict[tuple[str, bool], list[tuple[str, _Path, int]]] = field(default_factory=dict)
+
+
+def _rest(path: _Path, index: int) -> str:
+    """Return ``path`` after its to-many hop ``index`` (``tags__name``, 0: ``name``)."""
+    rest = [*path.names[index + 1 :]]
+    if path.field is not None:
+        rest.append(path.field)
+    elif len(path.relations) == index + 1:
+        rest.append("pk")
+    return "__".join([*rest, *path.tail])
+
+
+def _null_row(alias: Any) -> Any:
+    """Return one row in which ``alias``'s columns are NULL (Django's LEFT OUTER JOIN miss).
+
+    ``(SELECT 1) LEFT OUTER JOIN alias ON false``: the alias stays a real alias of
+    its table, so relations from it join as from any row.
+    """
+    one = select(literal(1).label("one")).subquery()
+    return one.outerjoin(inspect(alias).selectable, false())
 
 
 def _f_names(value: Any) -> list[str]:

@@ -711,3 +711,89 @@ async def test_json_in_with_only_none_is_empty_and_double_negation_cancels(
     same_post = User.objects.filter(~~Q(posts__views__gt=6), posts__views__lt=8)
     assert await user_names(db, same_post) == ["Bob"]  # p3: 7 views
     assert await user_names(db, User.objects.filter(~~~Q(age__gt=26))) == ["Bob", "Carol"]
+
+
+# -- 13. One filter() call through a to-many relation: one related row -----------------------
+#
+# Django joins a to-many relation once per filter() call and every condition of the call
+# on it (under &, |, ^, ~ after the join, in F()) names the joined row; Flash DB asks the
+# same of one row in an EXISTS, so each parent comes once.
+
+
+async def test_one_filter_call_through_two_hops_names_one_far_row(db: AsyncSession) -> None:
+    data = await seed(db)
+    # p1 has the tags python and sql: no one tag is both.
+    both = User.objects.filter(posts__tags__name="python", posts__tags__id=data.sql.id)
+    assert await user_names(db, both) == []
+    one = User.objects.filter(posts__tags__name="python", posts__tags__id=data.python.id)
+    assert await user_names(db, one) == ["Alice"]
+    # The SQL: one EXISTS per hop, the inner one inside the outer one.
+    assert one.sql(db).count("EXISTS") == 2
+
+
+async def test_or_in_one_filter_call_names_the_same_related_row(db: AsyncSession) -> None:
+    await seed(db)
+    # (over 8 views or Bob's) and a draft, on one post: Alice's draft p2 has 5 views.
+    draft = User.objects.filter(Q(posts__views__gt=8) | Q(name="Bob"), posts__published=False)
+    assert await user_names(db, draft) == []
+    draft = User.objects.filter(Q(posts__views__gt=4) | Q(name="Bob"), posts__published=False)
+    assert await user_names(db, draft) == ["Alice"]
+    # Under | Django's join is LEFT OUTER: Carol, with no post, matches by her name.
+    either = User.objects.filter(Q(posts__views__gt=8) | Q(name="Carol"))
+    assert await user_names(db, either) == ["Alice", "Carol"]
+
+
+async def test_xor_in_one_filter_call_is_taken_per_related_row(db: AsyncSession) -> None:
+    await seed(db)
+    # Alice (30): p1 (10 views) makes both sides true, p2 (5 views) only the first: a match.
+    # Bob (no age): p3 (7 views). Émile (40): p4 (0 views). Carol (25): no post, no side.
+    xor = User.objects.filter(Q(age__gt=28) ^ Q(posts__views__gt=6))
+    assert await user_names(db, xor) == ["Alice", "Bob", "Émile"]
+
+
+async def test_negated_q_reuses_the_row_an_earlier_lookup_joined(db: AsyncSession) -> None:
+    await seed(db)
+    # After posts__views__gt=0 joined a post, ~Q names that post: Alice's draft p2.
+    reused = User.objects.filter(Q(posts__views__gt=0) & ~Q(posts__published=True))
+    assert await user_names(db, reused) == ["Alice"]
+    # Written first, ~Q is a subquery of its own: no published post at all.
+    alone = User.objects.filter(~Q(posts__published=True), posts__views__gt=0)
+    assert await user_names(db, alone) == []
+    # A negated F() through the relation names a joined post too (Django: NOT (age >
+    # views * 4 AND age IS NOT NULL) per post): Alice's p1, Bob's p3.
+    negated_f = User.objects.filter(~Q(age__gt=F("posts__views") * 4))
+    assert await user_names(db, negated_f) == ["Alice", "Bob"]
+
+
+async def test_isnull_twice_on_one_to_many_relation_means_no_related_row(db: AsyncSession) -> None:
+    await seed(db)
+    # Django: one LEFT OUTER JOIN, both IS NULL on its NULL row: the posts without comments.
+    none = Post.objects.filter(Q(comments__pk__isnull=True), comments__post_id__isnull=True)
+    assert await post_titles(db, none) == ["hello again", "Über Straße"]
+
+
+async def test_to_many_filters_stay_one_exists(db: AsyncSession) -> None:
+    await seed(db)
+    # No cost for the rule in the plain cases: one EXISTS, no outer join, no NULL row.
+    for qs in (
+        User.objects.filter(posts__views__gt=6),
+        User.objects.filter(posts__views__gt=6, posts__published=True, name__gt="A"),
+        User.objects.filter(age__gt=F("posts__views")),
+    ):
+        sql = qs.sql(db)
+        assert sql.count("EXISTS") == 1, sql
+        assert "JOIN" not in sql, sql
+    # Each parent once, where Django repeats Alice per matching post.
+    assert await User.objects.filter(age__gt=F("posts__views")).count(db) == 2
+
+
+async def test_exclude_is_the_complement_of_filter_with_a_to_one_f(db: AsyncSession) -> None:
+    data = await seed(db)
+    await Post.objects.create(db, title="Carol's", author_id=data.carol.id, views=9)
+    # filter(): a post over 6 views and a name before the company's: Bob (Globex).
+    # Carol has no company: her comparison is NULL, so she is in neither answer (as in
+    # Django, whose F() of a NOT NULL column through a nullable relation adds no IS NULL).
+    args = (Q(posts__views__gt=6),)
+    kwargs = {"name__lt": F("company__name")}
+    assert await user_names(db, User.objects.filter(*args, **kwargs)) == ["Bob"]
+    assert await user_names(db, User.objects.exclude(*args, **kwargs)) == ["Alice", "Émile"]
