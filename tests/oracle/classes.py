@@ -65,8 +65,6 @@ class Deliberate:
         """Return the rewrite that makes Django answer by Flash DB's rule."""
         if self.rewrite.exists_form:
             return replace(self.rewrite, exists_form=query.model)
-        if self.rewrite.xor_exists:
-            return replace(self.rewrite, xor_exists=query.model)
         if self.rewrite.xor_join:
             return replace(self.rewrite, xor_join=query.model)
         return self.rewrite
@@ -75,23 +73,16 @@ class Deliberate:
 DELIBERATE = [
     Deliberate(
         "to-many filter is EXISTS",
-        "A to-many path in filter()/exclude() is a correlated EXISTS: parent rows are "
-        "never duplicated, and exclude() is the exact complement of filter() with the "
-        "same arguments (its conditions hold for one related row). Django joins, so it "
-        "returns a parent once per matching child, and its exclude() may match "
-        "different children per condition.",
+        "A to-many path in filter()/exclude() (or an F() through one) is a correlated "
+        "EXISTS: the conditions of one call hold for one related row, as on Django's "
+        "join, but parent rows are never duplicated, and exclude() is the exact "
+        "complement of filter() with the same arguments. Django joins, so it returns a "
+        "parent once per matching child, and its exclude() may match different "
+        "children per condition.",
         "Author.objects.filter(books__pages__gt=100).count()  # Django counts an author "
         "once per book, Flash DB once",
-        frozenset({"filter:to-many"}),
+        frozenset({"filter:to-many", "F:to-many"}),
         rewrite=Mode(exists_form="?"),
-    ),
-    Deliberate(
-        "to-many path under Q ^ Q is EXISTS",
-        "Inside Q ^ Q a to-many lookup is an EXISTS of its own (once per parent row); "
-        "Django joins and takes the XOR per joined row.",
-        "Author.objects.filter(Q(age__gt=60) ^ Q(books__pages__gt=300))",
-        frozenset({"Q^"}),
-        rewrite=Mode(xor_exists="?"),
     ),
     Deliberate(
         "nullable to-one path under Q ^ Q keeps the row",
@@ -169,73 +160,6 @@ def _tags(*sets: str) -> tuple[frozenset[str], ...]:
 
 #: Classes still failing on main; each disappears from here when its fix lands.
 KNOWN_OPEN: list[KnownOpen] = [
-    KnownOpen(
-        "F() through a to-many relation in filter() (duplicates, other rows)",
-        _tags("F:to-many"),
-        MISMATCH,
-        reproduction='Publisher.objects.filter(books__id__lt=F("books__rating") / 2)',
-    ),
-    KnownOpen(
-        "one filter() through two to-many hops: conditions not on the same far row",
-        _tags("hop:many-many filter:to-many"),
-        MISMATCH,
-        reproduction=(
-            "Book.objects.filter(tags__books__other_num__gte=0, tags__books__created__minute=9)"
-            ".count()"
-        ),
-    ),
-    KnownOpen(
-        "Q ^ Q with a to-many path (not explained by the EXISTS rule)",
-        _tags("Q^ filter:to-many"),
-        MISMATCH,
-        reproduction=(
-            "Author.objects.filter(Q(joined__second__gt=22) ^ "
-            "Q(books__published__gt=date(2022, 1, 19)))"
-        ),
-    ),
-    KnownOpen(
-        "F() through a to-many relation: Django repeats the parent per related row",
-        _tags("F:to-many"),
-        MISMATCH,
-        reproduction='Author.objects.filter(id__gt=F("books__id"))',
-        status=(
-            "open: Flash DB's answer is the EXISTS rule (same rows, no repeats; "
-            "docs/querying.md); the oracle's EXISTS proof does not rewrite F() yet"
-        ),
-    ),
-    KnownOpen(
-        "~Q() on a to-many path inside filter()",
-        _tags("filter~to-many"),
-        MISMATCH,
-        reproduction="Publisher.objects.filter(Q(books__pages__gt=0) & ~Q(books__price__gt=12))",
-    ),
-    KnownOpen(
-        "to-many conditions under | in one filter(): not on the same related row",
-        _tags("Q| filter:to-many"),
-        MISMATCH,
-        reproduction=(
-            "Tag.objects.filter(Q(books__pages__gte=1000) | Q(name__startswith='s'), "
-            "books__title__iendswith='ALPHA').count()"
-        ),
-    ),
-    KnownOpen(
-        "isnull=True twice on one to-many relation in one filter()",
-        _tags("isnull:to-many"),
-        MISMATCH,
-        reproduction=(
-            "Book.objects.filter(Q(reviews__pk__isnull=True), "
-            "reviews__book_id__isnull=True).count()"
-        ),
-    ),
-    KnownOpen(
-        "exclude() with a to-many path and a nullable F() on a to-one path",
-        _tags("neg:F:nullable neg:filter:to-many"),
-        MISMATCH,
-        reproduction=(
-            "Book.objects.exclude(Q(tags__id__range=(8, 8)), "
-            'published__lte=F("publisher__founded")).count()'
-        ),
-    ),
     KnownOpen(
         "PostgreSQL: an aggregate annotation, then F() between two to-many paths in filter()",
         _tags("F:to-many"),

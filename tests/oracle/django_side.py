@@ -96,8 +96,10 @@ class Book(models.Model):  # type: ignore[misc]  # Django ships no type informat
 
 
 class BookTag(models.Model):  # type: ignore[misc]  # Django ships no type information
-    # The table's key is (book_id, tag_id); Django never reads this model's own pk here.
-    book = models.ForeignKey(Book, models.DO_NOTHING, primary_key=True)
+    # The table's key is (book_id, tag_id). A primary key on book_id alone would make
+    # Django take book -> book_tags as one-to-one (tags from a book single-valued).
+    pk = models.CompositePrimaryKey("book_id", "tag_id")
+    book = models.ForeignKey(Book, models.DO_NOTHING)
     tag = models.ForeignKey(Tag, models.DO_NOTHING)
 
     class Meta:

@@ -180,11 +180,13 @@ class Mode:
     like_regex: bool = False  # text lookups as regex (case-sensitive / Unicode-folding)
     exists_form: str | None = None  # to-many filter()/exclude() as ``pk__in`` of that model
     sqlite_fold: bool = False  # Django on a SQLite connection whose LOWER/UPPER fold Unicode
-    xor_exists: str | None = None  # to-many lookups under ^ as ``pk__in`` of that model
     xor_join: str | None = None  # nullable to-one lookups under ^ as ``pk__in`` of that model
 
 
 PLAIN = Mode()
+
+#: The tags of a lookup that reaches a to-many relation: its path, or an F() in its value.
+TO_MANY = frozenset({"filter:to-many", "F:to-many"})
 
 
 @dataclass(frozen=True)
@@ -294,10 +296,6 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
     """Return code for a ``Q`` tree."""
     if isinstance(node, Leaf):
         code = f"Q({node.positional(mode) or node.render(mode)})"
-        if in_xor and mode.xor_exists and "filter:to-many" in node.tags:
-            # Flash DB's rule: a to-many lookup under ^ is an EXISTS of its own.
-            inner = f"{mode.xor_exists}.objects.filter({code})"
-            return f'Q(pk__in={inner}.values("pk"))'
         if in_xor and mode.xor_join and "hop:nullable-one" in node.tags:
             # Flash DB's rule: a row without the related row is there, its lookup false
             # (Django inner-joins a nullable relation under ^, dropping the row).
@@ -359,11 +357,12 @@ class Step:
             args = [render_node(n, mode) for n in self.nodes]
             args += [p for leaf in self.leaves if (p := leaf.positional(mode))]
             args += [leaf.render(mode) for leaf in self.leaves if not leaf.positional(mode)]
-            if mode.exists_form and "filter:to-many" in self.all_tags():
-                # The conditions that walk a to-many path go into one EXISTS (pk__in);
-                # the others (own columns, annotations) stay in the outer query.
+            if mode.exists_form and TO_MANY & self.all_tags():
+                # The conditions that walk a to-many path (or name one in F()) go into
+                # one EXISTS (pk__in); the others (own columns, annotations) stay in the
+                # outer query.
                 items = [(n, True) for n in self.nodes] + [(leaf, False) for leaf in self.leaves]
-                many = [i for i in items if "filter:to-many" in node_tags(i[0])]
+                many = [i for i in items if TO_MANY & node_tags(i[0])]
                 rest = [i for i in items if i not in many]
                 inner = f"{mode.exists_form}.objects.filter({_args(many, mode)})"
                 exists = f'pk__in={inner}.values("pk")'

@@ -431,7 +431,6 @@ async def _deliberate(
             like_regex=any(m.like_regex for _, m in modes),
             sqlite_fold=any(m.sqlite_fold for _, m in modes),
             exists_form=next((m.exists_form for _, m in modes if m.exists_form), None),
-            xor_exists=next((m.xor_exists for _, m in modes if m.xor_exists), None),
             xor_join=next((m.xor_join for _, m in modes if m.xor_join), None),
         )
         modes.append(([k.name for k in applicable], combined))
