@@ -10,10 +10,14 @@ before any statement exists.
 Relations: a to-one hop (``author__name``) is a LEFT OUTER JOIN on an alias,
 reused for the same path within one statement. A to-many hop in a filter
 (``posts__title``) is a correlated ``EXISTS``, so parent rows are never
-duplicated; the conditions of one ``filter()`` call on the same to-many
-relation share one ``EXISTS`` (they must hold for the same related row, as in
-Django). In ``order_by``/``values``/``F`` a to-many hop is a LEFT OUTER JOIN
-(one result per related row, as in Django).
+duplicated. Django joins a to-many relation once per ``filter()`` call and every
+condition of the call names the joined row (under ``&``, ``|``, ``^``, in
+``F()``, in a ``~Q`` after the join): here the call's conditions through the
+relation are compiled inside one ``EXISTS`` over its rows, and where Django's
+join would be LEFT OUTER, a parent without related rows is judged on a row of
+NULLs (``Resolver._compile_and``). In ``order_by``/``values`` and ``F()``
+outside a filter a to-many hop is a LEFT OUTER JOIN (one result per related row,
+as in Django).
 
 Queries inside queries (``Exists``, ``Subquery``, ``author__in=qs``) are
 compiled by the function the compiler hands to the root resolver

@@ -333,7 +333,22 @@ def _args(items: list[tuple[Node, bool]], mode: Mode) -> str:
             positional.append(p)
         elif isinstance(node, Leaf):
             keywords.append(node.render(mode))
-    return ", ".join(positional + keywords)
+    return ", ".join(positional + _unique_keywords(keywords))
+
+
+def _unique_keywords(keywords: list[str]) -> list[str]:
+    """Return ``key=value`` arguments; a key a rewrite made twice goes in a ``Q()``.
+
+    ``name__iendswith=..., name__iregex=...`` both become ``name__iregex`` in the
+    regex spelling of the SQLite text rule; one call cannot repeat a keyword.
+    """
+    seen: set[str] = set()
+    out = []
+    for keyword in keywords:
+        key = keyword.partition("=")[0]
+        out.append(keyword if key not in seen else f"Q({keyword})")
+        seen.add(key)
+    return [k for k in out if k.startswith("Q(")] + [k for k in out if not k.startswith("Q(")]
 
 
 @dataclass(frozen=True)
@@ -356,7 +371,9 @@ class Step:
         if self.method in ("filter", "exclude"):
             args = [render_node(n, mode) for n in self.nodes]
             args += [p for leaf in self.leaves if (p := leaf.positional(mode))]
-            args += [leaf.render(mode) for leaf in self.leaves if not leaf.positional(mode)]
+            args += _unique_keywords(
+                [leaf.render(mode) for leaf in self.leaves if not leaf.positional(mode)]
+            )
             if mode.exists_form and TO_MANY & self.all_tags():
                 # The conditions that walk a to-many path (or name one in F()) go into
                 # one EXISTS (pk__in); the others (own columns, annotations) stay in the
