@@ -797,3 +797,16 @@ async def test_exclude_is_the_complement_of_filter_with_a_to_one_f(db: AsyncSess
     kwargs = {"name__lt": F("company__name")}
     assert await user_names(db, User.objects.filter(*args, **kwargs)) == ["Bob"]
     assert await user_names(db, User.objects.exclude(*args, **kwargs)) == ["Alice", "Émile"]
+
+
+async def test_f_between_two_to_many_paths_beside_an_aggregate(db: AsyncSession) -> None:
+    await seed(db)
+    # A SQL aggregate annotation (GROUP BY) and, in one filter() call, a to-many lookup
+    # whose F() goes through another to-many relation: the rows of both relations stay
+    # inside EXISTS (PostgreSQL refused the joined comment as an ungrouped column).
+    qs = (
+        Post.objects.annotate(total=Sum("views", filter=Q(author__age__gt=20)))
+        .filter(total__gte=1, tags__pk__lt=F("comments__pk") + 1000)
+        .order_by("title")
+    )
+    assert await post_titles(db, qs) == ["Hello World"]  # p2 has no comment, p3's author no age

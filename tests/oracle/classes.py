@@ -161,17 +161,6 @@ def _tags(*sets: str) -> tuple[frozenset[str], ...]:
 #: Classes still failing on main; each disappears from here when its fix lands.
 KNOWN_OPEN: list[KnownOpen] = [
     KnownOpen(
-        "PostgreSQL: an aggregate annotation, then F() between two to-many paths in filter()",
-        _tags("F:to-many"),
-        CRASH,
-        POSTGRESQL,
-        message="subquery uses ungrouped column",
-        reproduction=(
-            'Book.objects.annotate(a0=Sum("rating", filter=Q(author__rating__gt=2.5)))'
-            '.filter(a0__gte=100, tags__pk__lt=F("reviews__pk")).count()'
-        ),
-    ),
-    KnownOpen(
         "alias() of an aggregate whose filter= has an empty IN, ordered by: Django returns no row",
         _tags("alias agg:filter in:empty"),
         MISMATCH,
