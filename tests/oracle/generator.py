@@ -179,6 +179,9 @@ class Mode:
     true_div: bool = False  # spell ``/`` as Django's true division (``* 1.0 /``)
     like_regex: bool = False  # text lookups as regex (case-sensitive / Unicode-folding)
     exists_form: str | None = None  # to-many filter()/exclude() as ``pk__in`` of that model
+    #: The calls before the step being rendered that its ``pk__in`` query repeats (the
+    #: annotations its conditions may name, and the filters those annotations see).
+    exists_prior: str = ""
     sqlite_fold: bool = False  # Django on a SQLite connection whose LOWER/UPPER fold Unicode
     xor_join: str | None = None  # nullable to-one lookups under ^ as ``pk__in`` of that model
 
@@ -381,7 +384,7 @@ class Step:
                 items = [(n, True) for n in self.nodes] + [(leaf, False) for leaf in self.leaves]
                 many = [i for i in items if TO_MANY & node_tags(i[0])]
                 rest = [i for i in items if i not in many]
-                inner = f"{mode.exists_form}.objects.filter({_args(many, mode)})"
+                inner = f"{mode.exists_form}.objects{mode.exists_prior}.filter({_args(many, mode)})"
                 exists = f'pk__in={inner}.values("pk")'
                 outer = _args(rest, mode)
                 return f".{self.method}({outer + ', ' if outer else ''}{exists})"
@@ -452,8 +455,21 @@ class Query:
 
     def chain(self, mode: Mode = PLAIN) -> str:
         """Return the QuerySet expression."""
-        steps = "".join(s.render(mode) for s in self.steps) or ".all()"
-        return f"{self.model}.objects{steps}"
+        if not mode.exists_form:
+            steps = "".join(s.render(mode) for s in self.steps) or ".all()"
+            return f"{self.model}.objects{steps}"
+        rendered = []
+        prior: str | None = ""  # None once the rows changed shape (values(), a slice, ...)
+        for step in self.steps:
+            code = step.render(replace(mode, exists_prior=prior or ""))
+            rendered.append(code)
+            if prior is None:
+                continue
+            if step.method in ("filter", "exclude", "annotate", "alias"):
+                prior += code
+            elif step.method not in ("order_by", "distinct"):
+                prior = None
+        return f"{self.model}.objects{''.join(rendered) or '.all()'}"
 
     def attrs(self) -> tuple[str, ...]:
         """Return the annotation names set on model instances (read back from each row)."""
