@@ -399,7 +399,7 @@ class Step:
             args = [repr(n) for n in self.names] + [e.render(mode) for e in self.exprs]
             return f".values_list({', '.join(args)}{flat})"
         if self.method in ("union", "intersection", "difference"):
-            other = "".join(s.render(mode) for s in self.inner) or ".all()"
+            other = _render_steps(self.inner, mode) or ".all()"
             keep = ", all=True" if self.flat else ""
             return f".{self.method}({self.names[0]}.objects{other}{keep})"
         if self.method in ("dates", "datetimes"):
@@ -426,6 +426,26 @@ class Step:
         for step in self.inner:
             tags |= step.all_tags()
         return tags
+
+
+def _render_steps(steps: tuple[Step, ...], mode: Mode) -> str:
+    """Return the calls of ``steps``; a rewritten ``pk__in`` query repeats the calls before.
+
+    Those are the filter()/exclude()/annotate()/alias() calls up to the rewritten one
+    (its conditions may name their annotations), until the rows change shape.
+    """
+    rendered = []
+    prior: str | None = ""  # None once the rows changed shape (values(), a slice, ...)
+    for step in steps:
+        code = step.render(replace(mode, exists_prior=prior or ""))
+        rendered.append(code)
+        if prior is None:
+            continue
+        if step.method in ("filter", "exclude", "annotate", "alias"):
+            prior += code
+        elif step.method not in ("order_by", "distinct"):
+            prior = None
+    return "".join(rendered)
 
 
 @dataclass(frozen=True)
@@ -455,21 +475,7 @@ class Query:
 
     def chain(self, mode: Mode = PLAIN) -> str:
         """Return the QuerySet expression."""
-        if not mode.exists_form:
-            steps = "".join(s.render(mode) for s in self.steps) or ".all()"
-            return f"{self.model}.objects{steps}"
-        rendered = []
-        prior: str | None = ""  # None once the rows changed shape (values(), a slice, ...)
-        for step in self.steps:
-            code = step.render(replace(mode, exists_prior=prior or ""))
-            rendered.append(code)
-            if prior is None:
-                continue
-            if step.method in ("filter", "exclude", "annotate", "alias"):
-                prior += code
-            elif step.method not in ("order_by", "distinct"):
-                prior = None
-        return f"{self.model}.objects{''.join(rendered) or '.all()'}"
+        return f"{self.model}.objects{_render_steps(self.steps, mode) or '.all()'}"
 
     def attrs(self) -> tuple[str, ...]:
         """Return the annotation names set on model instances (read back from each row)."""
