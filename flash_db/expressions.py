@@ -295,12 +295,16 @@ class Q:
         self.children: list[Any] = [*conditions, *sorted(lookups.items())]
         self.connector = Q.AND
         self.negated = False
+        #: Made by ``&``, ``|``, ``^`` or ``~`` (Django squashes the operands of those
+        #: into the new node; the resolver's join promotion reads the tree as Django's).
+        self.combined = False
 
     def _new(self, connector: str, children: list[Any], negated: bool = False) -> Q:
         q = Q()
         q.connector = connector
         q.children = children
         q.negated = negated
+        q.combined = True
         return q
 
     def __and__(self, other: Any) -> Q:
@@ -518,7 +522,7 @@ class Exists(Expression):
         """Return a Q true when exactly one side is (``Exists(...) ^ Q(...)``, as in Django)."""
         if not isinstance(other, Q | ColumnElement | Exists):
             return NotImplemented
-        return Q(self) ^ other
+        return Q(self) ^ Q(other)  # Django's tree: the other side stays a node of its own
 
     def __rxor__(self, other: Any) -> Q:
         if not isinstance(other, Q | ColumnElement):

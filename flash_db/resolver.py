@@ -880,7 +880,7 @@ class Resolver:
         return self, 0
 
     def _inner_joins(
-        self, item: Any, branch: bool, inner: dict[str, bool], *, root: bool = False
+        self, item: Any, branch: bool, inner: dict[str, bool], *, root: bool = True
     ) -> set[str]:
         """Return the to-many prefixes ``item`` requires a row of; record join types in ``inner``.
 
@@ -901,19 +901,17 @@ class Resolver:
             return names
         if not isinstance(item, Q):
             return set()
-        if len(item.children) == 1 and not item.negated and not root:
-            # Django squashes a one-child Q into its parent: no node of its own.
-            return self._inner_joins(item.children[0], branch, inner)
         negated = branch ^ item.negated
+        children = item.children if root else _squashed(item)
         votes: Counter[str] = Counter()
-        for child in item.children:
-            votes.update(self._inner_joins(child, negated, inner))
+        for child in children:
+            votes.update(self._inner_joins(child, negated, inner, root=False))
         connector = item.connector
         if negated:
             connector = Q.OR if connector == Q.AND else Q.AND
         needed = set()
         for prefix, count in votes.items():
-            if connector == Q.AND or (connector == Q.OR and count == len(item.children)):
+            if connector == Q.AND or (connector == Q.OR and count == len(children)):
                 inner[prefix] = True
                 needed.add(prefix)
             elif connector == Q.OR:
@@ -1025,6 +1023,26 @@ def _is_json(path: _Path) -> bool:
         return False
     kind = prop.columns[0].type
     return isinstance(getattr(kind, "impl", kind), JSON)
+
+
+def _squashed(q: Q) -> list[Any]:
+    """Return the children of ``q`` as Django's tree holds them.
+
+    Combining Qs with ``&``, ``|`` or ``^``, Django puts each operand's children in
+    its place when it is not negated and has the same connector or one child
+    (``Q(a) ^ Q(b) ^ Q(c)`` is one node over a, b and c); a ``Q(...)`` built by
+    its constructor keeps its children as given (``Q(Q(a))`` holds the node ``Q(a)``).
+    """
+    if not q.combined:
+        return q.children
+    children: list[Any] = []
+    for child in q.children:
+        squash = isinstance(child, Q) and not child.negated
+        if squash and (child.connector == q.connector or len(child.children) == 1):
+            children.extend(_squashed(child))
+        else:
+            children.append(child)
+    return children
 
 
 def _flatten_and(q: Q) -> list[Any]:

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import JSON, String
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Avg, Count, F, InvalidValue, Max, Prefetch, Q, Sum, Value
+from flash_db import Avg, Count, Exists, F, InvalidValue, Max, OuterRef, Prefetch, Q, Sum, Value
 from flash_db.functions import Abs, Cast, Coalesce, Replace
 from flash_db.testing import capture_queries
-from tests.models import Comment, Document, Gauge, Post, Product, Sample, Tag, User
+from tests.models import Comment, Company, Document, Gauge, Post, Product, Sample, Tag, User
 from tests.oracle.schema import Author as OracleAuthor
 from tests.oracle.schema import Book as OracleBook
 from tests.oracle.schema import Publisher
@@ -810,3 +810,16 @@ async def test_f_between_two_to_many_paths_beside_an_aggregate(db: AsyncSession)
         .order_by("title")
     )
     assert await post_titles(db, qs) == ["Hello World"]  # p2 has no comment, p3's author no age
+
+
+async def test_exists_xor_q_inner_joins_the_q_side_as_django(db: AsyncSession) -> None:
+    await seed(db)
+    # Django's Exists(...) ^ Q(...) keeps Q(...) a node of its own, whose join through
+    # posts is INNER: Carol (no company: the left side is true) has no post, so no row.
+    # Alice: p1 (10 views) makes the right side true; Bob: p3 (7); Émile: p4 (0) not.
+    no_company = ~Exists(Company.objects.filter(pk=OuterRef("company_id")))
+    qs = User.objects.filter(no_company ^ Q(posts__views__gt=6))
+    assert await user_names(db, qs) == ["Alice", "Bob"]
+    # Q(...) ^ Q(...) is one node over both lookups: the join is LEFT OUTER, Carol stays.
+    qs = User.objects.filter(Q(company=None) ^ Q(posts__views__gt=6))
+    assert await user_names(db, qs) == ["Alice", "Bob", "Carol"]
