@@ -49,7 +49,7 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
 
-from flash_db.constructs import is_false
+from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, FlashDBError
 from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
 from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
@@ -928,7 +928,13 @@ def _aggregate_over_subquery(
             result.append(agg.sql(None, None).label(name))
         else:
             result.append(agg.sql(inner.c[source], None).label(name))
-    return _marked_as(inner_select, select(*result).select_from(inner))
+    outer = select(*result).select_from(inner)
+    if any(is_empty(expression) for expression in lifted.values()):
+        # As Django: an aggregate whose filter= is provably empty, computed over the
+        # subquery, empties the whole aggregate() (its EmptyResultSet reaches the
+        # subquery): every aggregate takes its value over no row.
+        return _mark_empty(outer)
+    return _marked_as(inner_select, outer)
 
 
 def _selected_names(model: type[Any], state: QueryState) -> set[str]:

@@ -823,3 +823,24 @@ async def test_exists_xor_q_inner_joins_the_q_side_as_django(db: AsyncSession) -
     # Q(...) ^ Q(...) is one node over both lookups: the join is LEFT OUTER, Carol stays.
     qs = User.objects.filter(Q(company=None) ^ Q(posts__views__gt=6))
     assert await user_names(db, qs) == ["Alice", "Bob", "Carol"]
+
+
+async def test_aggregate_over_a_subquery_with_an_empty_filter_is_over_no_row(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    # Django moves the filter= into the subquery it aggregates over (distinct(), a
+    # slice, grouped rows): the empty IN empties it, so every aggregate is over no row.
+    empty = Max("views", filter=Q(views__in=[]))
+    async with capture_queries(db) as captured:
+        assert await Post.objects.distinct().aggregate(db, n=Count("id"), m=empty) == {
+            "n": 0,
+            "m": None,
+        }
+        assert await Post.objects.all()[:3].aggregate(db, n=Count("tags"), m=empty) == {
+            "n": 0,
+            "m": None,
+        }
+    assert captured.statements == []
+    # Over the rows themselves only that aggregate is over no row, as in Django.
+    assert await Post.objects.aggregate(db, n=Count("id"), m=empty) == {"n": 4, "m": None}
