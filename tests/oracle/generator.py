@@ -499,6 +499,8 @@ class Query:
                     other_joins += 1
             elif s.method in ("filter", "exclude"):
                 hops = {t[4:] for t in step_tags if t.startswith("via:")}
+                if "F:to-many" in step_tags:  # an F() through a to-many relation joins it too
+                    hops.add("F")
                 if hops and filter_hops:  # another filter() on a to-many path: a new join
                     other_joins += 1
                 if hops and any(e not in terminal_aggs for e in aggregates):
