@@ -780,8 +780,14 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
     joined = state.kind != "model" and any("__" in name for name in state.fields)
     if sliced or state.distinct or state.annotations or joined:
         # Count the rows the query would return: DISTINCT applies to the selected
-        # values (all columns of a model row are as distinct as its pk).
-        fields = state.fields if state.kind != "model" and state.fields else ("pk",)
+        # values. All columns of a model row are as distinct as its pk, but not its
+        # annotations: annotate(n=F("books__pages")).distinct() has a row per
+        # author and page count, as in Django.
+        if state.kind != "model" and state.fields:
+            fields = state.fields
+        else:
+            shown = (name for name, _ in state.annotations if name not in state.aliases)
+            fields = ("pk", *shown) if state.distinct else ("pk",)
         if state.group_by or state.distinct_fields:
             inner, _ = _select(model, state.clone(order_by=()))
         else:
