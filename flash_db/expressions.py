@@ -241,6 +241,15 @@ class Combined(Expression):
         """Return ``lhs <op> rhs``."""
         lhs, rhs = self.lhs.resolve(resolver), self.rhs.resolve(resolver)
         result: ColumnElement[Any] = self.op(lhs, rhs)
+        kind = result.type
+        if (
+            isinstance(kind, Numeric)
+            and not isinstance(kind, Float | FullDecimal)
+            and kind.asdecimal
+        ):
+            # SQLAlchemy gives ``price / 3`` the column's Numeric(8, 2), which SQLite's
+            # reading rounds to 2 places; Django's Decimal is not rounded.
+            result = type_coerce(result, FullDecimal())
         if is_empty(lhs) or is_empty(rhs):
             return EmptyResult(result)  # as Django: arithmetic on it is over no rows too
         return result
@@ -407,7 +416,7 @@ class Aggregate(Expression):
                 # PostgreSQL's avg() of integers is numeric; Django's Avg is a float.
                 return cast(call, Float)
             # Not rounded to the column's scale: Django's full-precision Decimal.
-            call = getattr(func, self.function)(argument, type_=AvgDecimal())
+            call = getattr(func, self.function)(argument, type_=FullDecimal())
             if condition is not None:
                 call = call.filter(condition)
         result: ColumnElement[Any] = call
@@ -420,12 +429,13 @@ class Aggregate(Expression):
         return f"{type(self).__name__}({self.expression!r}{extra})"
 
 
-class AvgDecimal(TypeDecorator[Decimal]):
-    """The Decimal of ``Avg()`` over a ``Numeric`` column, at full precision.
+class FullDecimal(TypeDecorator[Decimal]):
+    """A Decimal computed from Numeric values (``Avg()``, ``F("price") / 3``), unrounded.
 
-    PostgreSQL's ``avg(numeric)`` is a numeric, read as it is. SQLite's is a
-    float; it becomes a Decimal of its 15 significant digits (what SQLite
-    holds), as Django does, instead of being rounded to the column's scale.
+    PostgreSQL's numeric result is read as it is. SQLite's is a float; it becomes
+    a Decimal of its 15 significant digits (what SQLite holds), as Django does,
+    instead of being rounded to the column's scale (``Numeric(8, 2)``'s type
+    would make ``price / 3`` of 12.50 read as 4.17; Django's is 4.16666666666667).
     """
 
     impl = Numeric

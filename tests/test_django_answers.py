@@ -844,3 +844,29 @@ async def test_aggregate_over_a_subquery_with_an_empty_filter_is_over_no_row(
     assert captured.statements == []
     # Over the rows themselves only that aggregate is over no row, as in Django.
     assert await Post.objects.aggregate(db, n=Count("id"), m=empty) == {"n": 4, "m": None}
+
+
+async def test_distinct_count_counts_the_annotations_too(db: AsyncSession) -> None:
+    await seed(db)
+    # DISTINCT applies to the whole row, annotations included: one row per user and
+    # post views (Alice twice: 10 and 5; Carol once, with None), as Django counts.
+    qs = User.objects.annotate(v=F("posts__views")).distinct()
+    assert await qs.count(db) == len(await qs.fetch(db)) == 5
+    assert await qs[1:].count(db) == 4
+    assert await User.objects.values().annotate(v=F("posts__views")).distinct().count(db) == 5
+    # An alias() is not selected: one row per user.
+    assert await User.objects.alias(v=F("posts__views")).distinct().count(db) == 4
+
+
+async def test_decimal_arithmetic_is_not_rounded_to_the_column_scale(db: AsyncSession) -> None:
+    await Product.objects.create(db, code="a", price=Decimal("12.50"))
+    await Product.objects.create(db, code="b", price=Decimal("0.05"))
+    qs = Product.objects.annotate(
+        third=F("price") / 3, square=F("price") * F("price"), half=F("price") * Decimal("0.5")
+    ).order_by("code")
+    rows = await qs.values("third", "square", "half").fetch(db)
+    # Django's Decimal keeps the digits (15 significant on SQLite), not Numeric(10, 2)'s.
+    assert all(isinstance(row["third"], Decimal) for row in rows)
+    assert abs(rows[0]["third"] - Decimal("12.50") / 3) < Decimal("1e-12")
+    assert [row["square"] for row in rows] == [Decimal("156.25"), Decimal("0.0025")]
+    assert [row["half"] for row in rows] == [Decimal("6.25"), Decimal("0.025")]
