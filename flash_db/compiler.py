@@ -48,6 +48,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Mapper, QueryableAttribute, Re
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
+from sqlalchemy.sql.expression import ScalarSelect, SelectBase
 
 from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, FlashDBError
@@ -583,18 +584,27 @@ def _select(
     order = [item.sql for item in ordered]
     group_by = _group_by(state, resolver)
     if group_by and not state.group_by:
-        # The columns other annotations read (F("books__x") * 3): grouped, as Django does.
+        # The other annotations that read the rows' columns are grouped, as Django
+        # does: by their value (Coalesce("books__x", "books__reviews__y") is one
+        # group per author and value, not per pair of columns). One holding a
+        # subquery is grouped by the columns it reads.
         tables = resolver.from_selectables()
         for name, _ in state.annotations:
             if name in resolver.aggregate_annotations:
                 continue
-            for element in visitors.iterate(_expression(resolver.annotations[name])):
-                if (
-                    isinstance(element, ColumnClause)
-                    and any(element.table is table for table in tables)
-                    and not _contains(group_by, element)
-                ):
-                    group_by.append(element)
+            expression = _expression(resolver.annotations[name])
+            elements = list(visitors.iterate(expression))
+            columns = [
+                element
+                for element in elements
+                if isinstance(element, ColumnClause)
+                and any(element.table is table for table in tables)
+            ]
+            if columns and not any(isinstance(e, SelectBase | ScalarSelect) for e in elements):
+                columns = [expression]
+            for column in columns:
+                if not _contains(group_by, column):
+                    group_by.append(column)
     if group_by and not state.group_by and state.kind != "model":
         # values() of a query with aggregate annotations: as Django, the selected
         # columns that are not aggregates are grouped too (books__title: per book).

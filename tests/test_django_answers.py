@@ -870,3 +870,12 @@ async def test_decimal_arithmetic_is_not_rounded_to_the_column_scale(db: AsyncSe
     assert abs(rows[0]["third"] - Decimal("12.50") / 3) < Decimal("1e-12")
     assert [row["square"] for row in rows] == [Decimal("156.25"), Decimal("0.0025")]
     assert [row["half"] for row in rows] == [Decimal("6.25"), Decimal("0.025")]
+
+
+async def test_an_annotation_beside_an_aggregate_is_grouped_by_its_value(db: AsyncSession) -> None:
+    await seed(db)  # Alice's posts: 10 and 5 views; Bob's: 7; Émile's: 0; Carol: none
+    # Django groups by the annotation's value, not by the columns it reads: Alice's
+    # two posts give one group (z = 0) of two rows.
+    qs = User.objects.annotate(z=F("posts__views") * 0).annotate(n=Count("id"))
+    rows = sorted((u.name, u.z, u.n) for u in await qs.fetch(db))
+    assert rows == [("Alice", 0, 2), ("Bob", 0, 1), ("Carol", None, 1), ("Émile", 0, 1)]
