@@ -930,8 +930,8 @@ class Generator:
             if rng.random() < 0.15:
                 values.append(None)
                 tags.add("in:None")
-            if not values:
-                tags.add("in:empty")
+            if all(v is None for v in values):
+                tags.add("in:empty")  # Django drops None from an IN: [None] is empty too
             return Leaf(f"{path}__in", Expr(literal(values)), frozenset(tags))
         if op == "range":
             a, b = sorted(
