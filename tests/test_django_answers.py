@@ -877,5 +877,5 @@ async def test_an_annotation_beside_an_aggregate_is_grouped_by_its_value(db: Asy
     # Django groups by the annotation's value, not by the columns it reads: Alice's
     # two posts give one group (z = 0) of two rows.
     qs = User.objects.annotate(z=F("posts__views") * 0).annotate(n=Count("id"))
-    rows = sorted((u.name, u.z, u.n) for u in await qs.fetch(db))
+    rows = sorted(await qs.values_list("name", "z", "n").fetch(db))
     assert rows == [("Alice", 0, 2), ("Bob", 0, 1), ("Carol", None, 1), ("Émile", 0, 1)]
