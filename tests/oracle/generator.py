@@ -490,6 +490,7 @@ class Query:
         aggregates: list[Expr] = list(terminal_aggs)
         filter_hops: set[str] = set()
         other_joins = 0
+        deep_filter = False
         for s in self.steps:
             step_tags = s.all_tags()
             tags |= step_tags
@@ -507,6 +508,10 @@ class Query:
                     # a to-many filter after an aggregate annotate(): Django joins anew
                     other_joins += 1
                 filter_hops |= hops
+                if hops and "hop:many-many" in step_tags:
+                    # books__reviews__x: the second to-many join multiplies the rows
+                    # an aggregate over the first one (Count("books")) counts.
+                    deep_filter = True
             elif s.method in ("annotate", "alias"):
                 for _, e in s.named:
                     if any(t.startswith("agg:") for t in e.tags):
@@ -527,6 +532,14 @@ class Query:
                 or len(filter_hops | set(agg_hops)) >= 2
                 or (agg_hops and len(aggregates) >= 2)
                 or (filter_hops and plain)
+                or (
+                    deep_filter
+                    and any(
+                        "hop:many-many" not in e.tags
+                        for e in aggregates
+                        if any(t.startswith("via:") for t in e.tags)
+                    )
+                )
             ):
                 tags.add("multi-join-aggregate")
         return frozenset(tags)
