@@ -19,12 +19,14 @@ ARE syntax is close to Python's but not equal: a pattern Python accepts may
 still be read differently (or rejected) by PostgreSQL. Pattern lookups on enum or
 number columns compare their text, as in Django. On a JSON column the value of
 ``exact``/``in`` is one JSON document each (a list is a value, not a list of
-them) and ``None`` is the JSON null, as Django's ``JSONField`` has it.
+them) and ``None`` is the JSON null, as Django's ``JSONField`` has it; it also
+takes ``has_key``, ``has_keys`` and ``has_any_keys``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import operator
 import re
@@ -49,10 +51,12 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     Uuid,
+    and_,
     cast,
     false,
     func,
     literal,
+    or_,
 )
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ColumnClause
@@ -319,6 +323,39 @@ def _iregex(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return constructs.IRegex(col, _pattern(value, "iregex", re.IGNORECASE))
 
 
+def _json_path(key: str) -> str:
+    """Return SQLite's JSON path of a top-level key, ``$."name"`` (``"0"`` too, as in Django)."""
+    return "$." + json.dumps(key)
+
+
+def _has_keys(name: str) -> LookupFn:
+    """Return Django's ``has_key``/``has_keys``/``has_any_keys`` lookup of a JSON column.
+
+    PostgreSQL's ``?`` (a top-level key, or a string in a top-level array); on
+    SQLite, a value at the key's path (``json_type(...) IS NOT NULL``), as
+    Django asks each database.
+    """
+
+    def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+        if not _is_json(col):
+            raise TypeError(
+                f"The '{name}' lookup is for JSON columns; {getattr(col, 'key', col)!r} is not one."
+            )
+        if name == "has_key":
+            keys = [value]
+        elif isinstance(value, list | tuple) and value:
+            keys = list(value)
+        else:
+            raise TypeError(f"The '{name}' lookup takes a non-empty list of keys, got {value!r}.")
+        texts = [str(key) for key in keys]
+        on_postgresql = [col.op("?", is_comparison=True)(_text(key)) for key in texts]
+        on_sqlite = [func.json_type(col, _text(_json_path(key))).is_not(None) for key in texts]
+        combine = or_ if name == "has_any_keys" else and_
+        return constructs.OnSQLite(combine(*on_postgresql), combine(*on_sqlite))
+
+    return lookup
+
+
 LOOKUPS: dict[str, LookupFn] = {
     "exact": _exact,
     "iexact": _iexact,
@@ -337,6 +374,9 @@ LOOKUPS: dict[str, LookupFn] = {
     "isnull": _isnull,
     "regex": _regex,
     "iregex": _iregex,
+    "has_key": _has_keys("has_key"),
+    "has_keys": _has_keys("has_keys"),
+    "has_any_keys": _has_keys("has_any_keys"),
 }
 
 #: Transforms: ``created_at__year=2024``, ``created_at__date__gte=...``, ``created_at__week=1``.

@@ -879,3 +879,31 @@ async def test_an_annotation_beside_an_aggregate_is_grouped_by_its_value(db: Asy
     qs = User.objects.annotate(z=F("posts__views") * 0).annotate(n=Count("id"))
     rows = sorted(await qs.values_list("name", "z", "n").fetch(db))
     assert rows == [("Alice", 0, 2), ("Bob", 0, 1), ("Carol", None, 1), ("Émile", 0, 1)]
+
+
+async def test_json_has_key_has_keys_has_any_keys(db: AsyncSession) -> None:
+    await _documents(db)
+    await Document.objects.create(db, name="d8", body=["a", "c"])
+    docs = Document.objects
+    assert await document_names(db, docs.filter(body__has_key="a")) == ["d6", "d7"] + (
+        # PostgreSQL's ? also finds a string in a top-level array, as Django's has_key there.
+        ["d8"] if db.get_bind().dialect.name == "postgresql" else []
+    )
+    assert await document_names(db, docs.filter(body__has_keys=["a", "b"])) == ["d6"]
+    assert await document_names(db, docs.filter(body__has_any_keys=("b", "z"))) == ["d6"]
+    assert await document_names(db, docs.filter(body__has_key="0")) == []  # a key, not an index
+    # exclude() keeps the SQL NULL row, as Django's does.
+    assert await document_names(db, docs.exclude(body__has_keys=["a", "b"])) == [
+        "d0",
+        "d1",
+        "d2",
+        "d3",
+        "d4",
+        "d5",
+        "d7",
+        "d8",
+    ]
+    with pytest.raises(TypeError, match="'has_key' lookup is for JSON columns; 'name'"):
+        await docs.filter(name__has_key="a").fetch(db)
+    with pytest.raises(TypeError, match="non-empty list of keys"):
+        await docs.filter(body__has_keys="ab").fetch(db)

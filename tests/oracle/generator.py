@@ -904,6 +904,8 @@ class Generator:
             choices.remove("range")  # Django has no range on a foreign key
         if k == "text":
             choices += TEXT_LOOKUPS[1:] * 2 + ["regex", "iregex"]
+        if k == "json":
+            choices += ["has_key", "has_keys", "has_any_keys"]
         if k in ("date", "datetime"):
             choices += ["part"] * 3
             if k == "datetime":
@@ -929,6 +931,10 @@ class Generator:
             tags.add("transform:date")
             return Leaf(f"{path}__date", Expr(literal(sample.date())), frozenset(tags))
         tags.add(f"lookup:{op}")
+        if op.startswith("has_"):
+            keys = ["a", "b", "tags", "nested", "sf", "0", "z"]
+            value = rng.choice(keys) if op == "has_key" else rng.sample(keys, rng.randrange(1, 4))
+            return Leaf(f"{path}__{op}", Expr(literal(value)), frozenset(tags))
         if op == "isnull":
             value = rng.random() < 0.5
             if nullable:
