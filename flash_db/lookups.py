@@ -20,7 +20,8 @@ still be read differently (or rejected) by PostgreSQL. Pattern lookups on enum o
 number columns compare their text, as in Django. On a JSON column the value of
 ``exact``/``in`` is one JSON document each (a list is a value, not a list of
 them) and ``None`` is the JSON null, as Django's ``JSONField`` has it; it also
-takes ``has_key``, ``has_keys`` and ``has_any_keys``.
+takes ``has_key``, ``has_keys`` and ``has_any_keys``, and keys and indexes
+(``data__owner__name__icontains``, ``data__tags__0``: :func:`key_lookup`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -52,6 +54,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     and_,
+    case,
     cast,
     false,
     func,
@@ -70,11 +73,14 @@ __all__ = [
     "EXACT_TYPES",
     "EXPECTED",
     "INT64",
+    "KEY_LOOKUPS",
     "LOOKUPS",
     "LOOKUP_CHOICES",
     "TRANSFORMS",
     "check_nul",
     "convert",
+    "json_keys",
+    "key_lookup",
     "outside",
     "plain",
     "sendable",
@@ -387,6 +393,145 @@ TRANSFORMS: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
 }
 
 LOOKUP_CHOICES = sorted({*LOOKUPS, *TRANSFORMS})
+
+# -- JSON key transforms (``data__key``, ``data__a__0__lt``) ---------------------------
+
+#: The lookups after a JSON key, as Django's KeyTransform registers them.
+KEY_LOOKUPS = frozenset(
+    {
+        "exact",
+        "iexact",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "regex",
+        "iregex",
+        "in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "isnull",
+    }
+)
+_NOT_ON_KEYS = frozenset({"contains", "contained_by", "has_key", "has_keys", "has_any_keys"})
+_TEXT_KEY_LOOKUPS = frozenset(KEY_LOOKUPS - {"exact", "in", "gt", "gte", "lt", "lte", "isnull"})
+#: What SQLite's json_type() says of the values json_extract() cannot tell apart.
+_JSON_DATATYPES = ("null", "true", "false")
+
+
+def json_keys(tail: list[str]) -> tuple[list[str], str]:
+    """Return ``(keys, lookup)`` of the parts after a JSON column (no keys: a plain lookup).
+
+    As Django: every part is a key except a last one naming a key lookup
+    (``data__owner__name__icontains``: keys ``owner``, ``name``); a lone lookup
+    of the column itself (``data__has_key``, ``data__isnull``) is no key.
+    """
+    if len(tail) == 1 and tail[0] in LOOKUPS:
+        return [], tail[0]  # a lookup of the column itself (data__has_key, data__in)
+    if len(tail) > 1 and tail[-1] in _NOT_ON_KEYS:
+        raise TypeError(
+            f"The '{tail[-1]}' lookup on a JSON key ({'__'.join(tail[:-1])}) is not supported; "
+            f"after a key come: {', '.join(sorted(KEY_LOOKUPS))}."
+        )
+    if tail and tail[-1] in KEY_LOOKUPS:
+        return tail[:-1], tail[-1]
+    return tail, "exact"
+
+
+def _sqlite_path(keys: list[str]) -> str:
+    """Return SQLite's JSON path of ``keys``: ``$."a"[0]`` (an integer is an array index)."""
+    parts = ["$"]
+    for key in keys:
+        try:
+            parts.append(f"[{int(key)}]")
+        except ValueError:
+            parts.append("." + json.dumps(key))
+    return "".join(parts)
+
+
+def _pg_key(col: ColumnElement[Any], keys: list[str], *, text: bool) -> ColumnElement[Any]:
+    """Return PostgreSQL's ``col -> key`` (``#>`` for a path; ``->>``/``#>>`` as text)."""
+    kind: Any = String() if text else col.type
+    if len(keys) > 1:
+        path = literal(keys, ARRAY(String()))
+        return col.op("#>>" if text else "#>", return_type=kind)(path)
+    key: Any
+    try:
+        key = literal(int(keys[0]), Integer())  # an array index, as Django
+    except ValueError:
+        key = _text(keys[0])
+    return col.op("->>" if text else "->", return_type=kind)(key)
+
+
+def _sqlite_key(col: ColumnElement[Any], keys: list[str]) -> ColumnElement[Any]:
+    """Return SQLite's value at ``keys``: json_extract(), or json_type()'s null/true/false."""
+    path = _text(_sqlite_path(keys))
+    kind = func.json_type(col, path)
+    result: ColumnElement[Any] = case(
+        (kind.in_([_text(name) for name in _JSON_DATATYPES]), kind),
+        else_=func.json_extract(col, path),
+    )
+    return result
+
+
+def _sqlite_value(value: Any) -> ColumnElement[Any]:
+    """Return a value as SQLite's key values compare with it (as Django's KeyTransformExact)."""
+    document = json.dumps(value)
+    if document in _JSON_DATATYPES:
+        return _text(document)
+    result: ColumnElement[Any] = func.json_extract(_text(document), _text("$"))
+    return result
+
+
+def key_lookup(
+    col: ColumnElement[Any], keys: list[str], lookup: str, value: Any
+) -> ColumnElement[bool]:
+    """Return the condition ``<JSON column>__<keys>__<lookup>=value``, as Django's KeyTransform.
+
+    ``exact``/``in``/comparisons compare JSON values (``None`` is the JSON null),
+    the text lookups the key's text, ``isnull`` whether the key is there.
+    """
+    pg: ColumnElement[bool]
+    lite: ColumnElement[bool]
+    if lookup == "isnull":
+        if not isinstance(value, bool):
+            raise TypeError(f"The 'isnull' lookup takes True or False, got {value!r}.")
+        # As Django: the key's value IS NULL on PostgreSQL (no key, or no document);
+        # on SQLite json_type() at the key's path (the JSON null is there).
+        at_key = _pg_key(col, keys, text=False)
+        kind = func.json_type(col, _text(_sqlite_path(keys)))
+        pg = at_key.is_(None) if value else at_key.is_not(None)
+        lite = kind.is_(None) if value else kind.is_not(None)
+        return constructs.OnSQLite(pg, lite)
+    if lookup in _TEXT_KEY_LOOKUPS:
+        pg = LOOKUPS[lookup](_pg_key(col, keys, text=True), value)
+        lite = LOOKUPS[lookup](_sqlite_key(col, keys), value)
+        return constructs.OnSQLite(pg, lite)
+    if isinstance(value, ColumnElement | Select):
+        raise TypeError(f"A JSON key lookup ({lookup}) takes a value, got {value!r}.")
+    on_pg = _pg_key(col, keys, text=False)
+    on_sqlite = _sqlite_key(col, keys)
+    if lookup == "in":
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise TypeError(f"The 'in' lookup takes an iterable of values, got {value!r}.")
+        items = [item for item in value if item is not None]  # as Django: None equals nothing
+        pg = on_pg.in_([literal(item, col.type) for item in items])
+        lite = on_sqlite.in_([_sqlite_value(item) for item in items])
+        return constructs.OnSQLite(pg, lite)
+    if lookup == "exact":
+        pg = on_pg == literal(JSON.NULL if value is None else value, col.type)
+        lite = on_sqlite == _sqlite_value(value)
+        return constructs.OnSQLite(pg, lite)
+    if value is None:
+        raise ValueError(f"Cannot use None as a value for the '{lookup}' lookup of a JSON key.")
+    compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+    op = compare[lookup]
+    pg = op(on_pg, literal(value, col.type))
+    lite = op(on_sqlite, literal(value))
+    return constructs.OnSQLite(pg, lite)
 
 
 def plain(value: Any) -> Any:

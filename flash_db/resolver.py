@@ -73,6 +73,8 @@ from flash_db.lookups import (
     TRANSFORMS,
     check_nul,
     convert,
+    json_keys,
+    key_lookup,
     plain,
     value_kind,
 )
@@ -243,6 +245,8 @@ class Resolver:
 
     def _check_tail(self, path: _Path, lookups: bool, context: str) -> _Path:
         tail = path.tail
+        if lookups and tail and not path.annotation and _is_json(path) and json_keys(tail)[0]:
+            return path  # keys of a JSON column (``data__owner__name``), as Django's
         for i, part in enumerate(tail):
             last = i == len(tail) - 1
             if part in TRANSFORMS or (last and lookups and part in LOOKUPS):
@@ -537,6 +541,10 @@ class Resolver:
                 return not_(exists) if value else exists
             return self._many(path, index, [(rest, value)])
         path = self.parse(key, lookups=True, context=context)
+        if path.tail and not path.annotation and _is_json(path):
+            keys, key_lookup_name = json_keys(path.tail)
+            if keys:
+                return self._json_key(path, keys, key_lookup_name, value, negated=negated)
         column, nullable = self._resolve(path)
         if isinstance(column, QueryableAttribute) and isinstance(column.property, ColumnProperty):
             # The attribute's column: the same SQL as comparing the attribute, without
@@ -577,6 +585,26 @@ class Resolver:
                 cond = and_(cond, column.is_not(None))
             if value_nullable:
                 cond = and_(cond, value.is_not(None))
+        return cond
+
+    def _json_key(
+        self, path: _Path, keys: list[str], lookup: str, value: Any, *, negated: bool
+    ) -> ColumnElement[bool]:
+        """Return the condition on the keys of a JSON column (``data__owner__name="x"``)."""
+        column, nullable = self._resolve(
+            _Path(path.relations, path.names, path.model, path.field, [])
+        )
+        if isinstance(column, QueryableAttribute):
+            column = column.expression
+        if isinstance(value, Expression | Queryable):
+            raise TypeError(
+                f"A JSON key lookup takes a value, not an expression: {path.field}__"
+                f"{'__'.join(path.tail)}={value!r}."
+            )
+        cond = key_lookup(column, keys, lookup, value)
+        if negated and lookup != "isnull" and value is not None and nullable:
+            # As Django's exclude(): the column (not the key) must not be NULL.
+            cond = and_(cond, column.is_not(None))
         return cond
 
     def _convert(self, path: _Path, column: Any, lookup: str, value: Any) -> Any:

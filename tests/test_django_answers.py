@@ -907,3 +907,38 @@ async def test_json_has_key_has_keys_has_any_keys(db: AsyncSession) -> None:
         await docs.filter(name__has_key="a").fetch(db)
     with pytest.raises(TypeError, match="non-empty list of keys"):
         await docs.filter(body__has_keys="ab").fetch(db)
+
+
+async def test_json_key_lookups(db: AsyncSession) -> None:
+    await _documents(db)
+    owner = {"name": "Ada", "tags": ["x", "y"]}
+    await Document.objects.create(db, name="d8", body={"a": 2, "owner": owner, "m": None, "n": 5})
+    await Document.objects.create(db, name="d9", body={"n": 10})
+    docs = Document.objects
+
+    async def names(**lookup: Any) -> list[str]:
+        return await document_names(db, docs.filter(**lookup))
+
+    # A key's value is compared as JSON, as Django's KeyTransform: 1 is not "1".
+    assert await names(body__a=1) == ["d6"]
+    assert await names(body__a="1") == ["d7"]
+    assert await names(body__a__in=[1, "1"]) == ["d6", "d7"]
+    assert await names(body__n__gt=6) == ["d9"]
+    assert await names(body__n__lte=5) == ["d8"]
+    # Paths: nested keys and array indexes.
+    assert await names(body__owner__name="Ada") == ["d8"]
+    assert await names(body__owner__name__istartswith="ad") == ["d8"]
+    assert await names(body__owner__tags__0="x") == ["d8"]
+    assert await names(body__owner__tags__1__iexact="Y") == ["d8"]
+    assert await names(body__owner={"name": "Ada", "tags": ["x", "y"]}) == ["d8"]
+    # None is the JSON null at the key; isnull=True is "no such key" (or no document).
+    assert await names(body__m=None) == ["d8"]
+    missing = ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d9"]
+    assert await names(body__m__isnull=True) == missing
+    assert await names(body__m__isnull=False) == ["d8"]
+    # exclude(): as Django, a document without the key is left out (its key is NULL).
+    assert await document_names(db, docs.exclude(body__a=1)) == ["d0", "d7", "d8"]
+    with pytest.raises(TypeError, match="'contains' lookup on a JSON key"):
+        await docs.filter(body__owner__contains={"name": "Ada"}).fetch(db)
+    with pytest.raises(TypeError, match="takes a value, not an expression"):
+        await docs.filter(body__a=F("name")).fetch(db)

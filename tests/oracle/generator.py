@@ -128,6 +128,21 @@ CAST_TARGETS: dict[str, list[tuple[str, str]]] = {
     "date": [("Text()", "text"), ("Date()", "date")],
     "datetime": [("Date()", "date"), ("Text()", "text")],
 }
+#: Key paths and values for lookups on the JSON field's keys (the data's documents have them).
+JSON_KEY_PATHS = [
+    ["a"],
+    ["b"],
+    ["tags"],
+    ["tags", "0"],
+    ["tags", "1"],
+    ["nested", "k"],
+    ["nested", "deep", "z"],
+    ["nested", "deep"],
+    ["0"],
+    ["1"],
+    ["z"],
+]
+JSON_KEY_VALUES: list[Any] = [1, 2, "1", "x", "y", None, "sf", 1.5, True, ["sf", "x"]]
 #: The kinds of ``datetimes()`` and ``dates()``.
 DATETIME_KINDS = ["year", "month", "week", "day", "hour", "minute", "second"]
 DATE_KINDS = ["year", "month", "week", "day"]
@@ -905,7 +920,7 @@ class Generator:
         if k == "text":
             choices += TEXT_LOOKUPS[1:] * 2 + ["regex", "iregex"]
         if k == "json":
-            choices += ["has_key", "has_keys", "has_any_keys"]
+            choices += ["has_key", "has_keys", "has_any_keys"] + ["key"] * 4
         if k in ("date", "datetime"):
             choices += ["part"] * 3
             if k == "datetime":
@@ -930,6 +945,8 @@ class Generator:
             sample = self.sample(target, fname, kind)
             tags.add("transform:date")
             return Leaf(f"{path}__date", Expr(literal(sample.date())), frozenset(tags))
+        if op == "key":
+            return self.json_key_leaf(path, tags)
         tags.add(f"lookup:{op}")
         if op.startswith("has_"):
             keys = ["a", "b", "tags", "nested", "sf", "0", "z"]
@@ -984,6 +1001,39 @@ class Generator:
         if k == "text" and set(str(value)) & set("σςΣ"):
             tags.add("value:sigma")
         raw = value if k == "text" else None
+        return Leaf(key, Expr(literal(value)), frozenset(tags), raw)
+
+    def json_key_leaf(self, path: str, tags: set[str]) -> Leaf:
+        """Return a lookup on keys of a JSON field: ``extra__tags__0="sf"``, ``extra__a__gt=1``."""
+        rng = self.rng
+        keys = rng.choice(JSON_KEY_PATHS)
+        lookup = rng.choice(
+            ["exact"] * 3
+            + ["isnull", "in", "gt", "gte", "lt", "lte"]
+            + TEXT_LOOKUPS[1:]
+            + ["regex"]
+        )
+        tags |= {"json-key", f"lookup:{lookup}"} | ({"json-key:path"} if len(keys) > 1 else set())
+        key = f"{path}__{'__'.join(keys)}"
+        raw = None
+        value: Any
+        if lookup == "isnull":
+            value = rng.random() < 0.5
+        elif lookup == "in":
+            value = rng.sample(JSON_KEY_VALUES, rng.randrange(1, 4))
+        elif lookup in ("gt", "gte", "lt", "lte"):
+            value = rng.choice([0, 1, 2, 1.5, "1", "x"])
+        elif lookup == "regex":
+            value = rng.choice(["^s", "x$", "^[12]", "a"])
+        elif lookup == "exact":
+            value = rng.choice(JSON_KEY_VALUES)
+            if value is None:
+                tags.add("value:None")
+        else:
+            value = raw = rng.choice(["x", "X", "s", "SF", "1", "y", "fantasy"])
+            tags.add("text-lookup")
+        if lookup != "exact" or rng.random() < 0.5:
+            key += f"__{lookup}"
         return Leaf(key, Expr(literal(value)), frozenset(tags), raw)
 
     def node(self, model: str, depth: int, scope: _Scope) -> Node:
