@@ -208,6 +208,18 @@ KNOWN_OPEN: list[KnownOpen] = [
             "there too)"
         ),
     ),
+    KnownOpen(
+        "a to-many lookup beside an alias() lookup in one Q: the EXISTS proof cannot move it",
+        _tags("annotation-lookup filter:to-many Q&"),
+        MISMATCH,
+        reproduction=(
+            'Author.objects.alias(a1=F("rating")).filter(Q(a1__in=[5]) & Q(books__pages=304))'
+        ),
+        status=(
+            "open: Flash DB's answer is the EXISTS rule (author 20 once; Django joins and "
+            "repeats it); the oracle's proof spells the Q as pk__in of a query that has no a1"
+        ),
+    ),
 ]
 
 
