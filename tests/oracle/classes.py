@@ -220,6 +220,19 @@ KNOWN_OPEN: list[KnownOpen] = [
             "repeats it); the oracle's proof spells the Q as pk__in of a query that has no a1"
         ),
     ),
+    KnownOpen(
+        "~Q() with an F() on a to-many path under | in filter(): other rows than Django's",
+        _tags("Q| Q~ filter~to-many neg:F"),
+        MISMATCH,
+        reproduction=(
+            'Book.objects.filter(Q(reviews__stars__gt=0) | ~Q(reviews__pk__gte=F("other_num") / 2))'
+        ),
+        status=(
+            "open: found by the reduced run's new queries (seed 14); to-many semantics "
+            "(flash_db/resolver.py), not Cast/JSON/datetimes: Django keeps every book, "
+            "Flash DB leaves out 30 (those without reviews, 71-90, among them)"
+        ),
+    ),
 ]
 
 
