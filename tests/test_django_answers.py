@@ -942,3 +942,21 @@ async def test_json_key_lookups(db: AsyncSession) -> None:
         await docs.filter(body__owner__contains={"name": "Ada"}).fetch(db)
     with pytest.raises(TypeError, match="takes a value, not an expression"):
         await docs.filter(body__a=F("name")).fetch(db)
+
+
+async def test_count_of_distinct_rows_with_an_annotation_counts_what_fetch_returns(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    # As Django: DISTINCT compares the annotation too, one row per (user, post views).
+    qs = User.objects.annotate(v=F("posts__views")).distinct()
+    rows = await qs.fetch(db)
+    # Alice: 10, 5; Bob: 7; Carol: no post (None); Émile: 0.
+    assert sorted((u.name, u.v) for u in rows) == [  # type: ignore[attr-defined]
+        ("Alice", 5),
+        ("Alice", 10),
+        ("Bob", 7),
+        ("Carol", None),
+        ("Émile", 0),
+    ]
+    assert await qs.count(db) == 5  # was 4: the distinct users, annotation left out

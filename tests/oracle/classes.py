@@ -233,6 +233,19 @@ KNOWN_OPEN: list[KnownOpen] = [
             "Flash DB leaves out 30 (those without reviews, 71-90, among them)"
         ),
     ),
+    KnownOpen(
+        "exclude() of Q ^ Q | ~Q over to-many paths: other rows than Django's",
+        _tags("exclude Q^ Q| Q~ filter:to-many"),
+        MISMATCH,
+        reproduction=(
+            "Tag.objects.exclude((Q(id__range=(0, 7)) ^ Q(books__pages__gte=F('id'))) "
+            '| ~Q(books__title__endswith="o\'bRIEN")).count()'
+        ),
+        status=(
+            "open: found by the new queries (seed 21, through a union()); to-many semantics "
+            "under exclude() (flash_db/resolver.py): Django 5, Flash DB 1"
+        ),
+    ),
 ]
 
 

@@ -295,8 +295,8 @@ class ExistsNode:
         return f"Exists({self.model}.objects.filter({args}))"
 
     def all_tags(self) -> frozenset[str]:
-        """Return ``Exists`` and the inner lookup's tags, marked as inside it."""
-        return frozenset({"Exists"} | {f"in-exists:{t}" for t in self.leaf.all_tags()})
+        """Return ``Exists`` and the inner lookup's tags (to-one paths: no to-many tag)."""
+        return frozenset({"Exists"}) | self.leaf.all_tags()
 
 
 Node = Leaf | Not | Combo | ExistsNode
