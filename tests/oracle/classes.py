@@ -246,6 +246,23 @@ KNOWN_OPEN: list[KnownOpen] = [
             "under exclude() (flash_db/resolver.py): Django 5, Flash DB 1"
         ),
     ),
+    KnownOpen(
+        "SQLite: Exists() ^ a to-many Q ^ a text lookup: the combined proofs do not explain it",
+        _tags("Exists Q^ filter:to-many text-lookup"),
+        MISMATCH,
+        SQLITE,
+        reproduction=(
+            "Book.objects.filter(Exists(Author.objects.filter(pk=OuterRef('author_id'), "
+            "bio__icontains='ΟΔΟΣ')) ^ (Q(publisher__books__title__endswith='Straße') "
+            "& Q(in_print__isnull=True) & Q(tags__books__author_id=19)) "
+            "^ Q(title__icontains='ALP'))"
+        ),
+        status=(
+            "open: found by the new Exists() queries (seed 21); each part alone is Django's "
+            "answer or a documented difference (EXISTS under ^, SQLite text), together "
+            "they are not proved yet"
+        ),
+    ),
 ]
 
 
