@@ -859,6 +859,10 @@ class Resolver:
         relations = path.relations[start : index + 1]
         names = path.names[start : index + 1]
         sub, from_, correlation = owner.related_subquery(relations, names, grouping=False)
+        # The prefixes the call's lookups joined before ``members`` (see
+        # _shared_row_condition): the row of NULLs below compiles ``members`` again
+        # and must not take the joins of their first compilation for earlier ones.
+        seen_before = set(call.seen)
         inner = self._bound(prefix, sub, members, negated)
         exists: ColumnElement[bool]
         if any(is_false(condition) for condition in inner):
@@ -873,7 +877,11 @@ class Resolver:
         empty = select(literal(1)).select_from(from_).where(*correlation)
         nothing = not_(correlated(empty, sub.entity).exists())
         nulls = Resolver(target, entity=aliased(target), outer=self.outer, base=self.base)
-        on_nulls = self._bound(prefix, nulls, members, negated)
+        seen_after, call.seen = call.seen, set(seen_before)
+        try:
+            on_nulls = self._bound(prefix, nulls, members, negated)
+        finally:
+            call.seen = seen_after
         if any(is_false(condition) for condition in on_nulls):
             return exists
         stmt = select(literal(1)).select_from(_null_row(nulls.entity)).where(*on_nulls)

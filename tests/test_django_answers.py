@@ -765,6 +765,18 @@ async def test_negated_q_reuses_the_row_an_earlier_lookup_joined(db: AsyncSessio
     assert await user_names(db, negated_f) == ["Alice", "Bob"]
 
 
+async def test_negated_q_before_any_join_stays_its_own_subquery_on_the_null_row(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    # Written first under ^, ~Q(posts__published=True) is a subquery of its own in
+    # Django (no published post at all), also where the LEFT OUTER JOIN through
+    # posts__comments finds no comment (the row of NULLs): only Carol. (It named the
+    # post of the later lookup there: Alice's draft p2, without comments, matched.)
+    qs = User.objects.filter(~Q(posts__published=True) ^ Q(posts__comments__pk__lt=0))
+    assert await user_names(db, qs) == ["Carol"]
+
+
 async def test_isnull_twice_on_one_to_many_relation_means_no_related_row(db: AsyncSession) -> None:
     await seed(db)
     # Django: one LEFT OUTER JOIN, both IS NULL on its NULL row: the posts without comments.
