@@ -31,7 +31,9 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    ScalarSelect,
     Select,
+    SelectBase,
     bindparam,
     delete,
     except_,
@@ -48,7 +50,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Mapper, QueryableAttribute, Re
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
-from sqlalchemy.sql.expression import ScalarSelect, SelectBase
 
 from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, FlashDBError
