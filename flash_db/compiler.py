@@ -800,7 +800,7 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
             shown = (name for name, _ in state.annotations if name not in state.aliases)
             fields = ("pk", *shown) if state.distinct else ("pk",)
         if state.group_by or state.distinct_fields:
-            inner, _ = _select(model, state.clone(order_by=()))
+            inner, _ = _select(model, _unused_aggregates_dropped(state).clone(order_by=()))
         else:
             inner, _ = _select(model, state.clone(order_by=(), kind="tuple", fields=fields))
         return _marked_as(inner, select(func.count()).select_from(inner.subquery()))
@@ -813,6 +813,38 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
         if any(is_false(condition) for condition in where):
             stmt = _mark_empty(stmt)
     return stmt
+
+
+def _unused_aggregates_dropped(state: QueryState) -> QueryState:
+    """Return ``state`` without the aggregate annotations nothing after them uses.
+
+    Counting the groups of ``values(...).annotate(n=Count(...))``, an aggregate that
+    no later filter() or annotation can name changes neither the groups nor their
+    number, so it is not computed (as Django's count() leaves it out: PostgreSQL
+    is not asked to compare what the aggregate's ``filter=`` compares).
+    """
+    if state.distinct or state.distinct_fields:
+        return state  # DISTINCT applies to the selected values, the aggregate's too
+    annotations = list(state.annotations)
+    marks = list(state.annotation_filters)
+    dropped: set[str] = set()
+    while annotations and len(marks) == len(annotations):
+        name, expression = annotations[-1]
+        if not isinstance(expression, Aggregate) or name in state.group_by:
+            break
+        if marks[-1] != len(state.where):  # a later filter() may name it (HAVING)
+            break
+        dropped.add(name)
+        annotations.pop()
+        marks.pop()
+    if not dropped:
+        return state
+    return state.clone(
+        annotations=tuple(annotations),
+        annotation_filters=tuple(marks),
+        fields=tuple(f for f in state.fields if f not in dropped),
+        aliases=tuple(a for a in state.aliases if a not in dropped),
+    )
 
 
 def exists_statement(model: type[Any], state: QueryState) -> Select[Any]:

@@ -972,3 +972,19 @@ async def test_count_of_distinct_rows_with_an_annotation_counts_what_fetch_retur
         ("Émile", 0),
     ]
     assert await qs.count(db) == 5  # was 4: the distinct users, annotation left out
+
+
+async def test_count_of_groups_leaves_out_an_aggregate_nothing_uses(db: AsyncSession) -> None:
+    await seed(db)
+    # Django's count() of values().annotate() counts the groups without computing an
+    # aggregate no later call names: PostgreSQL is not asked to compare a timestamp
+    # with an integer (the filter= below), and the answer is the number of tag names.
+    grouped = Tag.objects.values("name").annotate(
+        n=Count("name", filter=Q(posts__created_at__gt=F("id")))
+    )
+    assert await grouped.count(db) == 2
+    # Named by a later filter() (HAVING), the aggregate is computed: one group left.
+    assert (
+        await Post.objects.values("author_id").annotate(n=Count("id")).filter(n__gt=1).count(db)
+        == 1
+    )
