@@ -263,6 +263,21 @@ KNOWN_OPEN: list[KnownOpen] = [
             "they are not proved yet"
         ),
     ),
+    KnownOpen(
+        "PostgreSQL: count() evaluates a Cast() no value fits, beside an aggregate annotation",
+        _tags("func:Cast group-by", "func:Cast agg:filter"),
+        CRASH,
+        POSTGRESQL,
+        message="numeric field overflow",
+        reproduction=(
+            'Tag.objects.filter(books__pages__lte=1).annotate(a0=Cast("books__pages", '
+            'Numeric(10, 2))).annotate(a1=Count("name", filter=Q(id__in=[]))).count()'
+        ),
+        status=(
+            "open (seed 21): Django's count() leaves the unused Cast out of its subquery; "
+            "Flash DB groups by it, and 500,000,000 pages overflow NUMERIC(10, 2)"
+        ),
+    ),
 ]
 
 
