@@ -376,7 +376,7 @@ async def _classify(
     tags = query.tags()
     for known in classes.KNOWN_OPEN:
         if known.matches(tags, v, backend, fl.error):
-            return Finding(known.name, "known-open", v, query, dj, fl)
+            return Finding(known.name, known.kind, v, query, dj, fl)
     return Finding(classes.name_of(tags, v, fl.error), "new", v, query, dj, fl)
 
 
@@ -514,7 +514,8 @@ def format_report(reports: list[Report]) -> str:
             lines.append(f"{klass:<58} {kind:<11} {count:>7} {100 * count / r.total:>5.1f}%")
         for name, differs in sorted(r.unseen_known.items()):
             state = "still differs (not hit by this run)" if differs else "FIXED: now agrees"
-            lines.append(f"{name:<58} {'known-open':<11} {0:>7}   {state}")
+            kind = next((k.kind for k in classes.KNOWN_OPEN if k.name == name), "known-open")
+            lines.append(f"{name:<58} {kind:<11} {0:>7}   {state}")
         for klass, finding in sorted(r.findings.items()):
             lines.append(f"\n-- {klass} ({finding.kind}, {finding.verdict}) on {r.backend}")
             lines.append(f"   Django:   {finding.query.django_code()}")
