@@ -63,6 +63,16 @@ async def _create_tables(url: str) -> None:
         await database.close()
 
 
+def start_private_cluster() -> servers.Cluster:
+    """Start a PostgreSQL cluster of the test's own; skip without the binaries (fail under CI)."""
+    try:
+        return servers.start_cluster()
+    except servers.Unavailable as error:  # pragma: no cover - CI has the server's binaries
+        if IN_CI:
+            pytest.fail(f"no private PostgreSQL cluster: {error} (CI=true: it is mandatory)")
+        pytest.skip(f"no private PostgreSQL cluster: {error}")
+
+
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     """Create a PostgreSQL database for this test run; skip (fail under CI) if unreachable."""

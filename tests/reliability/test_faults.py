@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import servers
-from tests.conftest import IN_CI
+from tests.conftest import start_private_cluster
 from tests.reliability.harness import (
     POOL_SIZE,
     AppServer,
@@ -175,12 +175,7 @@ async def test_backends_terminated_under_load(app_server: AppServer) -> None:
 @pytest.fixture
 def private_server() -> Iterator[tuple[AppServer, servers.Cluster]]:
     """Serve the example app on a PostgreSQL cluster of its own, which the test may restart."""
-    try:
-        cluster = servers.start_cluster()
-    except servers.Unavailable as error:  # pragma: no cover - CI has the server's binaries
-        if IN_CI:
-            pytest.fail(f"no private PostgreSQL cluster: {error} (CI=true: it is mandatory)")
-        pytest.skip(f"no private PostgreSQL cluster: {error}")
+    cluster = start_private_cluster()
     try:
         cluster.psql("CREATE DATABASE flash_faults")
         server = AppServer(cluster.dsn("flash_faults"))

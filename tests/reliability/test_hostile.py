@@ -32,8 +32,7 @@ import pytest
 import flash_db
 from example_app.models import BlogPost, BlogUser
 from flash_db import FieldError, atomic
-from tests import servers
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, start_private_cluster
 from tests.loop_watch import LoopWatch
 from tests.reliability.harness import (
     ADMIN,
@@ -402,12 +401,7 @@ async def test_a_database_that_refuses_connections_gives_503_then_recovers(
 
 async def test_postgresql_stopped_while_the_app_runs_gives_503_then_recovers() -> None:
     """The issue's row as it was: the server stopped (a private cluster, never the shared one)."""
-    try:
-        cluster = servers.start_cluster()
-    except servers.Unavailable as error:  # pragma: no cover - CI has the server's binaries
-        if IN_CI:
-            pytest.fail(f"no private PostgreSQL cluster: {error} (CI=true: it is mandatory)")
-        pytest.skip(f"no private PostgreSQL cluster: {error}")
+    cluster = start_private_cluster()
     try:
         cluster.psql("CREATE DATABASE flash_stopped")
         app = AppServer(
