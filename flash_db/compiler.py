@@ -588,10 +588,12 @@ def _select(
         # The other annotations that read the rows' columns are grouped, as Django
         # does: by their value (Coalesce("books__x", "books__reviews__y") is one
         # group per author and value, not per pair of columns). One holding a
-        # subquery is grouped by the columns it reads.
+        # subquery is grouped by the columns it reads. An alias() is not selected,
+        # so not grouped (as in Django): unless the rows are ordered by it, it is
+        # not computed at all.
         tables = resolver.from_selectables()
         for name, _ in state.annotations:
-            if name in resolver.aggregate_annotations:
+            if name in resolver.aggregate_annotations or name in state.aliases:
                 continue
             expression = _expression(resolver.annotations[name])
             elements = list(visitors.iterate(expression))

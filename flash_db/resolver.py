@@ -176,6 +176,10 @@ class Resolver:
         self.correlated_many: dict[str, Resolver] = {}
         # The filter()/exclude() call being compiled (None outside one).
         self.call: _Call | None = None
+        # The row of NULLs Django's LEFT OUTER JOIN gives a parent without related
+        # rows: every column of it is NULL, so a negated lookup on it holds (as
+        # Django's NOT EXISTS tied to that row does).
+        self.null_row = False
         if subquery_compiler is None:
             parent = outer if outer is not None else base
             subquery_compiler = parent.subquery_compiler if parent is not None else None
@@ -278,6 +282,7 @@ class Resolver:
             nullable = True
         else:
             column, nullable = self._field_column(path)
+            nullable = nullable or self.null_row
         for name in path.tail:
             if name in TRANSFORMS:
                 if not _is_temporal(column):
@@ -877,6 +882,7 @@ class Resolver:
         empty = select(literal(1)).select_from(from_).where(*correlation)
         nothing = not_(correlated(empty, sub.entity).exists())
         nulls = Resolver(target, entity=aliased(target), outer=self.outer, base=self.base)
+        nulls.null_row = True
         seen_after, call.seen = call.seen, set(seen_before)
         try:
             on_nulls = self._bound(prefix, nulls, members, negated)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flash_db import Avg, Count, Exists, F, InvalidValue, Max, OuterRef, Prefetch, Q, Sum, Value
@@ -988,3 +988,40 @@ async def test_count_of_groups_leaves_out_an_aggregate_nothing_uses(db: AsyncSes
         await Post.objects.values("author_id").annotate(n=Count("id")).filter(n__gt=1).count(db)
         == 1
     )
+
+
+async def test_a_negated_lookup_on_the_row_of_nulls_holds(db: AsyncSession) -> None:
+    await seed(db)
+    # Under |, Django LEFT OUTER JOINs posts; ~Q(posts__title="x") after a lookup that
+    # joined posts is NOT EXISTS (...) tied to the joined post, which holds on the row
+    # of NULLs of a user without posts. Carol (no posts) is there, although the title
+    # column is NOT NULL (it was: NOT (NULL = 'x'), unknown, Carol left out).
+    args = (Q(posts__views__gt=100) | ~Q(posts__title="x"),)
+    assert await user_names(db, User.objects.filter(*args)) == ["Alice", "Bob", "Carol", "Émile"]
+    assert await user_names(db, User.objects.exclude(*args)) == []
+    # With an F() on the right: Bob's age is NULL (NOT EXISTS of nothing: true), the
+    # others' posts have fewer views than their ages, Carol is the row of NULLs.
+    f_args = (Q(posts__views__gt=100) | ~Q(posts__views__gte=F("age")),)
+    assert await user_names(db, User.objects.filter(*f_args)) == [
+        "Alice",
+        "Bob",
+        "Carol",
+        "Émile",
+    ]
+
+
+async def test_an_unused_alias_beside_an_aggregate_is_not_grouped_or_computed(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    # Django groups by what is selected; an alias() is not (PostgreSQL refused the
+    # CAST of "Hello World" to an integer the GROUP BY asked for).
+    qs = Post.objects.annotate(oldest=Max("author__age")).alias(n=Cast("title", Integer()))
+    assert "CAST" not in qs.sql(db)
+    rows = sorted(await qs.values_list("title", "oldest").fetch(db))
+    assert rows == [
+        ("Hello World", 30),
+        ("SQL 100% fun_stuff", None),
+        ("hello again", 30),
+        ("Über Straße", 40),
+    ]

@@ -221,44 +221,6 @@ KNOWN_OPEN: list[KnownOpen] = [
         kind="django-wrong",
     ),
     KnownOpen(
-        "a to-many lookup beside an alias() lookup in one Q: the EXISTS proof cannot move it",
-        _tags("annotation-lookup filter:to-many Q&"),
-        MISMATCH,
-        reproduction=(
-            'Author.objects.alias(a1=F("rating")).filter(Q(a1__in=[5]) & Q(books__pages=304))'
-        ),
-        status=(
-            "open: Flash DB's answer is the EXISTS rule (author 20 once; Django joins and "
-            "repeats it); the oracle's proof spells the Q as pk__in of a query that has no a1"
-        ),
-    ),
-    KnownOpen(
-        "~Q() with an F() on a to-many path under | in filter(): other rows than Django's",
-        _tags("Q| Q~ filter~to-many neg:F"),
-        MISMATCH,
-        reproduction=(
-            'Book.objects.filter(Q(reviews__stars__gt=0) | ~Q(reviews__pk__gte=F("other_num") / 2))'
-        ),
-        status=(
-            "open: found by the reduced run's new queries (seed 14); to-many semantics "
-            "(flash_db/resolver.py), not Cast/JSON/datetimes: Django keeps every book, "
-            "Flash DB leaves out 30 (those without reviews, 71-90, among them)"
-        ),
-    ),
-    KnownOpen(
-        "exclude() of Q ^ Q | ~Q over to-many paths: other rows than Django's",
-        _tags("exclude Q^ Q| Q~ filter:to-many"),
-        MISMATCH,
-        reproduction=(
-            "Tag.objects.exclude((Q(id__range=(0, 7)) ^ Q(books__pages__gte=F('id'))) "
-            '| ~Q(books__title__endswith="o\'bRIEN")).count()'
-        ),
-        status=(
-            "open: found by the new queries (seed 21, through a union()); to-many semantics "
-            "under exclude() (flash_db/resolver.py): Django 5, Flash DB 1"
-        ),
-    ),
-    KnownOpen(
         "SQLite: Exists() ^ a to-many Q ^ a text lookup: the combined proofs do not explain it",
         _tags("Exists Q^ filter:to-many text-lookup"),
         MISMATCH,
@@ -273,21 +235,6 @@ KNOWN_OPEN: list[KnownOpen] = [
             "open: found by the new Exists() queries (seed 21); each part alone is Django's "
             "answer or a documented difference (EXISTS under ^, SQLite text), together "
             "they are not proved yet"
-        ),
-    ),
-    KnownOpen(
-        "PostgreSQL: count() evaluates a Cast() no value fits, beside an aggregate annotation",
-        _tags("func:Cast group-by", "func:Cast agg:filter"),
-        CRASH,
-        POSTGRESQL,
-        message="numeric field overflow",
-        reproduction=(
-            'Tag.objects.filter(books__pages__lte=1).annotate(a0=Cast("books__pages", '
-            'Numeric(10, 2))).annotate(a1=Count("name", filter=Q(id__in=[]))).count()'
-        ),
-        status=(
-            "open (seed 21): Django's count() leaves the unused Cast out of its subquery; "
-            "Flash DB groups by it, and 500,000,000 pages overflow NUMERIC(10, 2)"
         ),
     ),
 ]

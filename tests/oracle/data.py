@@ -148,7 +148,7 @@ def rows() -> dict[str, list[dict[str, Any]]]:
         book["extra"] = json_rng.choice(JSON_VALUES)
     tags = [{"id": i, "name": name} for i, name in enumerate(TAG_NAMES, start=1)]
     pairs = sorted({(rng.randrange(1, 81), rng.randrange(1, len(TAG_NAMES))) for _ in range(170)})
-    links = [{"book_id": b, "tag_id": t} for b, t in pairs]
+    links = [{"id": i, "book_id": b, "tag_id": t} for i, (b, t) in enumerate(pairs, 1)]
     return {
         "oracle_publishers": publishers,
         "oracle_authors": authors,

@@ -96,9 +96,7 @@ class Book(models.Model):  # type: ignore[misc]  # Django ships no type informat
 
 
 class BookTag(models.Model):  # type: ignore[misc]  # Django ships no type information
-    # The table's key is (book_id, tag_id). A primary key on book_id alone would make
-    # Django take book -> book_tags as one-to-one (tags from a book single-valued).
-    pk = models.CompositePrimaryKey("book_id", "tag_id")
+    # The table Django would create for the ManyToManyField: an ``id`` key.
     book = models.ForeignKey(Book, models.DO_NOTHING)
     tag = models.ForeignKey(Tag, models.DO_NOTHING)
 
@@ -106,6 +104,7 @@ class BookTag(models.Model):  # type: ignore[misc]  # Django ships no type infor
         app_label = "oracle"
         managed = False
         db_table = "oracle_book_tags"
+        unique_together = (("book", "tag"),)
 
 
 class Review(models.Model):  # type: ignore[misc]  # Django ships no type information

@@ -199,6 +199,9 @@ class Mode:
     exists_prior: str = ""
     sqlite_fold: bool = False  # Django on a SQLite connection whose LOWER/UPPER fold Unicode
     xor_join: str | None = None  # nullable to-one lookups under ^ as ``pk__in`` of that model
+    #: With ``xor_join``: only the lookups that reach no to-many relation (a to-many
+    #: lookup's row is shared with the call's other lookups, which ``pk__in`` would cut).
+    xor_to_one: bool = False
 
 
 PLAIN = Mode()
@@ -314,7 +317,13 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
     """Return code for a ``Q`` tree."""
     if isinstance(node, Leaf):
         code = f"Q({node.positional(mode) or node.render(mode)})"
-        if in_xor and mode.xor_join and "hop:nullable-one" in node.tags:
+        tags = node.all_tags()
+        if (
+            in_xor
+            and mode.xor_join
+            and "hop:nullable-one" in tags
+            and not (mode.xor_to_one and TO_MANY & tags)
+        ):
             # Flash DB's rule: a row without the related row is there, its lookup false
             # (Django inner-joins a nullable relation under ^, dropping the row).
             inner = f"{mode.xor_join}.objects.filter({code})"
@@ -685,6 +694,8 @@ class Generator:
             if fname == "id" and parts and rng.random() < 0.5:
                 fname = "pk"
             parts.append(fname)
+            if fname.endswith("_id") and kind.endswith("?"):
+                hops.append("fk?")
             return "__".join(parts), current, kind, hops
         return "id", model, "int", []
 
@@ -693,6 +704,11 @@ class Generator:
         """Return tags naming the relation hops of a path used in ``where``."""
         tags = set()
         for hop in hops:
+            if hop == "fk?":
+                # A nullable foreign key's own column (publisher_id): Django resolves it
+                # through the relation, whose join a lookup beside it may make INNER.
+                tags.add("hop:nullable-one")
+                continue
             h = "many" if hop in ("many", "m2m") else "one"
             tags.add(f"hop:{h}")
             if hop == "m2m":

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -361,11 +362,11 @@ async def _classify(
     seen: dict[str, Finding],
 ) -> Finding:
     dj, fl = await _both(django, flash, query)
-    if v == "mismatch":
+    if v in ("mismatch", "flash-error"):
         name = await _deliberate(query, backend, django, fl)
         if name is not None:
             return Finding(name, "deliberate", v, query, dj, fl)
-        if "multi-join-aggregate" in query.tags():
+        if v == "mismatch" and "multi-join-aggregate" in query.tags():
             return Finding(classes.DJANGO_MULTIPLIES, "django-limit", v, query, dj, fl)
     signature = _signature(v, fl if v != "django-error" else dj)
     small = seen.get(signature) if v != "mismatch" else None
@@ -408,9 +409,9 @@ async def _shrink(
                 continue
             # A smaller query whose difference a deliberate class explains shows
             # another difference: keep shrinking the one we have.
-            if v == "mismatch" and (
-                "multi-join-aggregate" in candidate.tags()
-                or await _deliberate(candidate, backend, django, cfl)
+            if (v == "mismatch" and "multi-join-aggregate" in candidate.tags()) or (
+                v in ("mismatch", "flash-error")
+                and await _deliberate(candidate, backend, django, cfl)
             ):
                 continue
             best, dj, fl = candidate, cdj, cfl
@@ -424,21 +425,41 @@ async def _deliberate(
 ) -> str | None:
     """Return the deliberate class(es) that explain Flash DB's answer to ``query``, if any."""
     applicable = [k for k in classes.DELIBERATE if k.applies(query, backend)]
-    modes = [([k.name], k.mode(query)) for k in applicable]
-    if len(applicable) > 1:
-        combined = Mode(
-            true_div=any(m.true_div for _, m in modes),
-            like_regex=any(m.like_regex for _, m in modes),
-            sqlite_fold=any(m.sqlite_fold for _, m in modes),
-            exists_form=next((m.exists_form for _, m in modes if m.exists_form), None),
-            xor_join=next((m.xor_join for _, m in modes if m.xor_join), None),
-        )
-        modes.append(([k.name for k in applicable], combined))
+    modes = []
+    # Each difference alone, then each combination of them (smallest first): a
+    # query may show two at once, and a rewrite that does not apply to it (the
+    # ^ rule's pk__in around a lookup whose row the call shares) must stay out.
+    for size in range(1, len(applicable) + 1):
+        for chosen in itertools.combinations(applicable, size):
+            parts = [k.mode(query) for k in chosen]
+            combined = Mode(
+                true_div=any(m.true_div for m in parts),
+                like_regex=any(m.like_regex for m in parts),
+                sqlite_fold=any(m.sqlite_fold for m in parts),
+                exists_form=next((m.exists_form for m in parts if m.exists_form), None),
+                xor_join=next((m.xor_join for m in parts if m.xor_join), None),
+            )
+            modes.append(([k.name for k in chosen], combined))
+            if combined.xor_join:
+                modes.append(([k.name for k in chosen], replace(combined, xor_to_one=True)))
     for names, mode in modes:
         (alt,) = await django.answers([(query, mode)])
         if alt.error is None and alt.value == flash.value:
             return " + ".join(names)
+        if alt.error and flash.error and _same_database_error(alt.error, flash.error):
+            # Django, spelling Flash DB's rule, gets the database's error Flash DB got
+            # (PostgreSQL's numeric overflow of a Cast() over every related row).
+            return " + ".join(names)
     return None
+
+
+def _same_database_error(django: str, flash: str) -> bool:
+    """Return whether two errors are the database's same complaint (not an ORM's own)."""
+    name, _, message = django.partition(": ")
+    if name not in ("DataError", "ProgrammingError", "OperationalError", "IntegrityError"):
+        return False  # an error of Django's own (FieldError, ValueError, ...)
+    message = message.strip()
+    return bool(message) and message in flash
 
 
 _ANNOTATION = re.compile(r"annotate\((\w+)=")

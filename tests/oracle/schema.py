@@ -3,7 +3,7 @@
 One column of every common type (a JSON one too: ``jsonb`` on PostgreSQL, as
 Django's ``JSONField``; a Python ``None`` is SQL NULL, as in Django), a nullable
 and a non-null foreign key, reverse to-many relations and a many-to-many through
-a plain table. The Django models in
+a plain table (with an ``id`` key, as Django's). The Django models in
 ``tests.oracle.django_side`` map onto the same tables. The tag model is named
 ``OracleTag`` in Python (``tests.models`` already has a ``Tag``); the generated
 queries call it ``Tag``.
@@ -15,17 +15,35 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Float, ForeignKey, Numeric, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flash_db import AwareDateTime, Model
 
+#: The many-to-many table as Django creates one for a ``ManyToManyField``: its own
+#: ``id`` key and a unique (book, tag) pair. (With a composite key Django's
+#: ``split_exclude`` cannot tie a negated lookup to the row its call joined, and
+#: raises where Django users, whose tables have the ``id``, get an answer.)
 book_tags = Table(
     "oracle_book_tags",
     Model.metadata,
-    Column("book_id", ForeignKey("oracle_books.id"), primary_key=True),
-    Column("tag_id", ForeignKey("oracle_tags.id"), primary_key=True),
+    Column("id", Integer, primary_key=True),
+    Column("book_id", ForeignKey("oracle_books.id"), nullable=False),
+    Column("tag_id", ForeignKey("oracle_tags.id"), nullable=False),
+    UniqueConstraint("book_id", "tag_id"),
 )
 
 
