@@ -1025,3 +1025,16 @@ async def test_an_unused_alias_beside_an_aggregate_is_not_grouped_or_computed(
         ("hello again", 30),
         ("Über Straße", 40),
     ]
+
+
+async def test_xor_keeps_a_row_without_its_nullable_to_one_row(db: AsyncSession) -> None:
+    await seed(db)
+    # Deliberate (docs/querying.md): the & inside the ^ names the company, and Django's
+    # join promotion makes that join INNER, leaving Carol (no company) out: Django [].
+    # In Flash DB her first operand is false and her age (25) makes the ^ true.
+    # Alice and Émile (Acme, over 20) are true ^ true; Bob's age is NULL.
+    by_name = Q(company__name="Acme", age__gt=0) ^ Q(age__gt=20)
+    assert await user_names(db, User.objects.filter(by_name)) == ["Carol"]
+    # The foreign key's own column too (Django resolves company_id through the join).
+    by_key = Q(company_id__gt=0, age__gt=0) ^ Q(age__gt=20)
+    assert await user_names(db, User.objects.filter(by_key)) == ["Carol"]

@@ -86,12 +86,13 @@ DELIBERATE = [
     ),
     Deliberate(
         "nullable to-one path under Q ^ Q keeps the row",
-        "Under Q ^ Q a lookup through a nullable to-one relation is false for a row "
-        "without the related row, and the row stays (a LEFT OUTER JOIN); Django "
-        "inner-joins the relation under ^ (its join promotion knows AND and OR only), "
-        "dropping such rows whatever the other operands say.",
-        "Book.objects.filter(Q(publisher__city='Oslo') ^ Q(pages__gt=100))  # Django "
-        "leaves out the books without a publisher",
+        "Under Q ^ Q a lookup through a nullable to-one relation (its path, an F() or "
+        "the foreign key's column) is false for a row without the related row, and the "
+        "row stays (a LEFT OUTER JOIN); Django's join promotion knows AND and OR only: "
+        "an & inside the ^ that names the relation makes its join INNER, dropping such "
+        "rows whatever the other operands say.",
+        "Book.objects.filter(Q(publisher__city='Oslo', pages__gt=0) ^ Q(pages__gt=100))  "
+        "# Django leaves out the books without a publisher",
         frozenset({"Q^"}),
         rewrite=Mode(xor_join="?"),
     ),
@@ -158,7 +159,6 @@ class KnownOpen:
 
 MISMATCH = frozenset({"mismatch"})
 CRASH = frozenset({"flash-error"})
-SQLITE = frozenset({"sqlite"})
 POSTGRESQL = frozenset({"postgresql"})
 
 
@@ -219,23 +219,6 @@ KNOWN_OPEN: list[KnownOpen] = [
             "there too)"
         ),
         kind="django-wrong",
-    ),
-    KnownOpen(
-        "SQLite: Exists() ^ a to-many Q ^ a text lookup: the combined proofs do not explain it",
-        _tags("Exists Q^ filter:to-many text-lookup"),
-        MISMATCH,
-        SQLITE,
-        reproduction=(
-            "Book.objects.filter(Exists(Author.objects.filter(pk=OuterRef('author_id'), "
-            "bio__icontains='ΟΔΟΣ')) ^ (Q(publisher__books__title__endswith='Straße') "
-            "& Q(in_print__isnull=True) & Q(tags__books__author_id=19)) "
-            "^ Q(title__icontains='ALP'))"
-        ),
-        status=(
-            "open: found by the new Exists() queries (seed 21); each part alone is Django's "
-            "answer or a documented difference (EXISTS under ^, SQLite text), together "
-            "they are not proved yet"
-        ),
     ),
 ]
 

@@ -202,9 +202,18 @@ class Mode:
     #: With ``xor_join``: only the lookups that reach no to-many relation (a to-many
     #: lookup's row is shared with the call's other lookups, which ``pk__in`` would cut).
     xor_to_one: bool = False
+    #: Instead of ``xor_join``: each ``^`` node ORed with a lookup no row matches
+    #: through the nullable relation (``publisher_id < 0``), whose vote makes Django's
+    #: join promotion take that join back to LEFT OUTER after an ``&`` inside the
+    #: ``^`` made it INNER. The to-many rows the operands share stay shared.
+    xor_promote: str = ""
 
 
 PLAIN = Mode()
+
+#: Per model, a lookup through its nullable to-one relation that no row matches
+#: (``Mode.xor_promote``): ids are positive.
+XOR_PROMOTE = {"Book": "publisher__pk__lt=0"}
 
 #: The tags of a lookup that reaches a to-many relation: its path, or an F() in its value.
 TO_MANY = frozenset({"filter:to-many", "F:to-many"})
@@ -334,7 +343,10 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
     if isinstance(node, Not):
         return f"~{render_node(node.child, mode, in_xor)}"
     xor = in_xor or node.op == "^"
-    return "(" + f" {node.op} ".join(render_node(c, mode, xor) for c in node.children) + ")"
+    code = "(" + f" {node.op} ".join(render_node(c, mode, xor) for c in node.children) + ")"
+    if node.op == "^" and not in_xor and mode.xor_promote:
+        return f"({code} | Q({mode.xor_promote}))"
+    return code
 
 
 def node_tags(node: Node, neg: bool = False) -> frozenset[str]:

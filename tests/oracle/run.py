@@ -27,7 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import flash_db
 from tests.oracle import classes, data
-from tests.oracle.generator import PLAIN, Features, Generator, Mode, Query, smaller
+from tests.oracle.generator import (
+    PLAIN,
+    XOR_PROMOTE,
+    Features,
+    Generator,
+    Mode,
+    Query,
+    smaller,
+)
 from tests.oracle.schema import MODELS
 
 # -- answers -------------------------------------------------------------------------------
@@ -441,7 +449,11 @@ async def _deliberate(
             )
             modes.append(([k.name for k in chosen], combined))
             if combined.xor_join:
-                modes.append(([k.name for k in chosen], replace(combined, xor_to_one=True)))
+                names = [k.name for k in chosen]
+                modes.append((names, replace(combined, xor_to_one=True)))
+                if query.model in XOR_PROMOTE:
+                    promote = XOR_PROMOTE[query.model]
+                    modes.append((names, replace(combined, xor_join=None, xor_promote=promote)))
     for names, mode in modes:
         (alt,) = await django.answers([(query, mode)])
         if alt.error is None and alt.value == flash.value:
