@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, QueryableAttribute, RelationshipProperty
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
-from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
+from sqlalchemy.sql.elements import BooleanClauseList, ColumnClause, Label, UnaryExpression
 
 from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, FlashDBError
@@ -624,7 +624,7 @@ def _select(
     stmt = resolver.apply_joins(stmt)
     if where:
         stmt = stmt.where(*where)
-        if any(is_false(condition) for condition in where):
+        if any(_never(condition) for condition in where):
             stmt = _mark_empty(stmt)
     if group_by:
         stmt = stmt.group_by(*group_by)
@@ -758,9 +758,24 @@ def provably_empty(stmt: Any) -> bool:
     """Return whether ``stmt`` selects no row whatever the data (a WHERE that is FALSE).
 
     As Django's ``EmptyResultSet`` (an empty ``IN`` ANDed in): ``fetch()``,
-    ``count()`` and ``exists()`` answer without sending it.
+    ``count()``, ``exists()``, ``iterator()``, ``update()`` and ``delete()``
+    answer without sending it. An ``UPDATE``/``DELETE`` is empty when its WHERE
+    folded to FALSE.
     """
+    if isinstance(stmt, Update | Delete):
+        return stmt.whereclause is not None and _never(stmt.whereclause)
     return bool(stmt.get_execution_options().get(_EMPTY, False))
+
+
+def _never(condition: Any) -> bool:
+    """Return whether ``condition`` is FALSE, or an AND with a FALSE term."""
+    if is_false(condition):
+        return True
+    return (
+        isinstance(condition, BooleanClauseList)
+        and condition.operator is operators.and_
+        and any(_never(term) for term in condition.clauses)
+    )
 
 
 def select_statement(
@@ -812,7 +827,7 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
     stmt = resolver.apply_joins(stmt)
     if where:
         stmt = stmt.where(*where)
-        if any(is_false(condition) for condition in where):
+        if any(_never(condition) for condition in where):
             stmt = _mark_empty(stmt)
     return stmt
 
@@ -909,7 +924,7 @@ def _aggregate_select(
     stmt = resolver.apply_joins(select(*columns).select_from(resolver.entity))
     if where:
         stmt = stmt.where(*where)
-        if any(is_false(condition) for condition in where):
+        if any(_never(condition) for condition in where):
             stmt = _mark_empty(stmt)
     return stmt
 

@@ -604,6 +604,8 @@ class QuerySet(Queryable, Generic[M, R]):
             stmt, counted, params = found
             return await execution.write_statement(db, stmt, params, counted)
         stmt = update_statement(self.model, self.state, values)
+        if compiler.provably_empty(stmt):
+            return 0  # as Django: no query for a WHERE that is FALSE
         return await execution.write_statement(db, stmt)
 
     async def delete(self, db: AsyncSession) -> int:
@@ -658,7 +660,10 @@ class QuerySet(Queryable, Generic[M, R]):
         if found is not None:
             stmt, counted, params = found
             return await execution.write_statement(db, stmt, params, counted)
-        return await execution.write_statement(db, delete_statement(self.model, self.state))
+        stmt = delete_statement(self.model, self.state)
+        if compiler.provably_empty(stmt):
+            return 0  # as Django: no query for a WHERE that is FALSE
+        return await execution.write_statement(db, stmt)
 
     async def restore(self, db: AsyncSession) -> int:
         """Clear ``deleted_at`` on every matching deleted row of a soft-delete model.
@@ -712,6 +717,8 @@ class QuerySet(Queryable, Generic[M, R]):
             raise ValueError(f"chunk_size must be positive, got {chunk_size!r}.")
         self._check_backend(db)
         stmt, layout = select_statement(self.model, self.state)
+        if compiler.provably_empty(stmt):
+            return  # as fetch(): no query for a WHERE that is FALSE
         # aclosing: breaking out of this stream closes the inner one now (its cursor's
         # CLOSE runs before the next statement), not later in the loop's finalizer.
         async with aclosing(loading.stream(db, stmt, layout, self.state, chunk_size)) as chunks:

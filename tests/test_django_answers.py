@@ -1038,3 +1038,21 @@ async def test_xor_keeps_a_row_without_its_nullable_to_one_row(db: AsyncSession)
     # The foreign key's own column too (Django resolves company_id through the join).
     by_key = Q(company_id__gt=0, age__gt=0) ^ Q(age__gt=20)
     assert await user_names(db, User.objects.filter(by_key)) == ["Carol"]
+
+
+async def test_writes_and_streams_over_an_empty_in_send_no_query(db: AsyncSession) -> None:
+    await seed(db)
+    # As Django (EmptyResultSet): a WHERE an empty IN makes FALSE sends nothing.
+    nobody = User.objects.filter(Q(pk__in=[]) | Q(pk__in=[]), name__startswith="A")
+    async with capture_queries(db) as captured:
+        assert await nobody.update(db, age=F("age") + 1) == 0
+        assert await nobody.delete(db) == 0
+        assert [user async for user in nobody.iterator(db)] == []
+    assert captured.statements == []
+    # A false branch under | is not the whole WHERE: Alice's row is updated.
+    some = User.objects.filter(Q(pk__in=[]) | Q(name="Alice"))
+    async with capture_queries(db) as captured:
+        assert await some.update(db, age=F("age") + 1) == 1
+    assert len(captured.statements) == 1
+    assert await User.objects.filter(name="Alice").values_list("age", flat=True).fetch(db) == [31]
+    assert await User.objects.count(db) == 4  # nothing deleted
