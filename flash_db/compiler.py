@@ -188,11 +188,15 @@ def _where(state: QueryState, resolver: Resolver) -> list[ColumnElement[bool]]:
     where = []
     for item in state.where:
         resolver.flags.aggregate = False
+        named_before = set(resolver.annotations_named)
+        resolver.annotations_named.clear()
         condition = resolver.compile(item)
         if resolver.flags.aggregate:
             resolver.having.append(condition)
+            resolver.having_names |= resolver.annotations_named
         else:
             where.append(condition)
+        resolver.annotations_named |= named_before
     return where
 
 
@@ -200,7 +204,17 @@ def _group_by(state: QueryState, resolver: Resolver) -> list[ColumnElement[Any]]
     """Return GROUP BY: the ``values()`` fields, or the primary key for SQL aggregates."""
     if state.group_by:
         return [resolver.column(name, context="values()") for name in state.group_by]
-    if resolver.aggregate_annotations:
+    if resolver.aggregate_annotations or (
+        # Aggregates computed per row (correlated subqueries) beside a to-many join
+        # an annotation made: grouped as Django groups, one row per object and
+        # annotation value (annotate(n=Count("books"), p=F("books__pages"))), not
+        # one per joined row.
+        any(join.many for join in resolver.joins.values())
+        and any(
+            isinstance(expression, Expression) and expression.contains_aggregate
+            for _, expression in state.annotations
+        )
+    ):
         # The primary key, and those of the to-one rows joined to each row: a
         # subquery correlated to a joined row (Count("book__reviews")) may name
         # its columns, and PostgreSQL wants them grouped.
@@ -589,11 +603,13 @@ def _select(
         # does: by their value (Coalesce("books__x", "books__reviews__y") is one
         # group per author and value, not per pair of columns). One holding a
         # subquery is grouped by the columns it reads. An alias() is not selected,
-        # so not grouped (as in Django): unless the rows are ordered by it, it is
-        # not computed at all.
+        # so not grouped (as in Django): unless the rows are ordered by it or a
+        # HAVING names it, it is not computed at all.
         tables = resolver.from_selectables()
         for name, _ in state.annotations:
-            if name in resolver.aggregate_annotations or name in state.aliases:
+            if name in resolver.aggregate_annotations:
+                continue
+            if name in state.aliases and name not in resolver.having_names:
                 continue
             expression = _expression(resolver.annotations[name])
             elements = list(visitors.iterate(expression))

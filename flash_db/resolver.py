@@ -158,6 +158,9 @@ class Resolver:
         self.entity: Any = model if entity is None else entity
         self.annotations = annotations if annotations is not None else {}
         self.aggregate_annotations: set[str] = set()
+        # The annotation names resolved so far (an alias() a HAVING names is grouped).
+        self.annotations_named: set[str] = set()
+        self.having_names: set[str] = set()  # those named by the HAVING conditions
         self.outer = outer
         self.base: Resolver = self if base is None else base
         self.grouping = grouping
@@ -279,6 +282,7 @@ class Resolver:
             if name in self.aggregate_annotations:
                 self.flags.aggregate = True
             column = self.annotations[name]
+            self.annotations_named.add(name)
             nullable = True
         else:
             column, nullable = self._field_column(path)

@@ -1018,6 +1018,14 @@ async def test_an_unused_alias_beside_an_aggregate_is_not_grouped_or_computed(
     # CAST of "Hello World" to an integer the GROUP BY asked for).
     qs = Post.objects.annotate(oldest=Max("author__age")).alias(n=Cast("title", Integer()))
     assert "CAST" not in qs.sql(db)
+    # An alias a HAVING condition names is grouped (PostgreSQL wants it): the filter
+    # names the aggregate too, so all of it is a HAVING.
+    having = (
+        Post.objects.alias(double=F("views") * 2)
+        .annotate(oldest=Max("author__age"))
+        .filter(double__gte=10, oldest__gte=30)
+    )
+    assert await post_titles(db, having) == ["Hello World", "hello again"]
     rows = sorted(await qs.values_list("title", "oldest").fetch(db))
     assert rows == [
         ("Hello World", 30),
@@ -1056,3 +1064,24 @@ async def test_writes_and_streams_over_an_empty_in_send_no_query(db: AsyncSessio
     assert len(captured.statements) == 1
     assert await User.objects.filter(name="Alice").values_list("age", flat=True).fetch(db) == [31]
     assert await User.objects.count(db) == 4  # nothing deleted
+
+
+async def test_an_aggregate_beside_a_to_many_annotation_groups_the_rows(db: AsyncSession) -> None:
+    await seed(db)
+    # As Django's GROUP BY: a row per user and annotation value, not per joined post;
+    # an alias() is not grouped, so a row per user. (The count is each user's own:
+    # Flash DB does not multiply aggregates over joins, see docs/querying.md.)
+    aliased = User.objects.annotate(n=Count("posts")).alias(v=F("posts__views"))
+    assert sorted(await aliased.values_list("name", "n").fetch(db)) == [
+        ("Alice", 2),
+        ("Bob", 1),
+        ("Carol", 0),
+        ("Émile", 1),
+    ]
+    assert await aliased.count(db) == 4
+    grouped = User.objects.annotate(n=Count("posts")).annotate(v=F("posts__views"))
+    rows = await grouped.values_list("name", "n", "v").fetch(db)
+    assert sorted(rows, key=str) == sorted(
+        [("Alice", 2, 10), ("Alice", 2, 5), ("Bob", 1, 7), ("Carol", 0, None), ("Émile", 1, 0)],
+        key=str,
+    )

@@ -220,6 +220,25 @@ KNOWN_OPEN: list[KnownOpen] = [
         ),
         kind="django-wrong",
     ),
+    KnownOpen(
+        "exclude() of isnull=True, then a lookup through the same nullable relation: "
+        "Django keeps neither answer for a row without it",
+        _tags("exclude hop:nullable-one isnull-nullable neg:lookup:isnull"),
+        MISMATCH,
+        reproduction=(
+            "Book.objects.exclude(Q(publisher__pk__isnull=True), publisher__name__contains='x')"
+            ".count()"
+        ),
+        status=(
+            "Django's answer is wrong: its filter() with the same arguments counts 0 of the "
+            "90 books, this exclude() 80 (the 10 without a publisher are in neither), and "
+            "with the two lookups the other way round exclude() counts 90. Django decides "
+            "the second lookup's IS NOT NULL while the join is still INNER, before the "
+            "first one's isnull=True makes it LEFT OUTER; Flash DB's exclude() is the "
+            "complement of its filter(): 90"
+        ),
+        kind="django-wrong",
+    ),
 ]
 
 

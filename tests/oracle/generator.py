@@ -234,7 +234,12 @@ class Expr:
         """Return the expression's code (rewritten for ``mode`` where it differs)."""
         if self.inner is not None:
             prefix, leaf, suffix = self.inner
-            return prefix + (leaf.positional(mode) or leaf.render(mode)) + suffix
+            condition = leaf.positional(mode) or leaf.render(mode)
+            if mode.exists_form and prefix == "Case(When(" and TO_MANY & leaf.all_tags():
+                # Flash DB's rule: the condition is EXISTS over the related rows.
+                inner = f"{mode.exists_form}.objects.filter({condition})"
+                condition = f'pk__in={inner}.values("pk")'
+            return prefix + condition + suffix
         return self.true_div_code if mode.true_div and self.true_div_code else self.code
 
 
@@ -257,8 +262,11 @@ class Leaf:
             # A lookup expression has none of the NULL rule of Django's exclude()
             # (NOT (a LIKE b AND a IS NOT NULL AND b IS NOT NULL), b a plain F()):
             # the isnull=False lookups bring it back and change nothing in filter().
+            # Django adds the F()'s IS NOT NULL only for a nullable column, not for a
+            # NOT NULL one through a nullable relation (publisher__name).
             plain_f = re.fullmatch(r'F\("(\w+)"\)', rhs)
-            names = dict.fromkeys([path, *([plain_f.group(1)] if plain_f else [])])
+            nullable_f = plain_f and "F:nullable-field" in self.value.tags
+            names = dict.fromkeys([path, *([plain_f.group(1)] if nullable_f else [])])
             return ", ".join([expression, *(f"{name}__isnull=False" for name in names)])
         return None
 
@@ -552,7 +560,7 @@ class Query:
                 for _, e in s.named:
                     if any(t.startswith("agg:") for t in e.tags):
                         aggregates.append(e)
-                    elif "F:to-many" in e.tags:
+                    elif {"F:to-many", "when:to-many"} & e.tags:
                         other_joins += 1
         grouped = [s for s in self.steps if s.method == "values"]
         if grouped and "group-by" in tags:
@@ -804,6 +812,8 @@ class Generator:
         tags = {"F"} | self.hop_tags(hops, "F")
         if fkind.endswith("?") or "hop:nullable-one" in tags:
             tags.add("F:nullable")
+        if fkind.endswith("?"):
+            tags.add("F:nullable-field")  # the column itself (not only its relation)
         code = f'F("{path}")'
         div_code = None
         if k in NUMERIC and rng.random() < 0.4:
@@ -869,8 +879,10 @@ class Generator:
             code = f"Cast({p}, {target})"
             tags.add(f"cast:{k}->{out}")
         else:  # Case / When / Value (a to-many path in When() is a join in Django)
-            leaf = self.leaf(model, to_one=True)
+            leaf = self.leaf(model, to_one=rng.random() < 0.6)
             tags |= leaf.all_tags()
+            if TO_MANY & leaf.all_tags():
+                tags.add("when:to-many")  # Django: a row per related row; Flash DB: EXISTS
             suffix = f", then=Value({rng.choice([1, 2])})), default=Value({rng.choice([0, 3])}))"
             return Expr(
                 f"Case(When({leaf.render()}{suffix}",
@@ -1179,7 +1191,7 @@ class Generator:
                     scope.aggregate_annotations.add(name)
                 elif self.features.names and rng.random() < 0.6:
                     agg, kind = self.function(model)
-                    if "F:to-many" in agg.tags:
+                    if {"F:to-many", "when:to-many"} & agg.tags:
                         scope.to_many_rows = True
                 else:
                     f_kind = rng.choice(["int", "float", "decimal"])
@@ -1213,7 +1225,7 @@ class Generator:
                 # An expression among the columns, named as Django names it (lower1, ...).
                 expr, _ = self.function(model)
                 exprs = (expr,)
-                if "F:to-many" in expr.tags:
+                if {"F:to-many", "when:to-many"} & expr.tags:
                     scope.to_many_rows = True
             flat = len(names) + len(exprs) == 1 and rng.random() < 0.5
             tags = frozenset({"values_list(expression)"}) if exprs else frozenset()
