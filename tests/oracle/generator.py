@@ -265,8 +265,9 @@ class Leaf:
             # Django adds the F()'s IS NOT NULL only for a nullable column, not for a
             # NOT NULL one through a nullable relation (publisher__name).
             plain_f = re.fullmatch(r'F\("(\w+)"\)', rhs)
-            nullable_f = plain_f and "F:nullable-field" in self.value.tags
-            names = dict.fromkeys([path, *([plain_f.group(1)] if nullable_f else [])])
+            names = dict.fromkeys([path])
+            if plain_f is not None and "F:nullable-field" in self.value.tags:
+                names[plain_f.group(1)] = None
             return ", ".join([expression, *(f"{name}__isnull=False" for name in names)])
         return None
 
