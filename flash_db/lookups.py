@@ -61,6 +61,7 @@ from sqlalchemy import (
     literal,
     or_,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -362,10 +363,46 @@ def _has_keys(name: str) -> LookupFn:
     return lookup
 
 
+def _json_containment(name: str) -> LookupFn:
+    """Return Django's ``contains``/``contained_by`` of a JSON column (``contains`` of text too).
+
+    PostgreSQL's ``jsonb`` ``@>``/``<@`` (the column and the value as ``jsonb``); on
+    SQLite, ``flash_json_contains()`` with PostgreSQL's rules (``flash_db.sqlite``),
+    where Django refuses the lookups.
+    """
+    text_contains = _like("%{}%", ci=False)
+
+    def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+        if not _is_json(col):
+            if name == "contains":
+                return text_contains(col, value)
+            raise TypeError(
+                f"The 'contained_by' lookup is for JSON columns; "
+                f"{getattr(col, 'key', col)!r} is not one."
+            )
+        if isinstance(value, ColumnElement | Select):
+            raise TypeError(f"The JSON '{name}' lookup takes a value, got {value!r}.")
+        try:
+            document = json.dumps(value)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"The JSON '{name}' lookup takes a JSON value (dict, list, str, number, "
+                f"bool), got {value!r}: {error}"
+            ) from None
+        column, other = cast(col, JSONB()), cast(_text(document), JSONB())
+        on_postgresql = column.op("@>" if name == "contains" else "<@", is_comparison=True)(other)
+        pair = (col, _text(document)) if name == "contains" else (_text(document), col)
+        on_sqlite = func.flash_json_contains(*pair, type_=Integer()) == 1
+        return constructs.OnSQLite(on_postgresql, on_sqlite)
+
+    return lookup
+
+
 LOOKUPS: dict[str, LookupFn] = {
     "exact": _exact,
     "iexact": _iexact,
-    "contains": _like("%{}%", ci=False),
+    "contains": _json_containment("contains"),
+    "contained_by": _json_containment("contained_by"),
     "icontains": _like("%{}%", ci=True),
     "startswith": _like("{}%", ci=False),
     "istartswith": _like("{}%", ci=True),

@@ -4,9 +4,10 @@ SQLite's own ``lower()``, ``upper()`` and ``LIKE`` fold only ASCII letters,
 SQLite has no regular expressions and its ``strftime()`` knows no ISO-8601 week
 or year; the lookups and functions compile to these functions on SQLite (see
 ``flash_db.constructs``) so that ``iexact``, ``icontains``, ``contains``,
-``regex``, ``Upper``, ``week``, ``iso_year`` and ``Trunc`` answer as on
-PostgreSQL. :func:`flash_db.database.Database` registers :data:`FUNCTIONS` on
-each new connection.
+``regex``, ``Upper``, ``week``, ``iso_year``, ``Trunc`` and the JSON
+``contains``/``contained_by`` answer as on PostgreSQL.
+:func:`flash_db.database.Database` registers :data:`FUNCTIONS` on each new
+connection.
 
 Regular expressions run on RE2 (``google-re2``), whose matching time is linear
 in the text: a pattern such as ``^(a+)+$``, which makes a backtracking engine
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 import re
 from collections.abc import Callable
@@ -178,6 +180,46 @@ def _sqlite_power(base: Any, exponent: Any) -> float | None:
 
 
 #: Functions registered on every SQLite connection: name -> (number of arguments, function).
+def _json_scalar_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b  # JSON true is not the number 1
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b  # 1 and 1.0 are one JSON number
+    return type(a) is type(b) and not isinstance(a, dict | list) and a == b
+
+
+def _json_within(doc: Any, value: Any, top: bool) -> bool:
+    """Return whether ``doc`` contains ``value`` by PostgreSQL's ``jsonb @>`` rules."""
+    if isinstance(value, dict):
+        return isinstance(doc, dict) and all(
+            key in doc and _json_within(doc[key], item, False) for key, item in value.items()
+        )
+    if isinstance(value, list):
+        # Each element is in some element of the array: order and repeats do not count.
+        return isinstance(doc, list) and all(
+            any(_json_within(element, item, False) for element in doc) for item in value
+        )
+    if isinstance(doc, list) and top:
+        # PostgreSQL's one exception: a top-level array contains a scalar it holds.
+        return any(_json_scalar_equal(element, value) for element in doc)
+    return _json_scalar_equal(doc, value)
+
+
+def _sqlite_json_contains(doc: Any, value: Any) -> int | None:
+    """``doc @> value`` of two JSON texts, as PostgreSQL's ``jsonb`` (NULL for SQL NULL)."""
+    if doc is None or value is None:
+        return None
+
+    def parsed(text: Any) -> Any:
+        # A JSON column has NUMERIC affinity on SQLite: a stored "1" comes back as 1.
+        return text if isinstance(text, int | float) else json.loads(text)
+
+    try:
+        return int(_json_within(parsed(doc), parsed(value), True))
+    except (TypeError, ValueError):
+        return None  # not JSON text: no answer, as a failed cast
+
+
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "flash_lower": (1, _sqlite_lower),
     "flash_upper": (1, _sqlite_upper),
@@ -188,4 +230,5 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "flash_trunc": (2, _sqlite_trunc),
     "flash_time": (1, _sqlite_time),
     "flash_power": (2, _sqlite_power),
+    "flash_json_contains": (2, _sqlite_json_contains),
 }

@@ -1085,3 +1085,54 @@ async def test_an_aggregate_beside_a_to_many_annotation_groups_the_rows(db: Asyn
         [("Alice", 2, 10), ("Alice", 2, 5), ("Bob", 1, 7), ("Carol", 0, None), ("Émile", 1, 0)],
         key=str,
     )
+
+
+async def test_json_contains_and_contained_by_are_jsonb_containment(db: AsyncSession) -> None:
+    # As Django's JSONField on PostgreSQL (jsonb @> and <@); the same rules on SQLite,
+    # where Django refuses the lookups. (The text LIKE of the document's text was sent.)
+    docs = {
+        "obj": {"a": 1, "tags": ["sf", "x"], "nested": {"k": 1.5}},
+        "list": ["sf", "fantasy", 3],
+        "nested-list": [["sf", "x"], 2],
+        "scalar": "sf",
+        "true": True,
+        "one": 1,
+    }
+    for name, data in docs.items():
+        await Document.objects.create(db, name=name, body=data)
+
+    async def names(**lookup: Any) -> list[str]:
+        return sorted(
+            await Document.objects.filter(**lookup).values_list("name", flat=True).fetch(db)
+        )
+
+    assert await names(body__contains={"a": 1}) == ["obj"]
+    assert await names(body__contains={"tags": ["x"]}) == ["obj"]  # a list: its elements
+    assert await names(body__contains={"nested": {}}) == ["obj"]
+    assert await names(body__contains={"a": 1.0}) == ["obj"]  # one JSON number
+    assert await names(body__contains={"a": True}) == []  # true is not 1
+    assert await names(body__contains=["fantasy", "sf"]) == ["list"]  # order does not count
+    assert await names(body__contains="sf") == ["list", "scalar"]  # a top-level list's scalar
+    assert await names(body__contains=[["x"]]) == ["nested-list"]
+    assert await names(body__contains=["x"]) == []  # not inside a nested list
+    assert await names(body__contains=1) == ["one"]
+    assert await names(body__contains=True) == ["true"]
+    assert await names(body__contains={}) == ["obj"]  # every object contains {}
+    assert await names(
+        body__contained_by={"a": 1, "tags": ["x", "sf", "y"], "nested": {"k": 1.5, "j": 0}}
+    ) == ["obj"]
+    # The top-level exception again: "sf" is in the list.
+    assert await names(body__contained_by=["sf", "fantasy", 3, 4]) == ["list", "scalar"]
+    assert await names(body__contained_by="sf") == ["scalar"]
+    assert sorted(
+        await Document.objects.exclude(body__contains="sf").values_list("name", flat=True).fetch(db)
+    ) == [
+        "nested-list",
+        "obj",
+        "one",
+        "true",
+    ]
+    with pytest.raises(TypeError, match="contained_by' lookup is for JSON columns"):
+        await Document.objects.filter(name__contained_by="x").fetch(db)
+    with pytest.raises(TypeError, match="takes a JSON value"):
+        await Document.objects.filter(body__contains={1, 2}).fetch(db)

@@ -28,6 +28,30 @@ from tests.oracle.data import BASE_TIME, JSON_VALUES, rows
 
 # -- the schema, as the generator sees it ---------------------------------------------
 
+#: Values for the JSON column's contains= (parts of documents the data holds) and
+#: contained_by= (documents around them).
+JSON_FRAGMENTS: list[Any] = [
+    {"a": 1},
+    {"tags": ["sf"]},
+    {"nested": {"k": 1.5}},
+    ["sf"],
+    [1, 3],
+    1,
+    "alpha",
+    True,
+    {},
+    [],
+    {"b": None},
+]
+JSON_WHOLES: list[Any] = [
+    {"a": 1, "b": "x", "tags": ["sf", "x"]},
+    [1, 2, 3, "sf", "fantasy"],
+    {"a": 2, "b": "y", "tags": ["sf", "x"], "nested": {"k": 1.5}},
+    "alpha",
+    {},
+    [],
+]
+
 #: Field kinds: int, float, decimal, text, bool, date, datetime, json; "?" marks nullable.
 FIELDS: dict[str, dict[str, str]] = {
     "Publisher": {"id": "int", "name": "text", "city": "text?", "founded": "date"},
@@ -961,7 +985,8 @@ class Generator:
         if k == "text":
             choices += TEXT_LOOKUPS[1:] * 2 + ["regex", "iregex"]
         if k == "json":
-            choices += ["has_key", "has_keys", "has_any_keys"] + ["key"] * 4
+            choices += ["has_key", "has_keys", "has_any_keys", "contains", "contained_by"]
+            choices += ["key"] * 4
         if k in ("date", "datetime"):
             choices += ["part"] * 3
             if k == "datetime":
@@ -989,6 +1014,11 @@ class Generator:
         if op == "key":
             return self.json_key_leaf(path, tags)
         tags.add(f"lookup:{op}")
+        if k == "json" and op in ("contains", "contained_by"):
+            # PostgreSQL's jsonb @> / <@ (Django refuses them on SQLite).
+            fragments = JSON_FRAGMENTS if op == "contains" else JSON_WHOLES
+            value = rng.choice(fragments)
+            return Leaf(f"{path}__{op}", Expr(literal(value)), frozenset(tags))
         if op.startswith("has_"):
             keys = ["a", "b", "tags", "nested", "sf", "0", "z"]
             value = rng.choice(keys) if op == "has_key" else rng.sample(keys, rng.randrange(1, 4))
