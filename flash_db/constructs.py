@@ -9,6 +9,7 @@ Case-insensitive matching, LIKE and regular expressions use the functions of
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -25,11 +26,12 @@ from sqlalchemy import (
     String,
     Time,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import Label, UnaryExpression
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import NullType, TypeDecorator
 
 __all__ = [
     "DATE_PARTS",
@@ -48,6 +50,7 @@ __all__ = [
     "IRegex",
     "IsoWeekDay",
     "IsoYear",
+    "JsonKeyValue",
     "Least",
     "Like",
     "Lower",
@@ -623,6 +626,54 @@ def _for_sqlite_default(element: ForSQLite, compiler: SQLCompiler, **kw: Any) ->
 def _for_sqlite_sqlite(element: ForSQLite, compiler: SQLCompiler, **kw: Any) -> str:
     _, sqlite = element.clauses
     return str(compiler.process(sqlite, **kw))
+
+
+class _JsonKeyType(TypeDecorator[Any]):
+    """The value at a JSON key, as Django's ``JSONField.from_db_value`` reads a key.
+
+    PostgreSQL sends ``jsonb`` (decoded by its JSON type); SQLite's
+    ``json_extract()`` sends numbers as numbers, a string without its quotes and
+    an object or array as JSON text (decoded here; a string that is no JSON
+    stays a string).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        """Return ``jsonb`` on PostgreSQL, the raw value elsewhere."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(NullType())
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        """Decode SQLite's JSON text; leave other values as the driver gave them."""
+        if dialect.name == "postgresql" or not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
+
+class JsonKeyValue(FunctionElement[Any]):
+    """``(postgresql, sqlite)``: the value at a JSON key, compiled for the database."""
+
+    type = _JsonKeyType()
+    name = "flash_json_key"
+    inherit_cache = True
+
+
+@compiles(JsonKeyValue)
+def _json_key_default(element: JsonKeyValue, compiler: SQLCompiler, **kw: Any) -> str:
+    portable, _ = element.clauses
+    return f"({compiler.process(portable, **kw)})"
+
+
+@compiles(JsonKeyValue, "sqlite")
+def _json_key_sqlite(element: JsonKeyValue, compiler: SQLCompiler, **kw: Any) -> str:
+    _, sqlite = element.clauses
+    return f"({compiler.process(sqlite, **kw)})"
 
 
 @compiles(OnSQLite)

@@ -82,6 +82,7 @@ __all__ = [
     "convert",
     "json_keys",
     "key_lookup",
+    "key_value",
     "outside",
     "plain",
     "sendable",
@@ -521,6 +522,15 @@ def _sqlite_value(value: Any) -> ColumnElement[Any]:
         return _text(document)
     result: ColumnElement[Any] = func.json_extract(_text(document), _text("$"))
     return result
+
+
+def key_value(col: ColumnElement[Any], keys: list[str]) -> ColumnElement[Any]:
+    """Return the value at ``keys`` of a JSON column (``values("data__owner__name")``).
+
+    As Django's ``KeyTransform``: PostgreSQL's ``->``/``#>`` (a ``jsonb`` value),
+    SQLite's ``json_extract()`` (``json_type()`` for null, true and false).
+    """
+    return constructs.JsonKeyValue(_pg_key(col, keys, text=False), _sqlite_key(col, keys))
 
 
 def key_lookup(

@@ -26,6 +26,7 @@ compiled by the function the compiler hands to the root resolver
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -75,6 +76,7 @@ from flash_db.lookups import (
     convert,
     json_keys,
     key_lookup,
+    key_value,
     plain,
     value_kind,
 )
@@ -107,6 +109,8 @@ class _Path:
     field: str | None
     tail: list[str]
     annotation: bool = False
+    #: Keys into a JSON column in values()/order_by()/F() (``data__owner__name``).
+    keys: list[str] = dataclasses.field(default_factory=list)
 
     def first_many(self) -> int | None:
         """Return the index of the first to-many hop, or None."""
@@ -254,6 +258,9 @@ class Resolver:
         tail = path.tail
         if lookups and tail and not path.annotation and _is_json(path) and json_keys(tail)[0]:
             return path  # keys of a JSON column (``data__owner__name``), as Django's
+        if not lookups and tail and not path.annotation and _is_json(path):
+            # values("data__owner__name"), order_by(), F(): every part is a key.
+            return _Path(path.relations, path.names, path.model, path.field, [], keys=tail)
         for i, part in enumerate(tail):
             last = i == len(tail) - 1
             if part in TRANSFORMS or (last and lookups and part in LOOKUPS):
@@ -287,6 +294,10 @@ class Resolver:
         else:
             column, nullable = self._field_column(path)
             nullable = nullable or self.null_row
+            if path.keys:
+                if isinstance(column, QueryableAttribute):
+                    column = column.expression
+                return key_value(column, path.keys), True
         for name in path.tail:
             if name in TRANSFORMS:
                 if not _is_temporal(column):

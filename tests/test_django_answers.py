@@ -16,7 +16,20 @@ import pytest
 from sqlalchemy import JSON, Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flash_db import Avg, Count, Exists, F, InvalidValue, Max, OuterRef, Prefetch, Q, Sum, Value
+from flash_db import (
+    Avg,
+    Count,
+    Exists,
+    F,
+    FieldError,
+    InvalidValue,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    Sum,
+    Value,
+)
 from flash_db.functions import Abs, Cast, Coalesce, Replace
 from flash_db.testing import capture_queries
 from tests.models import Comment, Company, Document, Gauge, Post, Product, Sample, Tag, User
@@ -1136,3 +1149,25 @@ async def test_json_contains_and_contained_by_are_jsonb_containment(db: AsyncSes
         await Document.objects.filter(name__contained_by="x").fetch(db)
     with pytest.raises(TypeError, match="takes a JSON value"):
         await Document.objects.filter(body__contains={1, 2}).fetch(db)
+
+
+async def test_json_keys_in_values_order_by_and_f(db: AsyncSession) -> None:
+    # As Django's KeyTransform: the value at the key, decoded (a missing key and the
+    # JSON null are None), also through nested keys and array indexes.
+    for name, body in [
+        ("a", {"room": 2, "owner": {"name": "Ada"}, "tags": ["x", "y"]}),
+        ("b", {"room": 1, "owner": {"name": "Bo"}, "tags": []}),
+        ("c", {"floor": 3}),
+        ("d", ["first"]),
+    ]:
+        await Document.objects.create(db, name=name, body=body)
+    rows = await Document.objects.order_by("name").values("name", "body__owner__name").fetch(db)
+    assert [row["body__owner__name"] for row in rows] == ["Ada", "Bo", None, None]
+    rooms = Document.objects.filter(body__room__gte=1).order_by("body__room")
+    assert await rooms.values_list("name", flat=True).fetch(db) == ["b", "a"]
+    tags = await Document.objects.order_by("name").values_list("body__tags", flat=True).fetch(db)
+    assert tags == [["x", "y"], [], None, None]
+    first = Document.objects.annotate(first=F("body__0")).order_by("name")
+    assert await first.values_list("first", flat=True).fetch(db) == [None, None, None, "first"]
+    with pytest.raises(FieldError, match="room"):
+        await Document.objects.values("name__room").fetch(db)  # not a JSON column

@@ -567,6 +567,8 @@ class Query:
                 if any(_is_to_many(self.model, n.lstrip("-")) for n in s.names):
                     tags.add(f"{s.method}:to-many")
                     other_joins += 1
+                elif any({"F:to-many", "when:to-many"} & e.tags for e in s.exprs):
+                    other_joins += 1  # values_list(Least("books__x", ...)): joined and grouped
             elif s.method in ("filter", "exclude"):
                 hops = {t[4:] for t in step_tags if t.startswith("via:")}
                 if "F:to-many" in step_tags:  # an F() through a to-many relation joins it too
@@ -1353,6 +1355,7 @@ class Generator:
             path, _, _, hops = self.path(model, max_hops=1)
             if any(h in ("many", "m2m") for h in hops):
                 scope.to_many_rows = True
+            path = self.json_key(path)
             if path not in names:
                 names.append(path)
         for name in scope.annotations:
@@ -1361,6 +1364,12 @@ class Generator:
             if self.rng.random() < 0.3 and name not in names:
                 names.append(name)
         return tuple(names)
+
+    def json_key(self, path: str) -> str:
+        """Return ``path``, or a key into it when it is the JSON column (``extra__a``)."""
+        if path.rsplit("__", 1)[-1] != "extra" or self.rng.random() < 0.4:
+            return path
+        return f"{path}__{self.rng.choice(['a', 'b', 'tags', 'tags__0', 'nested__k', 'z'])}"
 
     def order_names(self, model: str, scope: _Scope) -> tuple[str, ...]:
         """Return 1-2 ordering terms (fields, related paths, annotations; maybe descending)."""
@@ -1374,6 +1383,7 @@ class Generator:
                 name, _, _, hops = self.path(model, max_hops=1)
                 if any(h in ("many", "m2m") for h in hops):
                     scope.to_many_rows = True
+                name = self.json_key(name)
             name = ("-" if self.rng.random() < 0.4 else "") + name
             if name.lstrip("-") not in [n.lstrip("-") for n in names]:
                 names.append(name)
@@ -1388,6 +1398,8 @@ class Generator:
 def _is_to_many(model: str, path: str) -> bool:
     current = model
     for part in path.split("__")[:-1]:
+        if part not in RELATIONS[current]:
+            return False  # a JSON column's keys follow (extra__a)
         target, hop = RELATIONS[current][part]
         if hop in ("many", "m2m"):
             return True

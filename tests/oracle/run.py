@@ -59,7 +59,11 @@ def norm(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float | Decimal):
-        number = float(value)
+        if isinstance(value, int) and abs(value) < 2**53:
+            return ("n", value)
+        # Rounded first: a float sum that is 49 to 9 digits (48.99999999999999, the
+        # order of the additions) is the 49 another database's sum gives.
+        number = float(f"{float(value):.9g}")
         if math.isfinite(number) and number == int(number) and abs(number) < 2**53:
             return ("n", int(number))
         return ("n", f"{number:.9g}")
