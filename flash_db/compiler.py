@@ -49,7 +49,13 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, QueryableAttribute, RelationshipProperty
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Update
-from sqlalchemy.sql.elements import BooleanClauseList, ColumnClause, Label, UnaryExpression
+from sqlalchemy.sql.elements import (
+    BindParameter,
+    BooleanClauseList,
+    ColumnClause,
+    Label,
+    UnaryExpression,
+)
 
 from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, FlashDBError
@@ -324,6 +330,39 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a.compare(b))
     except AttributeError:
         return False
+
+
+def _by_position(stmt: Select[Any], group_by: list[Any]) -> list[Any]:
+    """Return GROUP BY (or ORDER BY) terms, a selected one holding a bound value by position.
+
+    PostgreSQL matches a GROUP BY expression, and the ORDER BY of a grouped
+    query, with the select list's as text, and each bound value is a parameter
+    of its own (``data -> $1`` is not ``data -> $2``):
+    ``values("data__room").annotate(n=Count("id"))`` is grouped by the
+    expression's position in the select list instead (``GROUP BY 1``).
+    """
+    selected = list(stmt.selected_columns)
+    result: list[Any] = []
+    for item in group_by:
+        target = _expression(item)
+        if any(isinstance(element, BindParameter) for element in visitors.iterate(target)):
+            position = next(
+                (i for i, c in enumerate(selected, 1) if _same(_expression(c), target)), None
+            )
+            if position is not None:
+                # Its position in the select list (a label could name a joined column).
+                result.append(literal_column(str(position)))
+                continue
+        result.append(item)
+    return result
+
+
+def _ordered_by_position(stmt: Select[Any], item: _Ordered) -> Any:
+    """Return an ORDER BY term of a grouped query (see :func:`_by_position`)."""
+    if item.column is None:
+        return item.sql
+    by = _by_position(stmt, [item.column])[0]
+    return item.sql if by is item.column else _reorder(item.sql, by)
 
 
 def _by_label(stmt: Select[Any], ordered: list[_Ordered]) -> list[_Ordered]:
@@ -643,7 +682,8 @@ def _select(
         if any(_never(condition) for condition in where):
             stmt = _mark_empty(stmt)
     if group_by:
-        stmt = stmt.group_by(*group_by)
+        stmt = stmt.group_by(*_by_position(stmt, group_by))
+        order = [_ordered_by_position(stmt, item) for item in ordered]
     if resolver.having:
         stmt = stmt.having(*resolver.having)
     if order:
