@@ -656,24 +656,12 @@ class _JsonKeyType(TypeDecorator[Any]):
             return value
 
 
-class JsonKeyValue(FunctionElement[Any]):
-    """``(postgresql, sqlite)``: the value at a JSON key, compiled for the database."""
+class JsonKeyValue(OnSQLite):
+    """``(postgresql, sqlite)``: the value at a JSON key, compiled as :class:`OnSQLite`."""
 
-    type = _JsonKeyType()
+    type = _JsonKeyType()  # type: ignore[assignment]  # a value, not a condition
     name = "flash_json_key"
     inherit_cache = True
-
-
-@compiles(JsonKeyValue)
-def _json_key_default(element: JsonKeyValue, compiler: SQLCompiler, **kw: Any) -> str:
-    portable, _ = element.clauses
-    return f"({compiler.process(portable, **kw)})"
-
-
-@compiles(JsonKeyValue, "sqlite")
-def _json_key_sqlite(element: JsonKeyValue, compiler: SQLCompiler, **kw: Any) -> str:
-    _, sqlite = element.clauses
-    return f"({compiler.process(sqlite, **kw)})"
 
 
 @compiles(OnSQLite)

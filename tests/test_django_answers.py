@@ -1171,8 +1171,8 @@ async def test_json_keys_in_values_order_by_and_f(db: AsyncSession) -> None:
     assert await first.values_list("first", flat=True).fetch(db) == [None, None, None, "first"]
     # Grouped by a key (PostgreSQL refused GROUP BY data -> $2 beside SELECT data -> $1).
     per_room = Document.objects.values("body__room").annotate(n=Count("id")).order_by("body__room")
-    rows = await per_room.values_list("body__room", "n").fetch(db)
-    assert [row for row in rows if row[0] is not None] == [(1, 1), (2, 1)]  # NULLs: per database
-    assert (None, 2) in rows
+    grouped = await per_room.values_list("body__room", "n").fetch(db)
+    assert [row for row in grouped if row[0] is not None] == [(1, 1), (2, 1)]  # NULLs: per database
+    assert (None, 2) in grouped
     with pytest.raises(FieldError, match="room"):
         await Document.objects.values("name__room").fetch(db)  # not a JSON column
