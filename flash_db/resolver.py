@@ -27,6 +27,7 @@ compiled by the function the compiler hands to the root resolver
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -390,11 +391,24 @@ class Resolver:
         return sub, target, correlation
 
     def _exists(self, path: _Path, index: int, items: list[Any]) -> ColumnElement[bool]:
-        """Return ``EXISTS`` over the to-many hop ``path.relations[index]`` with ``items`` in it."""
+        """Return ``EXISTS`` over the to-many hop ``path.relations[index]`` with ``items`` in it.
+
+        An ``F()`` through the same relation in an item's arithmetic names this
+        subquery's row (``~Q(books__pages__lt=F("books__other_num") / 2)``: Django
+        resolves it inside the subquery of the negated lookup).
+        """
         sub, from_, correlation = self.related_subquery(
             path.relations[: index + 1], path.names[: index + 1], grouping=False
         )
-        conditions = [sub.compile(item) for item in items]
+        prefix = "__".join(path.names[: index + 1])
+        bind = self.base is self and prefix not in self.correlated_many
+        if bind:
+            self.correlated_many[prefix] = sub
+        try:
+            conditions = [sub.compile(item) for item in items]
+        finally:
+            if bind:
+                del self.correlated_many[prefix]
         if any(is_false(condition) for condition in conditions):
             # An empty IN in it (Django: EmptyResultSet): no related row matches. (The
             # subquery's WHERE would fold to FALSE, dropping its join conditions.)
@@ -730,7 +744,14 @@ class Resolver:
             if item.connector == Q.AND:
                 parts = self._compile_and(_flatten_and(item), inner_negated)
             else:
-                parts = [self.compile(child, negated=inner_negated) for child in item.children]
+                # Under |, each child through a to-many relation is one EXISTS over its
+                # rows (Django's one join: EXISTS distributes over OR); a ^ or | below
+                # holds for one related row, not one per lookup.
+                parts = [
+                    part
+                    for child in item.children
+                    for part in self._compile_and([child], inner_negated)
+                ]
             if not parts:
                 combined: ColumnElement[bool] = true()
             elif len(parts) == 1:
@@ -824,8 +845,9 @@ class Resolver:
             key, value = item
             keys = [p for p, _, _ in self._hops(key, lookups=True)]
             (negative if branch else positive).update(keys)
-            for name in _f_names(value):
-                positive.update(p for p, _, _ in self._hops(name, lookups=False))
+            if not (branch and keys and _in_subquery_of_its_own(value)):
+                for name in _f_names(value):
+                    positive.update(p for p, _, _ in self._hops(name, lookups=False))
         return positive - set(self.correlated_many), negative - set(self.correlated_many)
 
     def _uses_aggregate(self, item: Any) -> bool:
@@ -953,8 +975,10 @@ class Resolver:
             if branch or _matches_null(key, value):
                 return set()
             names = {p for p, _, _ in self._hops(key, lookups=True)}
+            names.update(self._to_one_prefixes(key))
             for name in _f_names(value):
                 names.update(p for p, _, _ in self._hops(name, lookups=False))
+                names.update(self._to_one_prefixes(name))
             return names
         if not isinstance(item, Q):
             return set()
@@ -972,8 +996,21 @@ class Resolver:
                 inner[prefix] = True
                 needed.add(prefix)
             elif connector == Q.OR:
-                inner[prefix] = False
+                # Django promotes the join and every join made through it
+                # (publisher_id=2 under | makes publisher__books LEFT OUTER too).
+                for other in [prefix, *(p for p in inner if p.startswith(prefix + "__"))]:
+                    inner[other] = False
         return needed
+
+    def _to_one_prefixes(self, key: str) -> set[str]:
+        """Return the to-one relations ``key`` starts with (``publisher`` of
+        ``publisher_id`` or ``publisher__city``), which Django's join promotion counts."""
+        head = key.partition("__")[0]
+        relation = self.mapper.relationships.get(head)
+        if relation is not None:
+            return set() if _is_many(relation) else {head}
+        by_key = _foreign_key_relations(self.mapper)
+        return {by_key[head]} if head in by_key else set()
 
     def _shared_row_condition(
         self, key: str, value: Any, negated: bool, context: str
@@ -981,7 +1018,8 @@ class Resolver:
         """Return a lookup of the call on the related row it shares, or None if none is bound.
 
         Under ``~`` inside the call a lookup reuses the row only when an earlier
-        lookup of the call joined it, as Django's ``split_exclude`` does.
+        lookup of the call joined it, as Django's ``split_exclude`` does, and
+        never when it matches NULL.
         """
         call = self.call
         assert call is not None  # only inside a call
@@ -990,7 +1028,13 @@ class Resolver:
             call.seen.update(p for p, _, _ in self._hops(name, lookups=False))
         hops = self._hops(key, lookups=True)
         target = None
+        # A negated lookup that matches NULL (~Q(books__x__isnull=True)) is never tied
+        # to the call's row: Django's subquery for it keeps its LEFT OUTER JOIN from
+        # the parent, so it is correlated to the parent row only.
+        alone = branch and _matches_null(key, value)
         for prefix, path, index in reversed(hops):
+            if alone:
+                break
             if prefix in self.correlated_many and (not branch or prefix in call.seen):
                 target = (prefix, path, index)
                 break
@@ -1032,6 +1076,27 @@ def _null_row(alias: Any) -> Any:
     """
     one = select(literal(1).label("one")).subquery()
     return one.outerjoin(inspect(alias).selectable, false())
+
+
+@functools.cache
+def _foreign_key_relations(mapper: Mapper[Any]) -> dict[str, str]:
+    """Return ``{foreign key attribute: relation name}`` (``publisher_id``: ``publisher``)."""
+    found = {}
+    for rel in mapper.relationships:
+        column = local_foreign_key(rel)
+        if column is not None:
+            found[_attr_name(mapper, column)] = rel.key
+    return found
+
+
+def _in_subquery_of_its_own(value: Any) -> bool:
+    """Return whether a negated to-many lookup's value is resolved in its own subquery.
+
+    Django's ``split_exclude`` makes a bare ``F()`` an ``OuterRef`` (the row the
+    call joined) but resolves arithmetic of ``F()``s inside the subquery of the
+    negated lookup, on that subquery's own row.
+    """
+    return isinstance(value, Expression) and type(value) is not F
 
 
 def _f_names(value: Any) -> list[str]:

@@ -276,22 +276,28 @@ class Leaf:
     tags: frozenset[str]
     raw: Any = None  # the literal value of a text lookup (for the regex rewrite)
 
-    def positional(self, mode: Mode = PLAIN) -> str | None:
-        """Return the lookup as a positional expression where ``mode`` rewrites it so."""
+    def positional(self, mode: Mode = PLAIN, negated: bool = False) -> str | None:
+        """Return the lookup as a positional expression where ``mode`` rewrites it so.
+
+        ``negated``: the lookup is under an odd number of negations (``exclude()``,
+        ``~Q``), where Django's lookup has its NULL rule.
+        """
         path, _, lookup = self.key.rpartition("__")
         if mode.like_regex and "F" in self.value.tags and lookup in _CI_LOOKUPS:
             # Django's i-lookups against F() on SQLite are LIKE; spell Flash DB's rule.
             rhs = self.value.render(mode)
             expression = f'{_CI_LOOKUPS[lookup]}(Upper("{path}"), Upper({rhs}))'
-            # A lookup expression has none of the NULL rule of Django's exclude()
+            # A lookup expression has none of the NULL rule of Django's negated lookup
             # (NOT (a LIKE b AND a IS NOT NULL AND b IS NOT NULL), b a plain F()):
-            # the isnull=False lookups bring it back and change nothing in filter().
+            # the isnull=False lookups bring it back where the lookup is negated.
             # Django adds the F()'s IS NOT NULL only for a nullable column, not for a
             # NOT NULL one through a nullable relation (publisher__name).
             plain_f = re.fullmatch(r'F\("(\w+)"\)', rhs)
             names = dict.fromkeys([path])
             if plain_f is not None and "F:nullable-field" in self.value.tags:
                 names[plain_f.group(1)] = None
+            if not negated:
+                return expression
             return ", ".join([expression, *(f"{name}__isnull=False" for name in names)])
         return None
 
@@ -355,10 +361,10 @@ EXISTS_LINKS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
-    """Return code for a ``Q`` tree."""
+def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False, neg: bool = False) -> str:
+    """Return code for a ``Q`` tree (``neg``: under an odd number of negations)."""
     if isinstance(node, Leaf):
-        code = f"Q({node.positional(mode) or node.render(mode)})"
+        code = f"Q({node.positional(mode, neg) or node.render(mode)})"
         tags = node.all_tags()
         if (
             in_xor
@@ -368,15 +374,17 @@ def render_node(node: Node, mode: Mode = PLAIN, in_xor: bool = False) -> str:
         ):
             # Flash DB's rule: a row without the related row is there, its lookup false
             # (Django inner-joins a nullable relation under ^, dropping the row).
-            inner = f"{mode.xor_join}.objects.filter({code})"
+            plain = f"Q({node.positional(mode) or node.render(mode)})"
+            inner = f"{mode.xor_join}.objects.filter({plain})"
             return f'Q(pk__in={inner}.values("pk"))'
         return code
     if isinstance(node, ExistsNode):
         return node.render(mode)
     if isinstance(node, Not):
-        return f"~{render_node(node.child, mode, in_xor)}"
+        return f"~{render_node(node.child, mode, in_xor, not neg)}"
     xor = in_xor or node.op == "^"
-    code = "(" + f" {node.op} ".join(render_node(c, mode, xor) for c in node.children) + ")"
+    parts = (render_node(c, mode, xor, neg) for c in node.children)
+    code = "(" + f" {node.op} ".join(parts) + ")"
     if node.op == "^" and not in_xor and mode.xor_promote:
         return f"({code} | Q({mode.xor_promote}))"
     return code
@@ -395,13 +403,24 @@ def node_tags(node: Node, neg: bool = False) -> frozenset[str]:
     return frozenset({f"Q{node.op}"}).union(*(node_tags(c, neg) for c in node.children))
 
 
-def _args(items: list[tuple[Node, bool]], mode: Mode) -> str:
+def _and_operands(nodes: tuple[Node, ...]) -> list[Node]:
+    """Return ``nodes`` with each top-level ``a & b`` split into its operands."""
+    out: list[Node] = []
+    for node in nodes:
+        if isinstance(node, Combo) and node.op == "&":
+            out.extend(_and_operands(node.children))
+        else:
+            out.append(node)
+    return out
+
+
+def _args(items: list[tuple[Node, bool]], mode: Mode, neg: bool = False) -> str:
     """Return filter() arguments: Q trees (and rewritten lookups) first, then keywords."""
     positional, keywords = [], []
     for node, is_q in items:
         if is_q:
-            positional.append(render_node(node, mode))
-        elif isinstance(node, Leaf) and (p := node.positional(mode)):
+            positional.append(render_node(node, mode, neg=neg))
+        elif isinstance(node, Leaf) and (p := node.positional(mode, neg)):
             positional.append(p)
         elif isinstance(node, Leaf):
             keywords.append(node.render(mode))
@@ -441,8 +460,9 @@ class Step:
     def render(self, mode: Mode = PLAIN) -> str:
         """Return ``.method(...)`` (or ``[a:b]``)."""
         if self.method in ("filter", "exclude"):
-            args = [render_node(n, mode) for n in self.nodes]
-            args += [p for leaf in self.leaves if (p := leaf.positional(mode))]
+            neg = self.method == "exclude"
+            args = [render_node(n, mode, neg=neg) for n in self.nodes]
+            args += [p for leaf in self.leaves if (p := leaf.positional(mode, neg))]
             args += _unique_keywords(
                 [leaf.render(mode) for leaf in self.leaves if not leaf.positional(mode)]
             )
@@ -450,12 +470,16 @@ class Step:
                 # The conditions that walk a to-many path (or name one in F()) go into
                 # one EXISTS (pk__in); the others (own columns, annotations) stay in the
                 # outer query.
-                items = [(n, True) for n in self.nodes] + [(leaf, False) for leaf in self.leaves]
+                # The operands of a top-level & are conditions of their own: one on an
+                # annotation stays on the outer query's rows (annotate() through a to-many
+                # relation has a row per related row), as in Flash DB.
+                items = [(n, True) for n in _and_operands(self.nodes)]
+                items += [(leaf, False) for leaf in self.leaves]
                 many = [i for i in items if TO_MANY & node_tags(i[0])]
                 rest = [i for i in items if i not in many]
                 inner = f"{mode.exists_form}.objects{mode.exists_prior}.filter({_args(many, mode)})"
                 exists = f'pk__in={inner}.values("pk")'
-                outer = _args(rest, mode)
+                outer = _args(rest, mode, neg)
                 return f".{self.method}({outer + ', ' if outer else ''}{exists})"
             return f".{self.method}({', '.join(args)})"
         if self.method in ("annotate", "alias"):
