@@ -744,14 +744,7 @@ class Resolver:
             if item.connector == Q.AND:
                 parts = self._compile_and(_flatten_and(item), inner_negated)
             else:
-                # Under |, each child through a to-many relation is one EXISTS over its
-                # rows (Django's one join: EXISTS distributes over OR); a ^ or | below
-                # holds for one related row, not one per lookup.
-                parts = [
-                    part
-                    for child in item.children
-                    for part in self._compile_and([child], inner_negated)
-                ]
+                parts = [self.compile(child, negated=inner_negated) for child in item.children]
             if not parts:
                 combined: ColumnElement[bool] = true()
             elif len(parts) == 1:

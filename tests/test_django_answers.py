@@ -1176,3 +1176,53 @@ async def test_json_keys_in_values_order_by_and_f(db: AsyncSession) -> None:
     assert (None, 2) in grouped
     with pytest.raises(FieldError, match="room"):
         await Document.objects.values("name__room").fetch(db)  # not a JSON column
+
+
+async def company_names(db: AsyncSession, qs: Any) -> list[str]:
+    """Return the sorted names of the companies ``qs`` selects."""
+    return sorted(await qs.values_list("name", flat=True).fetch(db))
+
+
+async def test_a_negated_isnull_through_a_to_many_is_its_own_subquery(db: AsyncSession) -> None:
+    await seed(db)
+    initech = await Company.objects.create(db, name="Initech")
+    await User.objects.create(db, name="Ned", email="ned@x", company_id=initech.id)
+    await User.objects.create(db, name="Otto", email="otto@x", age=50, company_id=initech.id)
+    # Django's subquery for ~Q(users__age__isnull=True) keeps its LEFT OUTER JOIN, so
+    # it is not tied to the user the first lookup joined: Initech has a user without
+    # an age (Ned), so it is out, although Otto has one. Globex: Bob has no age.
+    qs = Company.objects.filter(Q(users__name__startswith="A") | ~Q(users__age__isnull=True))
+    assert await company_names(db, qs) == ["Acme"]
+
+
+async def test_arithmetic_of_f_in_a_negated_to_many_lookup_names_its_own_row(
+    db: AsyncSession,
+) -> None:
+    data = await seed(db)
+    await Post.objects.create(db, title="zero", author_id=data.alice.id, views=0)
+    # Django resolves F("posts__views") / 2 inside the negated lookup's subquery: no
+    # post with views > views / 2 (views > 0). Alice has such posts besides her new
+    # one; Émile's only post has 0 views; Carol has none.
+    qs = User.objects.filter(~Q(posts__views__gt=F("posts__views") / 2))
+    assert await user_names(db, qs) == ["Carol", "Émile"]
+
+
+async def test_xor_under_or_holds_for_one_related_row(db: AsyncSession) -> None:
+    await seed(db)
+    # Django joins posts once and tests the ^ on each joined post: Alice (30) has a
+    # post of 5 views (true ^ false); Bob's NULL age counts as false there; Carol has
+    # no post (the row of NULLs: false ^ NULL is not true).
+    qs = User.objects.filter((Q(age__gt=26) ^ Q(posts__views__gt=6)) | Q(name="Zed"))
+    assert await user_names(db, qs) == ["Alice", "Bob", "Émile"]
+
+
+async def test_or_on_a_foreign_key_column_makes_the_joins_through_it_outer(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    # Exists(...) ^ Q(...) keeps the Q a node of its own, which inner-joins company
+    # and its users; the | with company_id makes Django promote the company join and
+    # every join through it to LEFT OUTER, so Carol (no company) is there: true ^ NULL.
+    always = Exists(Company.objects.filter(name="Acme"))
+    qs = User.objects.filter((always ^ Q(company__users__age__gt=35)) | Q(company_id=-1))
+    assert await user_names(db, qs) == ["Alice", "Bob", "Carol", "Émile"]
