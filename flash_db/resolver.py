@@ -971,7 +971,7 @@ class Resolver:
             names.update(self._to_one_prefixes(key))
             for name in _f_names(value):
                 names.update(p for p, _, _ in self._hops(name, lookups=False))
-                names.update(self._to_one_prefixes(name))
+                names.update(self._to_one_prefixes(name, lookups=False))
             return names
         if not isinstance(item, Q):
             return set()
@@ -995,15 +995,35 @@ class Resolver:
                     inner[other] = False
         return needed
 
-    def _to_one_prefixes(self, key: str) -> set[str]:
-        """Return the to-one relations ``key`` starts with (``publisher`` of
-        ``publisher_id`` or ``publisher__city``), which Django's join promotion counts."""
+    def _to_one_prefixes(self, key: str, *, lookups: bool = True) -> set[str]:
+        """Return the nullable to-one relations on ``key``'s path before any to-many hop.
+
+        ``publisher`` of ``publisher__city`` and of ``publisher_id`` (Django joins the
+        relation for its foreign key's column): an ``|`` that names one promotes its
+        join, and every join made through it, to LEFT OUTER. (A join that cannot
+        hold NULLs, a non-null foreign key, is never promoted.)
+        """
         head = key.partition("__")[0]
-        relation = self.mapper.relationships.get(head)
-        if relation is not None:
-            return set() if _is_many(relation) else {head}
-        by_key = _foreign_key_relations(self.mapper)
-        return {by_key[head]} if head in by_key else set()
+        if head not in self.mapper.relationships and head not in _nullable_fks(self.mapper):
+            return set()  # an own column (no parsing)
+        try:
+            path = self.parse(key, lookups=lookups, context=f"filter({key}=...)")
+        except FieldError:
+            return set()
+        found: set[str] = set()
+        mapper = self.mapper
+        for i, rel in enumerate(path.relations):
+            if _is_many(rel):
+                return found
+            column = local_foreign_key(rel)
+            if column is not None and column.nullable:
+                found.add("__".join(path.names[: i + 1]))
+            mapper = rel.mapper
+        if path.field is not None:
+            relation = _nullable_fks(mapper).get(path.field)
+            if relation is not None:
+                found.add("__".join([*path.names, relation]))
+        return found
 
     def _shared_row_condition(
         self, key: str, value: Any, negated: bool, context: str
@@ -1072,12 +1092,12 @@ def _null_row(alias: Any) -> Any:
 
 
 @functools.cache
-def _foreign_key_relations(mapper: Mapper[Any]) -> dict[str, str]:
-    """Return ``{foreign key attribute: relation name}`` (``publisher_id``: ``publisher``)."""
+def _nullable_fks(mapper: Mapper[Any]) -> dict[str, str]:
+    """Return ``{nullable foreign key attribute: relation}`` (``publisher_id``: ``publisher``)."""
     found = {}
     for rel in mapper.relationships:
         column = local_foreign_key(rel)
-        if column is not None:
+        if column is not None and column.nullable:
             found[_attr_name(mapper, column)] = rel.key
     return found
 

@@ -1226,3 +1226,15 @@ async def test_or_on_a_foreign_key_column_makes_the_joins_through_it_outer(
     always = Exists(Company.objects.filter(name="Acme"))
     qs = User.objects.filter((always ^ Q(company__users__age__gt=35)) | Q(company_id=-1))
     assert await user_names(db, qs) == ["Alice", "Bob", "Carol", "Émile"]
+
+
+async def test_or_on_a_non_null_relation_promotes_nothing(db: AsyncSession) -> None:
+    data = await seed(db)
+    await Comment.objects.create(db, text="untagged", post_id=data.p4.id)
+    # The & makes Django's joins to the post and its tags INNER; the | names the post
+    # (F("post__title")), but a comment always has one, so Django promotes nothing:
+    # the comment on the post without tags (p4) stays out, whatever the ^ says.
+    qs = Comment.objects.filter(
+        (Q(pk__gt=0) & Q(post__tags__pk__lt=-1)) ^ (Q(text__iexact=F("post__title")) | Q(pk__gt=0))
+    )
+    assert sorted(await qs.values_list("text", flat=True).fetch(db)) == ["nice", "ok"]
