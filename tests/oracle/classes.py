@@ -124,6 +124,11 @@ DELIBERATE = [
 #: subquery). Such differences are counted under this name and not failed.
 DJANGO_MULTIPLIES = "Django multiplies aggregates over several to-many joins"
 
+#: Where SQLite's floating-point AVG()/SUM() (Django) and Flash DB's exact decimal
+#: arithmetic give equal values different last bits, an ordering by the aggregate puts
+#: those rows in other orders: the same rows, ordered apart only among such ties.
+FLOAT_TIES = "SQLite: floating-point aggregates order equal values apart"
+
 
 @dataclass(frozen=True)
 class KnownOpen:

@@ -613,6 +613,12 @@ class Query:
                         aggregates.append(e)
                     elif {"F:to-many", "when:to-many"} & e.tags:
                         other_joins += 1
+        averaged = {k for s in self.steps for k, e in s.named if "agg:float" in e.tags}
+        if any(
+            s.method == "order_by" and any(n.lstrip("-") in averaged for n in s.names)
+            for s in self.steps
+        ):
+            tags.add("order:float-aggregate")
         grouped = [s for s in self.steps if s.method == "values"]
         if grouped and "group-by" in tags:
             allowed = set(grouped[0].names) | {k for s in self.steps for k, _ in s.named}
@@ -1193,6 +1199,8 @@ class Generator:
             tags |= {"agg:filter"} | leaf.all_tags()
         if func == "Avg" and base_kind(kind) == "decimal":
             tags.add("agg:Avg-decimal")
+        if func == "Avg" or (func == "Sum" and base_kind(kind) in ("float", "decimal")):
+            tags.add("agg:float")  # a value in floating point on SQLite (ties may round apart)
         out = "int" if func == "Count" else ("float" if func == "Avg" else base_kind(kind))
         return Expr(f"{func}({', '.join(args)})", frozenset(tags), inner=inner), out
 

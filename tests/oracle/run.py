@@ -380,6 +380,8 @@ async def _classify(
             return Finding(name, "deliberate", v, query, dj, fl)
         if v == "mismatch" and "multi-join-aggregate" in query.tags():
             return Finding(classes.DJANGO_MULTIPLIES, "django-limit", v, query, dj, fl)
+        if v == "mismatch" and backend == "sqlite" and _same_rows(dj, fl, query):
+            return Finding(classes.FLOAT_TIES, "django-limit", v, query, dj, fl)
     signature = _signature(v, fl if v != "django-error" else dj)
     small = seen.get(signature) if v != "mismatch" else None
     if budget[0] > 0 and not (small is not None and small.query.size() <= query.size()):
@@ -467,6 +469,15 @@ async def _deliberate(
             # (PostgreSQL's numeric overflow of a Cast() over every related row).
             return " + ".join(names)
     return None
+
+
+def _same_rows(django: Answer, flash: Answer, query: Query) -> bool:
+    """Return whether two ordered answers are the same rows, ordered by a float aggregate."""
+    if "order:float-aggregate" not in query.tags():
+        return False
+    if not isinstance(django.value, tuple) or not isinstance(flash.value, tuple):
+        return False
+    return sorted(django.value, key=repr) == sorted(flash.value, key=repr)
 
 
 def _same_database_error(django: str, flash: str) -> bool:
