@@ -59,7 +59,7 @@ from sqlalchemy.sql.elements import (
 
 from flash_db.constructs import is_empty, is_false
 from flash_db.exceptions import FieldError, FlashDBError
-from flash_db.expressions import Aggregate, Expression, F, OrderBy, Q, Queryable
+from flash_db.expressions import Aggregate, Count, Expression, F, OrderBy, Q, Queryable
 from flash_db.fields import PYTHON_ONLY, column_value, field_choices, info, integer_range, pk_name
 from flash_db.functions import Random
 from flash_db.lookups import EXACT_TYPES, outside, sendable, takes_as_is, value_kind
@@ -920,6 +920,61 @@ def _unused_aggregates_dropped(state: QueryState) -> QueryState:
     )
 
 
+def _unread_aggregates_counted(state: QueryState, aggregates: Mapping[str, Any]) -> QueryState:
+    """Return ``state`` with the aggregate annotations ``aggregates`` do not read as ``Count("*")``.
+
+    As Django's ``aggregate()`` over an annotated query: the subquery stays grouped
+    per row (its rows are unchanged), but an annotation nothing reads is not
+    computed (PostgreSQL is not asked to compare what its ``filter=`` compares).
+    Annotations a later ``filter()`` may name (HAVING), ``values()`` fields and
+    grouped queries are left alone.
+    """
+    if state.group_by or state.distinct or state.distinct_fields:
+        return state
+    read: set[str] = set()
+    for agg in aggregates.values():
+        if not isinstance(agg, Aggregate) or not isinstance(agg.expression, str):
+            return state  # an expression may read any annotation
+        read.add(agg.expression.split("__")[0])
+    marks = state.annotation_filters
+    annotations = []
+    changed = False
+    for i, (name, expression) in enumerate(state.annotations):
+        unread = (
+            isinstance(expression, Aggregate)
+            and name not in read
+            and name not in state.fields
+            and i < len(marks)
+            and marks[i] == len(state.where)
+            and not any(name in _referenced_names(e) for _, e in state.annotations[i + 1 :])
+        )
+        if unread:
+            expression = Count("*")
+            changed = True
+        annotations.append((name, expression))
+    return state.clone(annotations=tuple(annotations)) if changed else state
+
+
+def _referenced_names(expression: Any) -> set[str]:
+    """Return the first parts of the names an expression reads (``F("a0")``: ``a0``)."""
+    names: set[str] = set()
+    stack = [expression]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, F):
+            names.add(item.name.split("__")[0])
+        elif isinstance(item, Aggregate) and isinstance(item.expression, str):
+            names.add(item.expression.split("__")[0])
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            names.add(item[0].split("__")[0])  # a Q's lookup (filter=Q(a0__gt=1))
+            stack.append(item[1])
+        elif isinstance(item, Expression):
+            stack.extend(getattr(item, "__dict__", {}).values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return names
+
+
 def exists_statement(model: type[Any], state: QueryState) -> Select[Any]:
     """Return ``SELECT EXISTS (...)`` of the query."""
     if state.group_by or state.combinator is not None:
@@ -999,6 +1054,7 @@ def _aggregate_over_subquery(
     sliced = state.limit is not None or state.offset is not None
     if not sliced:
         state = state.clone(order_by=())  # ordering matters to a slice only
+    state = _unread_aggregates_counted(state, aggregates)
     selected = _selected_names(model, state)
     lifted: dict[str, ColumnElement[Any]] = {}
     columns: dict[tuple[int, str], tuple[str, ColumnElement[Any]]] = {}

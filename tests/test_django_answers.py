@@ -1238,3 +1238,16 @@ async def test_or_on_a_non_null_relation_promotes_nothing(db: AsyncSession) -> N
         (Q(pk__gt=0) & Q(post__tags__pk__lt=-1)) ^ (Q(text__iexact=F("post__title")) | Q(pk__gt=0))
     )
     assert sorted(await qs.values_list("text", flat=True).fetch(db)) == ["nice", "ok"]
+
+
+async def test_aggregate_over_annotations_leaves_an_unread_one_uncomputed(db: AsyncSession) -> None:
+    await seed(db)
+    # As Django's aggregate(): the rows stay one per user, but the annotation nothing
+    # reads is not computed (PostgreSQL refused its filter, a timestamp <= an integer).
+    qs = User.objects.annotate(n=Count("posts", filter=Q(created_at__lte=F("id"))))
+    async with capture_queries(db) as captured:
+        assert await qs.aggregate(db, total=Sum("posts__views")) == {"total": 22}
+    assert not any("created_at" in statement for statement in captured.statements)
+    # One a later annotation reads is computed: 2 + 1 posts, and 1 for each other user.
+    read = User.objects.annotate(n=Count("posts")).annotate(m=F("n") + 1)
+    assert await read.aggregate(db, total=Sum("m")) == {"total": 8}
