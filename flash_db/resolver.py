@@ -501,8 +501,12 @@ class Resolver:
         call = agg.sql(column, condition)
         return constructs.EmptyResult(call) if is_false(condition) else call
 
-    def _prior_leaves(self, prefix: str) -> list[list[tuple[str, Any]]]:
-        """Return, per earlier filter() call, its ANDed lookups through ``prefix``."""
+    def _prior_leaves(self, prefix: str) -> list[list[Any]]:
+        """Return, per earlier filter() call, its ANDed conditions through ``prefix``.
+
+        A lookup through the relation, or a ``Q`` (``|``, ``^``) with one in it: on
+        Django's one join they all restrict the rows the aggregate sees.
+        """
         found = []
         for item in self.prior_filters:
             if not isinstance(item, Q) or item.negated or item.connector != Q.AND:
@@ -510,7 +514,8 @@ class Resolver:
             leaves = [
                 child
                 for child in _flatten_and(item)
-                if isinstance(child, tuple) and child[0].startswith(prefix + "__")
+                if (isinstance(child, tuple) and child[0].startswith(prefix + "__"))
+                or (isinstance(child, Q) and not child.negated and _names_path(child, prefix))
             ]
             if leaves:
                 found.append(leaves)
@@ -1100,6 +1105,16 @@ def _nullable_fks(mapper: Mapper[Any]) -> dict[str, str]:
         if column is not None and column.nullable:
             found[_attr_name(mapper, column)] = rel.key
     return found
+
+
+def _names_path(q: Q, prefix: str) -> bool:
+    """Return whether a lookup of ``q`` (not under ``~``) goes through ``prefix``."""
+    for child in q.children:
+        if isinstance(child, tuple) and child[0].startswith(prefix + "__"):
+            return True
+        if isinstance(child, Q) and not child.negated and _names_path(child, prefix):
+            return True
+    return False
 
 
 def _in_subquery_of_its_own(value: Any) -> bool:

@@ -1251,3 +1251,13 @@ async def test_aggregate_over_annotations_leaves_an_unread_one_uncomputed(db: As
     # One a later annotation reads is computed: 2 + 1 posts, and 1 for each other user.
     read = User.objects.annotate(n=Count("posts")).annotate(m=F("n") + 1)
     assert await read.aggregate(db, total=Sum("m")) == {"total": 8}
+
+
+async def test_an_or_in_an_earlier_filter_restricts_the_aggregate_as_django(
+    db: AsyncSession,
+) -> None:
+    await seed(db)
+    # Django's one join of posts: the Count sees the posts the whole filter() call
+    # kept, its | tree included (it counted all of Alice's posts: the tree was left out).
+    qs = User.objects.filter(Q(posts__views__gt=6) | Q(age__lte=-1)).annotate(n=Count("posts"))
+    assert sorted(await qs.values_list("name", "n").fetch(db)) == [("Alice", 1), ("Bob", 1)]
