@@ -791,11 +791,14 @@ class Resolver:
         shared = {prefix for positive, _ in reached for prefix in positive}
         # Children linked by a relation they share, in written order (union of groups).
         groups: list[tuple[set[str], list[Any]]] = []
-        parts: list[ColumnElement[bool] | int] = []  # an int is the index of a group
+        # A child compiled alone, or the index of a group; compiled below in written
+        # order, as Django builds them (a negated lookup reuses only a row an
+        # earlier lookup of the call joined).
+        parts: list[tuple[Any] | int] = []
         for child, (positive, negative) in zip(children, reached, strict=True):
             links = positive | (negative & shared)
             if not links:
-                parts.append(self.compile(child, negated=negated))
+                parts.append((child,))
                 continue
             joined = [i for i, (prefixes, _) in enumerate(groups) if prefixes & links]
             if not joined:
@@ -814,7 +817,7 @@ class Resolver:
         done: set[int] = set()
         for part in parts:
             if not isinstance(part, int):
-                compiled.append(part)
+                compiled.append(self.compile(part[0], negated=negated))
             elif part not in done:
                 done.add(part)
                 prefixes, members = groups[part]

@@ -1261,3 +1261,15 @@ async def test_an_or_in_an_earlier_filter_restricts_the_aggregate_as_django(
     # kept, its | tree included (it counted all of Alice's posts: the tree was left out).
     qs = User.objects.filter(Q(posts__views__gt=6) | Q(age__lte=-1)).annotate(n=Count("posts"))
     assert sorted(await qs.values_list("name", "n").fetch(db)) == [("Alice", 1), ("Bob", 1)]
+
+
+async def test_a_call_s_lookups_are_built_in_written_order(db: AsyncSession) -> None:
+    await seed(db)
+    # Written first, ~Q(posts__comments...) is a subquery of its own in Django (no
+    # post of the user has a comment): Alice's and Bob's posts have comments. The
+    # later posts__views__gte lookup was compiled before it, and the negated lookup
+    # took the post it joined (Alice's uncommented draft matched).
+    qs = User.objects.filter(
+        ~Q(posts__comments__pk__gt=0) | Q(posts__tags__pk__lt=0), posts__views__gte=0
+    )
+    assert await user_names(db, qs) == ["Émile"]
