@@ -1053,7 +1053,9 @@ class Resolver:
         # to the call's row: Django's subquery for it keeps its LEFT OUTER JOIN from
         # the parent, so it is correlated to the parent row only.
         alone = branch and _matches_null(key, value)
-        for prefix, path, index in reversed(hops):
+        # Negated, it reuses only the row of its first to-many hop (Django's subquery
+        # selects from that relation's table; deeper hops are its own rows).
+        for prefix, path, index in hops[:1] if branch else reversed(hops):
             if alone:
                 break
             if prefix in self.correlated_many and (not branch or prefix in call.seen):

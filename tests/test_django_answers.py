@@ -1273,3 +1273,20 @@ async def test_a_call_s_lookups_are_built_in_written_order(db: AsyncSession) -> 
         ~Q(posts__comments__pk__gt=0) | Q(posts__tags__pk__lt=0), posts__views__gte=0
     )
     assert await user_names(db, qs) == ["Émile"]
+
+
+async def test_a_negated_lookup_reuses_only_the_row_of_its_first_to_many_hop(
+    db: AsyncSession,
+) -> None:
+    data = await seed(db)
+    zed = await User.objects.create(db, name="Zed", email="zed@x")
+    both = await Post.objects.create(db, title="both", author_id=zed.id)
+    await both.related("tags").add(db, data.python, data.sql)
+    # Django's subquery for ~Q(posts__tags__name="sql") is tied to the post the
+    # first lookup joined, not to its tag: a post tagged python or sql without the
+    # tag sql. Alice's p2 is one; Zed's only post has both tags (it was tied to the
+    # python tag's row, and Zed matched).
+    qs = User.objects.filter(
+        Q(posts__tags__name__in=["python", "sql"]) & ~Q(posts__tags__name="sql")
+    )
+    assert await user_names(db, qs) == ["Alice"]
