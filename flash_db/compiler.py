@@ -194,15 +194,13 @@ def _where(state: QueryState, resolver: Resolver) -> list[ColumnElement[bool]]:
     where = []
     for item in state.where:
         resolver.flags.aggregate = False
-        named_before = set(resolver.annotations_named)
-        resolver.annotations_named.clear()
+        resolver.annotations_named = set()
         condition = resolver.compile(item)
         if resolver.flags.aggregate:
             resolver.having.append(condition)
             resolver.having_names |= resolver.annotations_named
         else:
             where.append(condition)
-        resolver.annotations_named |= named_before
     return where
 
 
@@ -677,10 +675,7 @@ def _select(
             if column is not None and not item.aggregate and not _contains(group_by, column):
                 group_by.append(column)
     stmt = resolver.apply_joins(stmt)
-    if where:
-        stmt = stmt.where(*where)
-        if any(_never(condition) for condition in where):
-            stmt = _mark_empty(stmt)
+    stmt = _filtered(stmt, where)
     if group_by:
         stmt = stmt.group_by(*_by_position(stmt, group_by))
         order = [_ordered_by_position(stmt, item) for item in ordered]
@@ -823,6 +818,14 @@ def provably_empty(stmt: Any) -> bool:
     return bool(stmt.get_execution_options().get(_EMPTY, False))
 
 
+def _filtered(stmt: Select[Any], where: list[ColumnElement[bool]]) -> Select[Any]:
+    """Return ``stmt`` with ``where``, marked empty when a condition is provably FALSE."""
+    if not where:
+        return stmt
+    stmt = stmt.where(*where)
+    return _mark_empty(stmt) if any(_never(condition) for condition in where) else stmt
+
+
 def _never(condition: Any) -> bool:
     """Return whether ``condition`` is FALSE, or an AND with a FALSE term."""
     if is_false(condition):
@@ -881,11 +884,7 @@ def count_statement(model: type[Any], state: QueryState) -> Select[Any]:
     stmt = select(func.count()).select_from(resolver.entity)
     where = _where(state, resolver)
     stmt = resolver.apply_joins(stmt)
-    if where:
-        stmt = stmt.where(*where)
-        if any(_never(condition) for condition in where):
-            stmt = _mark_empty(stmt)
-    return stmt
+    return _filtered(stmt, where)
 
 
 def _unused_aggregates_dropped(state: QueryState) -> QueryState:
@@ -1033,11 +1032,7 @@ def _aggregate_select(
         for name, expr in aggregates.items()
     ]
     stmt = resolver.apply_joins(select(*columns).select_from(resolver.entity))
-    if where:
-        stmt = stmt.where(*where)
-        if any(_never(condition) for condition in where):
-            stmt = _mark_empty(stmt)
-    return stmt
+    return _filtered(stmt, where)
 
 
 def _aggregate_over_subquery(

@@ -336,6 +336,13 @@ def _json_path(key: str) -> str:
     return "$." + json.dumps(key)
 
 
+def _not_json(name: str, col: ColumnElement[Any]) -> TypeError:
+    """Return the error for a JSON-only lookup on another column."""
+    return TypeError(
+        f"The '{name}' lookup is for JSON columns; {getattr(col, 'key', col)!r} is not one."
+    )
+
+
 def _has_keys(name: str) -> LookupFn:
     """Return Django's ``has_key``/``has_keys``/``has_any_keys`` lookup of a JSON column.
 
@@ -346,9 +353,7 @@ def _has_keys(name: str) -> LookupFn:
 
     def lookup(col: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
         if not _is_json(col):
-            raise TypeError(
-                f"The '{name}' lookup is for JSON columns; {getattr(col, 'key', col)!r} is not one."
-            )
+            raise _not_json(name, col)
         if name == "has_key":
             keys = [value]
         elif isinstance(value, list | tuple) and value:
@@ -377,10 +382,7 @@ def _json_containment(name: str) -> LookupFn:
         if not _is_json(col):
             if name == "contains":
                 return text_contains(col, value)
-            raise TypeError(
-                f"The 'contained_by' lookup is for JSON columns; "
-                f"{getattr(col, 'key', col)!r} is not one."
-            )
+            raise _not_json(name, col)
         if isinstance(value, ColumnElement | Select):
             raise TypeError(f"The JSON '{name}' lookup takes a value, got {value!r}.")
         try:

@@ -163,7 +163,8 @@ class Resolver:
         self.entity: Any = model if entity is None else entity
         self.annotations = annotations if annotations is not None else {}
         self.aggregate_annotations: set[str] = set()
-        # The annotation names resolved so far (an alias() a HAVING names is grouped).
+        # The annotation names the condition being compiled resolved (an alias() a
+        # HAVING names is grouped; see compiler._where).
         self.annotations_named: set[str] = set()
         self.having_names: set[str] = set()  # those named by the HAVING conditions
         self.outer = outer
