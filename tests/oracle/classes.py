@@ -124,9 +124,10 @@ DELIBERATE = [
 #: subquery). Such differences are counted under this name and not failed.
 DJANGO_MULTIPLIES = "Django multiplies aggregates over several to-many joins"
 
-#: Where SQLite's floating-point AVG()/SUM() (Django) and Flash DB's exact decimal
-#: arithmetic give equal values different last bits, an ordering by the aggregate puts
-#: those rows in other orders: the same rows, ordered apart only among such ties.
+#: Where SQLite computes AVG()/SUM() in floating point, averages that are equal in
+#: decimal differ in their last bits; Flash DB reads them as Decimals of 15 significant
+#: digits (equal again), Django orders by the bits: the same rows, ordered apart only
+#: among such ties.
 FLOAT_TIES = "SQLite: floating-point aggregates order equal values apart"
 
 
